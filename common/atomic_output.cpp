@@ -1,0 +1,112 @@
+#include "common/atomic_output.h"
+
+#include "common/error.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace mp {
+namespace {
+
+std::string temp_sibling(const std::string& final_path, const char* tag) {
+  fs::path p(final_path);
+  std::string name = p.filename().string();
+  if (name.empty()) name = p.parent_path().filename().string();
+  fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  return (parent / fmt::format(".{}.{}-{}", name, tag, ::getpid())).string();
+}
+
+void fsync_path(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string final_path)
+    : final_(std::move(final_path)), temp_(temp_sibling(final_, "partial")) {
+  fs::path parent = fs::path(final_).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent))
+    fail_input("{}: output folder {} does not exist", final_, parent.string());
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove(temp_, ec);
+  }
+}
+
+void AtomicFile::commit() {
+  fsync_path(temp_);
+  std::error_code ec;
+  fs::rename(temp_, final_, ec);
+  if (ec) fail_runtime("{}: cannot move finished file into place: {}", final_, ec.message());
+  committed_ = true;
+}
+
+AtomicDir::AtomicDir(std::string final_path) : final_(std::move(final_path)) {
+  while (!final_.empty() && final_.size() > 1 && final_.back() == '/') final_.pop_back();
+  if (fs::exists(final_) && !fs::is_directory(final_))
+    fail_input("{}: exists and is not a folder; expected a folder path for the output", final_);
+  fs::path parent = fs::path(final_).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent))
+    fail_input("{}: parent folder {} does not exist", final_, parent.string());
+  temp_ = temp_sibling(final_, "partial");
+  std::error_code ec;
+  fs::remove_all(temp_, ec);
+  fs::create_directory(temp_, ec);
+  if (ec) fail_runtime("{}: cannot create temporary folder: {}", temp_, ec.message());
+}
+
+AtomicDir::~AtomicDir() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(temp_, ec);
+  }
+}
+
+void AtomicDir::commit() {
+  std::error_code ec;
+  std::string old;
+  if (fs::exists(final_)) {
+    old = temp_sibling(final_, "old");
+    fs::remove_all(old, ec);
+    fs::rename(final_, old, ec);
+    if (ec) fail_runtime("{}: cannot move the previous folder aside: {}", final_, ec.message());
+  }
+  fs::rename(temp_, final_, ec);
+  if (ec) fail_runtime("{}: cannot move finished folder into place: {}", final_, ec.message());
+  committed_ = true;
+  if (!old.empty()) fs::remove_all(old, ec);
+}
+
+void write_file_atomic(const std::string& path, const std::string& contents) {
+  AtomicFile out(path);
+  {
+    std::ofstream f(out.temp_path(), std::ios::binary);
+    f.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    if (!f) fail_runtime("{}: write failed", path);
+  }
+  out.commit();
+}
+
+std::string read_file(const std::string& path) {
+  if (!fs::exists(path)) fail_input("{}: file not found", path);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail_input("{}: cannot open for reading", path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace mp

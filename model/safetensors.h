@@ -1,0 +1,72 @@
+// safetensors files: a validated, memory-mapped reader and an atomic writer.
+//
+// Layout: u64 little-endian header length N, N bytes of JSON, then the data buffer.
+// Every rule a valid file obeys is checked when the file is opened (see formats.md):
+// header length within the file and at most 100 MB, header starts with '{', known dtypes,
+// data_offsets inside the buffer, end - begin == prod(shape) * itemsize, offsets tile the buffer
+// exactly (no gap, no overlap, last end == buffer size), no duplicate names.
+// A violation throws mp::Error (bad input) whose message names the file and the tensor.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mp {
+
+enum class StDType { BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64 };
+
+const char* st_dtype_name(StDType t);
+int st_dtype_size(StDType t);
+// Parses "BF16" etc.; false when unknown.
+bool st_dtype_from_name(const std::string& name, StDType* out);
+
+struct StTensorInfo {
+  std::string name;
+  StDType dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // relative to the start of the data buffer
+  int64_t numel() const;
+};
+
+class SafetensorsFile {
+ public:
+  // Maps and validates the file. Throws mp::Error(BadInput) naming `path` on any violation.
+  static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  ~SafetensorsFile();
+
+  const std::string& path() const { return path_; }
+  const std::vector<StTensorInfo>& tensors() const { return tensors_; }  // in offset order
+  const StTensorInfo* find(const std::string& name) const;              // nullptr if absent
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+  // Copies one tensor into a new contiguous CPU tensor of its stored dtype. Only F16, BF16 and
+  // F32 are accepted for model weights (others: bad input naming the tensor and its dtype), plus
+  // the integer types I64/I32 used by token-id files.
+  at::Tensor load(const std::string& name) const;
+  // Raw bytes of a tensor inside the mapping (valid while this object lives).
+  const uint8_t* data(const StTensorInfo& t) const;
+
+ private:
+  SafetensorsFile() = default;
+  std::string path_;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  const uint8_t* buffer_ = nullptr;  // start of the data buffer inside the mapping
+  std::vector<StTensorInfo> tensors_;
+  std::map<std::string, size_t> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Writes tensors (any of F16/BF16/F32/I32/I64/U8/BOOL; made contiguous and moved to CPU as needed)
+// in the given order, atomically (temporary name + rename). Metadata gets {"format":"pt"} added.
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace mp
