@@ -1,6 +1,7 @@
 // Fixed-length windows drawn deterministically from a token dataset.
-// The dataset's sequences are viewed as one stream; it is cut into non-overlapping windows of
-// seq_len + 1 tokens (inputs and next-token targets share the overlap token), and the window
+// The dataset's sequences are viewed as one stream; window w covers stream tokens
+// [w * seq_len, w * seq_len + seq_len + 1), so neighbours share one token (the last target of
+// one is the first input of the next) and no token is predicted twice in an epoch. The window
 // order is a permutation fixed by the seed (own Fisher-Yates over splitmix64, so it is the same
 // on every platform and library). After all windows are used the next epoch uses a new
 // permutation (seed + epoch). The position is explicit so training can save and resume it.

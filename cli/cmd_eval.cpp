@@ -1,0 +1,69 @@
+// minipuzzle eval: LM loss, perplexity and next-token accuracy on token data.
+#include "cli/commands.h"
+#include "common/progress.h"
+#include "data/sampler.h"
+#include "model/lm_eval.h"
+#include "model/model.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <memory>
+
+namespace mp::cli {
+namespace {
+
+struct EvalArgs {
+  std::string model, data, device = "cpu", dtype = "fp32";
+  int64_t seq_len = 1024, samples = 64, micro_batch = 4;
+  uint64_t seed = 1234;
+  bool json = false, quiet = false;
+};
+
+void run_eval(const EvalArgs& a) {
+  at::Device dev = parse_device(a.device);
+  LoadOptions lo;
+  lo.device = dev;
+  lo.dtype = parse_dtype(a.dtype);
+  Model m = load_model(a.model, lo);
+  WindowSampler sampler(IndexedDataset::open(a.data), a.seq_len, a.seed, m.config.vocab_size);
+  const int64_t n = std::min<int64_t>(a.samples, sampler.num_windows());
+  at::Tensor windows = sampler.fixed_windows(n);
+  Progress progress("eval", n * a.seq_len, "tok", a.quiet);
+  LmStats s = lm_stats(m, windows, a.micro_batch, [&](int64_t t) { progress.advance(t); });
+  progress.finish();
+  const double tps = s.tokens / std::max(progress.elapsed_seconds(), 1e-9);
+  if (a.json) {
+    nlohmann::json j = {{"loss", s.loss()}, {"perplexity", s.perplexity()}, {"accuracy", s.accuracy()},
+                        {"bits_per_token", s.bits_per_token()}, {"tokens", s.tokens}, {"windows", n},
+                        {"seq_len", a.seq_len}, {"tokens_per_second", tps}, {"seconds", progress.elapsed_seconds()}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << fmt::format("loss {:.4f} nats ({:.4f} bits/token) | perplexity {:.3f} | accuracy {:.2f}% | "
+                             "{} windows x {} tokens | {:.0f} tokens/s\n",
+                             s.loss(), s.bits_per_token(), s.perplexity(), 100.0 * s.accuracy(), n, a.seq_len, tps);
+  }
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand("eval", "LM loss, perplexity and next-token accuracy on token data");
+  cmd->add_option("--model", a->model, "Checkpoint folder")->required();
+  cmd->add_option("--data", a->data, "Token data prefix (PREFIX.bin + PREFIX.idx)")->required();
+  cmd->add_option("--seq-len", a->seq_len, "Tokens per window")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--samples", a->samples, "Windows to evaluate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch", a->micro_batch, "Windows per forward pass")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", a->seed, "Window selection seed")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Machine-readable output");
+  cmd->add_flag("--quiet", a->quiet, "No progress lines");
+  cmd->callback([a] { run_eval(*a); });
+}
+
+}  // namespace mp::cli

@@ -1,0 +1,93 @@
+// minipuzzle info MODEL_OR_CONFIG: pattern, parameters by component, weight bytes, inference state.
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "model/accounting.h"
+#include "model/config.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <memory>
+
+namespace mp::cli {
+namespace {
+
+struct InfoArgs {
+  std::string path;
+  bool json = false;
+  int64_t context = 8192;
+  int64_t batch = 1;
+};
+
+void run_info(const InfoArgs& a) {
+  ModelConfig c = load_config(a.path);
+  ParamCounts p = count_params(c);
+  StateSizes s = state_sizes(c);
+  const double total = static_cast<double>(p.total());
+  const double kv_bytes_token = 2.0 * s.kv_per_token;                     // bf16 cache
+  const double conv_bytes_seq = 2.0 * s.mamba_conv_per_seq;               // bf16
+  const double ssm_bytes_seq = 4.0 * s.mamba_ssm_per_seq;                 // fp32 (mamba_ssm_cache_dtype)
+  const double state_total = a.batch * (kv_bytes_token * a.context + conv_bytes_seq + ssm_bytes_seq);
+  if (a.json) {
+    nlohmann::json j;
+    j["pattern"] = c.pattern();
+    j["layers"] = {{"total", c.num_layers()}, {"mamba", c.count(LayerType::Mamba)},
+                   {"attention", c.count(LayerType::Attention)}, {"mlp", c.count(LayerType::Mlp)}};
+    j["parameters"] = {{"embedding", p.embedding}, {"lm_head", p.lm_head}, {"final_norm", p.final_norm},
+                       {"mamba", p.mamba}, {"attention", p.attention}, {"mlp", p.mlp}, {"total", p.total()},
+                       {"per_mamba_layer", p.per_mamba_layer}, {"per_attention_layer", p.per_attention_layer},
+                       {"per_mlp_layer", p.per_mlp_layer}};
+    j["weight_bytes"] = {{"bf16", 2 * p.total()}, {"fp8", p.total()}, {"fp4", p.total() / 2}};
+    j["state"] = {{"kv_bytes_per_token_bf16", kv_bytes_token}, {"mamba_conv_bytes_per_sequence_bf16", conv_bytes_seq},
+                  {"mamba_ssm_bytes_per_sequence_fp32", ssm_bytes_seq}, {"context", a.context}, {"batch", a.batch},
+                  {"total_bytes", state_total}};
+    j["forward_flops_per_token"] = forward_flops_per_token(c, a.context);
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << fmt::format("pattern  {}\nlayers   {} (mamba {}, attention {}, mlp {})\n", c.pattern(),
+                           c.num_layers(), c.count(LayerType::Mamba), c.count(LayerType::Attention),
+                           c.count(LayerType::Mlp));
+  std::cout << fmt::format("widths   hidden {}, mlp {}, attention {}x{} (kv {}), mamba {}x{} state {} groups {}\n\n",
+                           c.hidden_size, c.intermediate_size, c.num_attention_heads, c.head_dim,
+                           c.num_key_value_heads, c.mamba_num_heads, c.mamba_head_dim, c.ssm_state_size, c.n_groups);
+  auto pct = [&](int64_t v) { return fmt::format("{:.1f}%", 100.0 * v / total); };
+  std::cout << table({{"component", "parameters", "share"},
+                      {"embedding", billions(p.embedding), pct(p.embedding)},
+                      {"mamba layers", billions(p.mamba), pct(p.mamba)},
+                      {"attention layers", billions(p.attention), pct(p.attention)},
+                      {"mlp layers", billions(p.mlp), pct(p.mlp)},
+                      {"final norm", billions(p.final_norm), pct(p.final_norm)},
+                      {"lm head", billions(p.lm_head), pct(p.lm_head)},
+                      {"total", billions(total), "100%"}});
+  std::cout << "\n"
+            << table({{"weights", "bytes"},
+                      {"bf16", gib(2.0 * total)},
+                      {"fp8", gib(total)},
+                      {"fp4 (no scales)", gib(total / 2.0)}});
+  std::cout << "\n"
+            << table({{"inference state", "bytes"},
+                      {"KV cache per token (bf16)", gib(kv_bytes_token)},
+                      {fmt::format("KV cache at {} tokens", a.context), gib(kv_bytes_token * a.context)},
+                      {"Mamba conv state per sequence (bf16)", gib(conv_bytes_seq)},
+                      {"Mamba SSM state per sequence (fp32)", gib(ssm_bytes_seq)},
+                      {fmt::format("total, batch {} x {} tokens", a.batch, a.context), gib(state_total)}});
+}
+
+}  // namespace
+
+void register_info(CLI::App& app) {
+  auto args = std::make_shared<InfoArgs>();
+  CLI::App* cmd = app.add_subcommand("info", "Layer pattern, parameters by component, weight and state bytes");
+  cmd->add_option("model", args->path, "Checkpoint folder or config.json")->required();
+  cmd->add_flag("--json", args->json, "Machine-readable output");
+  cmd->add_option("--context", args->context, "Context length for the KV-cache figures")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", args->batch, "Sequences for the state figures")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->callback([args] { run_info(*args); });
+}
+
+}  // namespace mp::cli

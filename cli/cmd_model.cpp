@@ -1,0 +1,109 @@
+// Subcommands over one checkpoint: init, forward, convert.
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "common/error.h"
+#include "model/accounting.h"
+#include "model/checkpoint_io.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+namespace mp::cli {
+namespace {
+
+struct InitArgs {
+  std::string config, output, dtype = "bf16", max_shard = "5GB";
+  uint64_t seed = 0;
+};
+
+void run_init(const InitArgs& a) {
+  ModelConfig c = load_config(a.config);
+  at::ScalarType dt = parse_dtype(a.dtype);
+  uint64_t shard = parse_byte_size(a.max_shard);
+  Model m = make_random_model(c, a.seed, dt);
+  SaveOptions so;
+  so.max_shard_bytes = shard;
+  save_model(m, a.output, so);
+  std::cerr << fmt::format("wrote {} ({} parameters, {}, seed {})\n", a.output, billions(count_params(c).total()),
+                           dtype_config_name(dt), a.seed);
+}
+
+struct ForwardArgs {
+  std::string model, input, output, device = "cpu", dtype = "fp32";
+};
+
+void run_forward(const ForwardArgs& a) {
+  at::Device dev = parse_device(a.device);
+  at::ScalarType dt = parse_dtype(a.dtype);
+  auto in = SafetensorsFile::open(a.input);
+  if (!in->find("input_ids")) fail_input("{}: no tensor 'input_ids' (expected int64 [batch, length])", a.input);
+  at::Tensor ids = in->load("input_ids");
+  LoadOptions lo;
+  lo.device = dev;
+  lo.dtype = dt;
+  Model m = load_model(a.model, lo);
+  check_token_ids(ids, m.config.vocab_size, "input_ids");
+  at::NoGradGuard no_grad;
+  at::Tensor logits = forward_logits(m, ids.to(dev));
+  write_safetensors(a.output, {{"logits", logits.cpu().contiguous()}});
+  std::cerr << fmt::format("wrote {}: logits [{}, {}, {}]\n", a.output, logits.size(0), logits.size(1), logits.size(2));
+}
+
+struct ConvertArgs {
+  std::string model, output, dtype, max_shard = "5GB";
+};
+
+void run_convert(const ConvertArgs& a) {
+  uint64_t shard = parse_byte_size(a.max_shard);
+  LoadOptions lo;
+  if (!a.dtype.empty()) lo.dtype = parse_dtype(a.dtype);
+  Model m = load_model(a.model, lo);
+  SaveOptions so;
+  so.max_shard_bytes = shard;
+  save_model(m, a.output, so);
+  std::cerr << fmt::format("wrote {} ({})\n", a.output, dtype_config_name(m.dtype()));
+}
+
+}  // namespace
+
+void register_init(CLI::App& app) {
+  auto a = std::make_shared<InitArgs>();
+  CLI::App* cmd = app.add_subcommand("init", "Write a randomly initialised checkpoint for a config");
+  cmd->add_option("--config", a->config, "config.json (or a folder holding one)")->required();
+  cmd->add_option("--output", a->output, "Output checkpoint folder")->required();
+  cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16")->capture_default_str();
+  cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB or 20KB")->capture_default_str();
+  cmd->callback([a] { run_init(*a); });
+}
+
+void register_forward(CLI::App& app) {
+  auto a = std::make_shared<ForwardArgs>();
+  CLI::App* cmd = app.add_subcommand("forward", "Logits for token ids (safetensors in, safetensors out)");
+  cmd->add_option("--model", a->model, "Checkpoint folder")->required();
+  cmd->add_option("--input", a->input, "safetensors file with int64 'input_ids' [batch, length]")->required();
+  cmd->add_option("--output", a->output, "safetensors file to write 'logits' float32 [batch, length, vocab]")->required();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
+  cmd->callback([a] { run_forward(*a); });
+}
+
+void register_convert(CLI::App& app) {
+  auto a = std::make_shared<ConvertArgs>();
+  CLI::App* cmd = app.add_subcommand("convert", "Rewrite a checkpoint (dtype, sharding) in canonical HF form");
+  cmd->add_option("--model", a->model, "Input checkpoint folder")->required();
+  cmd->add_option("--output", a->output, "Output checkpoint folder")->required();
+  cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16 (default: as stored)");
+  cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB or 20KB")->capture_default_str();
+  cmd->callback([a] { run_convert(*a); });
+}
+
+}  // namespace mp::cli

@@ -1,0 +1,18 @@
+// Each subcommand registers its options and a callback on the top-level app. Callbacks parse,
+// call one library function, and print; they hold no logic of their own.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace mp::cli {
+
+void register_info(CLI::App& app);
+void register_init(CLI::App& app);
+void register_forward(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_data(CLI::App& app);
+
+}  // namespace mp::cli

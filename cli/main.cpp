@@ -1,0 +1,43 @@
+// minipuzzle: compress hybrid Mamba-Transformer models (Nemotron-H) the MiniPuzzle way.
+// Errors from user input end in one line and exit code 2; runtime failures exit 1.
+#include "cli/commands.h"
+#include "common/error.h"
+
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <string>
+
+int main(int argc, char** argv) {
+  CLI::App app{"minipuzzle: score, search, prune and distill Nemotron-H hybrid models"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Help for every subcommand");
+  mp::cli::register_info(app);
+  mp::cli::register_init(app);
+  mp::cli::register_forward(app);
+  mp::cli::register_eval(app);
+  mp::cli::register_convert(app);
+  mp::cli::register_data(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "minipuzzle: usage error: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const mp::Error& e) {
+    std::fprintf(stderr, "minipuzzle: error: %s\n", e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    std::fprintf(stderr, "minipuzzle: internal error: %s\n", msg.substr(0, msg.find('\n')).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "minipuzzle: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,49 @@
+// The forward pass of the hybrid stack: embedding -> blocks h = h + mixer(RMSNorm(h)) -> norm_f
+// -> LM head. Intermediate tensors are reachable through one observer hook, keyed by
+// (layer, site): calibration statistics, hidden-state losses and debug dumps all use it.
+#pragma once
+
+#include "model/model.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <vector>
+
+namespace mp {
+
+enum class Site {
+  BlockInput,     // residual stream entering layer i            [B, L, d]
+  MixerInput,     // RMSNorm output feeding the mixer of layer i  [B, L, d]
+  MambaX,         // x slice of in_proj's output (before conv)    [B, L, H, P]
+  AttnHeads,      // attention output per head, before o_proj     [B, L, Hq, hd]
+  MlpActivation,  // squared-ReLU activation                      [B, L, F]
+  MixerOutput,    // mixer output added to the residual           [B, L, d]
+  FinalHidden,    // residual stream after the last layer (layer = num_layers) [B, L, d]
+};
+const char* site_name(Site s);
+
+using Observer = std::function<void(int64_t layer, Site site, const at::Tensor& value)>;
+
+struct ForwardOptions {
+  std::vector<bool> skip_layer;  // empty, or one flag per layer: skipped layers are identity
+  const Observer* observer = nullptr;
+};
+
+// Bad input when an id is outside [0, vocab_size) (names the position and the id).
+void check_token_ids(const at::Tensor& ids_BL, int64_t vocab_size, const char* what = "input_ids");
+
+// Residual stream after the last layer, before norm_f.
+at::Tensor forward_hidden(const Model& m, const at::Tensor& ids_BL, const ForwardOptions& opt = {});
+at::Tensor apply_final_norm(const Model& m, const at::Tensor& hidden);
+// Logits in float32 for normed hidden states [.., d] -> [.., V].
+at::Tensor lm_head_logits(const Model& m, const at::Tensor& normed);
+// Full forward: float32 logits [B, L, V].
+at::Tensor forward_logits(const Model& m, const at::Tensor& ids_BL, const ForwardOptions& opt = {});
+
+// One block's mixer, on the normed input [B, L, d] (mixers.cpp).
+at::Tensor mamba_mixer(const Model& m, int64_t layer, const at::Tensor& u_BLD, const Observer* obs);
+at::Tensor attention_mixer(const Model& m, int64_t layer, const at::Tensor& u_BLD, const Observer* obs);
+at::Tensor mlp_mixer(const Model& m, int64_t layer, const at::Tensor& u_BLD, const Observer* obs);
+
+}  // namespace mp

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Copies the header-only dependencies (CLI11, fmt, nlohmann-json, Eigen) and GoogleTest's sources
+# from this Debian machine into deps/ (git-ignored), for machines without these packages (the
+# GPU machine). CMake picks them up through MP_DEPS_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for p in libcli11-dev libfmt-dev nlohmann-json3-dev libeigen3-dev googletest; do
+  dpkg -s "$p" >/dev/null 2>&1 || { echo "bundle_deps: package $p is not installed (run scripts/setup_debian.sh)"; exit 2; }
+done
+rm -rf deps && mkdir -p deps/include
+cp -r /usr/include/CLI /usr/include/fmt /usr/include/nlohmann deps/include/
+cp -r /usr/include/eigen3/Eigen deps/include/
+cp -r /usr/src/googletest deps/googletest
+du -sh deps

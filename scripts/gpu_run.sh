@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Everything the GPU machine is for, in one call (its time is short): build against the LibTorch
+# inside the machine's torch, regenerate the transformers parity fixtures, run the whole test
+# suite (GPU tests included), check that transformers loads what we write, run the benchmarks.
+#   scripts/gpu_run.sh [build] [fixtures] [tests] [reverse] [bench] ...   (default: all)
+# Logs and results go to $OUT (the device tool brings that folder back).
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/mp_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+steps=${*:-build fixtures tests reverse bench}
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+echo "card: ${card:-none}; steps: $steps" | tee "$OUT/summary.txt"
+B=build-gpu
+note() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+
+for step in $steps; do
+  case $step in
+    build)
+      prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+      t0=$(date +%s)
+      cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DMP_DEPS_DIR="$PWD/deps" >"$OUT/configure.log" 2>&1 &&
+        cmake --build $B -j16 >"$OUT/build.log" 2>&1
+      note "build rc=$? in $(( $(date +%s) - t0 )) s"; tail -30 "$OUT/build.log" | grep -E "error|FAILED" | head -20
+      ;;
+    fixtures)
+      python3 scripts/parity/make_fixtures.py --out tests/fixtures/parity 2>&1 | tee "$OUT/fixtures.log" | grep -v Warning
+      tar czf "$OUT/fixtures.tgz" tests/fixtures/parity
+      note "fixtures rc=${PIPESTATUS[0]}"
+      ;;
+    tests)
+      $B/tests/mp_tests --gtest_brief=1 >"$OUT/tests.log" 2>&1
+      note "tests rc=$?"; grep -E "^(parity|cuda) |FAILED|PASSED|SKIPPED" "$OUT/tests.log" | head -40
+      ;;
+    reverse)
+      bash scripts/parity/reverse_check.sh "$B/minipuzzle" 2>&1 | tee "$OUT/reverse.log" | grep -E "PASS|FAIL|error"
+      note "reverse rc=${PIPESTATUS[0]}"
+      ;;
+    bench)
+      $B/bench/bench_eval --config configs/nemotron-h-8b/config.json --seq-len 4096 --batch 1 \
+        --card "$card" --out "$OUT/bench_eval_8b.json" 2>&1 | tee -a "$OUT/summary.txt"
+      ;;
+  esac
+done
