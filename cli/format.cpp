@@ -9,7 +9,9 @@ namespace mp::cli {
 std::string gib(double bytes) {
   double g = bytes / (1024.0 * 1024.0 * 1024.0);
   if (g >= 0.1) return fmt::format("{:.2f} GiB", g);
-  return fmt::format("{:.2f} MiB", bytes / (1024.0 * 1024.0));
+  if (bytes >= 1024.0 * 1024.0) return fmt::format("{:.2f} MiB", bytes / (1024.0 * 1024.0));
+  if (bytes >= 1024.0) return fmt::format("{:.2f} KiB", bytes / 1024.0);
+  return fmt::format("{:.0f} B", bytes);
 }
 
 std::string billions(double n) {

@@ -31,7 +31,7 @@ for step in $steps; do
       note "fixtures rc=${PIPESTATUS[0]}"
       ;;
     tests)
-      $B/tests/mp_tests --gtest_brief=1 >"$OUT/tests.log" 2>&1
+      stdbuf -oL -eL $B/tests/mp_tests >"$OUT/tests.log" 2>&1
       note "tests rc=$?"; grep -E "^(parity|cuda) |FAILED|PASSED|SKIPPED" "$OUT/tests.log" | head -40
       ;;
     reverse)
