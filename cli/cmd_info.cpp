@@ -3,6 +3,7 @@
 #include "cli/format.h"
 #include "model/accounting.h"
 #include "model/config.h"
+#include "search/cost_model.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -19,10 +20,42 @@ struct InfoArgs {
   bool json = false;
   int64_t context = 8192;
   int64_t batch = 1;
+  std::string budget;
 };
+
+// The deployment memory of the shape under a budget file (search's cost model).
+void print_budget(const ModelConfig& c, const std::string& path, bool json) {
+  Budget b = load_budget(path);
+  MemoryBreakdown m = deployment_memory(c, b);
+  const bool fits = to_gib(m.total()) <= b.memory_limit_gib;
+  if (json) {
+    nlohmann::json j = {{"budget", b.name}, {"weights_gib", to_gib(m.weights)}, {"kv_cache_gib", to_gib(m.kv_cache)},
+                        {"mamba_conv_gib", to_gib(m.mamba_conv)}, {"mamba_ssm_gib", to_gib(m.mamba_ssm)},
+                        {"workspace_gib", to_gib(m.workspace)}, {"total_gib", to_gib(m.total())},
+                        {"limit_gib", b.memory_limit_gib}, {"fits", fits}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << "\n"
+            << table({{fmt::format("deployment under {}", b.name), "GiB"},
+                      {fmt::format("weights ({}{})", number_format_name(b.weights), b.embeddings_bf16 ? ", embeddings bf16" : ""),
+                       fmt::format("{:.2f}", to_gib(m.weights))},
+                      {fmt::format("KV cache ({}, {} tokens x {})", number_format_name(b.kv_cache), b.context_tokens, b.batch),
+                       fmt::format("{:.2f}", to_gib(m.kv_cache))},
+                      {fmt::format("Mamba conv state ({})", number_format_name(b.mamba_conv_state)), fmt::format("{:.3f}", to_gib(m.mamba_conv))},
+                      {fmt::format("Mamba SSM state ({})", number_format_name(b.mamba_ssm_state)), fmt::format("{:.3f}", to_gib(m.mamba_ssm))},
+                      {fmt::format("activation workspace ({} tokens)", b.prefill_chunk_tokens), fmt::format("{:.3f}", to_gib(m.workspace))},
+                      {"total", fmt::format("{:.2f}", to_gib(m.total()))},
+                      {"limit", fmt::format("{:.2f}", b.memory_limit_gib)}});
+  std::cout << (fits ? "fits the budget\n" : fmt::format("does NOT fit: {:.2f} GiB over\n", to_gib(m.total()) - b.memory_limit_gib));
+}
 
 void run_info(const InfoArgs& a) {
   ModelConfig c = load_config(a.path);
+  if (!a.budget.empty() && a.json) {
+    print_budget(c, a.budget, true);
+    return;
+  }
   ParamCounts p = count_params(c);
   StateSizes s = state_sizes(c);
   const double total = static_cast<double>(p.total());
@@ -74,6 +107,7 @@ void run_info(const InfoArgs& a) {
                       {"Mamba conv state per sequence (bf16)", gib(conv_bytes_seq)},
                       {"Mamba SSM state per sequence (fp32)", gib(ssm_bytes_seq)},
                       {fmt::format("total, batch {} x {} tokens", a.batch, a.context), gib(state_total)}});
+  if (!a.budget.empty()) print_budget(c, a.budget, false);
 }
 
 }  // namespace
@@ -87,6 +121,7 @@ void register_info(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--batch", args->batch, "Sequences for the state figures")->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--budget", args->budget, "Deployment budget JSON: memory breakdown and whether it fits");
   cmd->callback([args] { run_info(*args); });
 }
 
