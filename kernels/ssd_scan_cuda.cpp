@@ -85,8 +85,10 @@ SsdResult ssd_scan_cuda_forward(const at::Tensor& x_in, const at::Tensor& dt_in,
   a.y = y.data_ptr();   a.y_sb = y.stride(0);   a.y_sl = y.stride(1);   a.y_sh = y.stride(2);
   a.final_state = fin.data_ptr<float>();
   a.dt_softplus = opt.dt_softplus ? 1 : 0;
-  a.dt_min = (float)opt.dt_min;
-  a.dt_max = std::isfinite(opt.dt_max) ? (float)opt.dt_max : INFINITY;
+  // As ssd_effective_dt: no clamp at all unless a limit is set (matters without softplus).
+  const bool clamp = opt.dt_min > 0.0 || std::isfinite(opt.dt_max);
+  a.dt_min = clamp ? (float)opt.dt_min : -INFINITY;
+  a.dt_max = clamp && std::isfinite(opt.dt_max) ? (float)opt.dt_max : INFINITY;
   a.chunk = chunk;
   a.p_tile = p_tile;
   const cudaError_t err = mp_ssd_scan_fwd(&a, c10::cuda::getCurrentCUDAStream().stream());

@@ -225,7 +225,7 @@ cudaError_t dispatch(const MpConvArgs* a, cudaStream_t s) {
 
 int mp_causal_conv1d_supported(const MpConvArgs* a) {
   return a->dtype >= MP_F32 && a->dtype <= MP_BF16 && a->width >= 1 && a->width <= 4 && a->batch >= 1 &&
-         a->seqlen >= 1 && a->channels >= 1 && a->batch <= 65535;
+         a->seqlen >= 1 && a->seqlen <= (1 << 22) && a->channels >= 1 && a->batch <= 65535;
 }
 
 cudaError_t mp_causal_conv1d_fwd(const MpConvArgs* a, cudaStream_t s) { return dispatch<false>(a, s); }
