@@ -22,7 +22,7 @@ echo "build rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/kernels_summary.
 if [ $rc -ne 0 ]; then grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; fi
 grep -E "spill|stack frame" "$OUT/build.log" | grep -v " 0 bytes" | head -5
 t0=$(date +%s)
-$B/tests/mp_tests --gtest_filter='Cuda*' >"$OUT/cuda_tests.log" 2>&1
+$B/tests/mp_tests --gtest_filter='*Cuda*' >"$OUT/cuda_tests.log" 2>&1
 echo "cuda tests rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/kernels_summary.txt"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|rel_err|Which is" "$OUT/cuda_tests.log" | head -40
 $B/bench/bench_ssd --out "$OUT/bench_ssd.jsonl" $Q >"$OUT/bench_ssd.log" 2>&1
