@@ -1,10 +1,21 @@
 #include "kernels/conv_norm.h"
 
+#ifdef MP_WITH_CUDA_KERNELS
+#include "kernels/cuda_dispatch.h"
+#endif
+
 #include <ATen/ATen.h>
 
 namespace mp {
 
 at::Tensor causal_conv1d(const at::Tensor& x_BLC, const at::Tensor& weight, const at::Tensor& bias_C, bool silu) {
+#ifdef MP_WITH_CUDA_KERNELS
+  if (x_BLC.is_cuda() && causal_conv1d_cuda_supported(x_BLC, weight)) return causal_conv1d_cuda(x_BLC, weight, bias_C, silu);
+#endif
+  return causal_conv1d_ops(x_BLC, weight, bias_C, silu);
+}
+
+at::Tensor causal_conv1d_ops(const at::Tensor& x_BLC, const at::Tensor& weight, const at::Tensor& bias_C, bool silu) {
   const int64_t L = x_BLC.size(1), C = x_BLC.size(2);
   const int64_t K = weight.size(-1);
   at::Tensor w = weight.reshape({C, 1, K});

@@ -9,7 +9,10 @@ namespace mp {
 
 // y[b, t, c] = act(bias[c] + sum_k w[c, k] x[b, t - (K - 1) + k, c]), zero left padding.
 // weight: [C, 1, K] (HF layout) or [C, K]; bias may be undefined.
+// On CUDA tensors it runs our kernels (kernels/conv_cuda.cpp) when they were built.
 at::Tensor causal_conv1d(const at::Tensor& x_BLC, const at::Tensor& weight, const at::Tensor& bias_C, bool silu);
+// The same in LibTorch ops on any device (the reference).
+at::Tensor causal_conv1d_ops(const at::Tensor& x_BLC, const at::Tensor& weight, const at::Tensor& bias_C, bool silu);
 
 // y = weight * (x / sqrt(mean(x^2) + eps)), normalised over the last dim in fp32.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);

@@ -1,5 +1,9 @@
 #include "kernels/ssd_scan.h"
 
+#ifdef MP_WITH_CUDA_KERNELS
+#include "kernels/cuda_dispatch.h"
+#endif
+
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -38,6 +42,20 @@ SsdResult ssd_scan(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at:
                    const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
                    const at::Tensor& dt_bias_H, const SsdOptions& opt,
                    const at::Tensor& initial_state_BHPN, bool return_final_state) {
+#ifdef MP_WITH_CUDA_KERNELS
+  if (x_BLHP.is_cuda() && ssd_scan_cuda_supported(x_BLHP, dt_BLH, B_BLGN, C_BLGN)) {
+    return ssd_scan_cuda(x_BLHP, dt_BLH, A_H, B_BLGN, C_BLGN, D_H, dt_bias_H, opt, initial_state_BHPN,
+                         return_final_state);
+  }
+#endif
+  return ssd_scan_ops(x_BLHP, dt_BLH, A_H, B_BLGN, C_BLGN, D_H, dt_bias_H, opt, initial_state_BHPN,
+                      return_final_state);
+}
+
+SsdResult ssd_scan_ops(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,
+                       const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
+                       const at::Tensor& dt_bias_H, const SsdOptions& opt,
+                       const at::Tensor& initial_state_BHPN, bool return_final_state) {
   const int64_t b = x_BLHP.size(0), L = x_BLHP.size(1), H = x_BLHP.size(2), P = x_BLHP.size(3);
   const int64_t G = B_BLGN.size(2), N = B_BLGN.size(3), Hg = H / G;
   const int64_t Q = opt.chunk_size;

@@ -6,7 +6,7 @@
 // Head h reads group h / (H / G). Per head, with state S [P, N]:
 //   dt_t = clamp(softplus(dt_t + dt_bias), lo, hi)
 //   S_t  = exp(dt_t A) S_{t-1} + dt_t x_t B_t^T,     y_t = S_t C_t + D x_t
-// ssd_scan() computes this by the chunked (SSD) algorithm: within a chunk of Q steps the output
+// ssd_scan_ops() computes this by the chunked (SSD) algorithm: within a chunk of Q steps the output
 // is a masked matrix product; chunk states are passed on by the exact recurrence between chunks.
 // Math is fp32 whatever the input dtype; y has x's dtype, the final state is fp32.
 // The implementation is LibTorch ops, differentiable by autograd; it is the CPU path and the
@@ -31,10 +31,18 @@ struct SsdResult {
   at::Tensor final_state_BHPN;  // defined only when requested
 };
 
+// Dispatches: our CUDA kernels (kernels/ssd_scan_cuda.cpp) for CUDA tensors when they were
+// built and handle the shapes, else ssd_scan_ops.
 SsdResult ssd_scan(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,
                    const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
                    const at::Tensor& dt_bias_H, const SsdOptions& opt,
                    const at::Tensor& initial_state_BHPN = {}, bool return_final_state = false);
+
+// The chunked algorithm in LibTorch ops on any device (differentiable by autograd).
+SsdResult ssd_scan_ops(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,
+                       const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
+                       const at::Tensor& dt_bias_H, const SsdOptions& opt,
+                       const at::Tensor& initial_state_BHPN = {}, bool return_final_state = false);
 
 // The plain recurrence, one time step at a time, in float64: the ground truth for tests.
 SsdResult ssd_scan_sequential(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,

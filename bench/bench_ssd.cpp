@@ -1,0 +1,171 @@
+// Times our CUDA SSD scan and causal conv1d at Nemotron-H shapes (bf16) with CUDA events.
+// For each shape: forward per kernel variant (internal chunk, p-tile), forward+backward through
+// mp::ssd_scan (backward = recomputed LibTorch-ops path, see kernels/cuda_dispatch.h), a check
+// against ssd_scan_ops, and the floor: max(bytes / copy bandwidth, FLOPs / bf16 matmul rate),
+// both measured here. Writes one JSON object per line to --out; bench/bench_ssd_triton.py times
+// Triton at the same shapes and scripts/gpu_kernels.sh prints both side by side.
+//   bench_ssd [--out FILE] [--quick]
+#include "kernels/conv_norm.h"
+#include "kernels/cuda_dispatch.h"
+#include "kernels/ssd_scan.h"
+
+#include <ATen/ATen.h>
+#include <cuda_runtime_api.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace {
+
+float median_ms(const std::function<void()>& f, int warmup, int reps) {
+  for (int i = 0; i < warmup; ++i) f();
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  std::vector<float> t;
+  for (int i = 0; i < reps; ++i) {
+    cudaEventRecord(a);
+    f();
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    t.push_back(ms);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+struct Shape {
+  const char* name;
+  int64_t H, P, N, G, b, L, chunk;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out_path = "bench_ssd.jsonl";
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+  }
+  if (!at::hasCUDA()) {
+    std::fprintf(stderr, "bench_ssd: no CUDA device\n");
+    return 1;
+  }
+  FILE* out = std::fopen(out_path.c_str(), "w");
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  const std::string card = prop.name;
+  at::NoGradGuard no_grad;
+  auto cuda = at::TensorOptions().device(at::kCUDA);
+
+  // Ceilings: device copy (bytes read + written) and a bf16 8192^3 matmul, on random data.
+  at::Tensor src = at::randn({1LL << 28}, cuda.dtype(at::kBFloat16)), dst = at::empty_like(src);
+  const double copy_ms = median_ms([&] { dst.copy_(src); }, 3, 20);
+  const double bw = 2.0 * src.numel() * 2 / (copy_ms * 1e-3);
+  at::Tensor m1 = at::randn({8192, 8192}, cuda.dtype(at::kBFloat16)), m2 = at::randn({8192, 8192}, cuda.dtype(at::kBFloat16));
+  const double mm_ms = median_ms([&] { at::matmul(m1, m2); }, 3, 10);
+  const double rate = 2.0 * 8192.0 * 8192.0 * 8192.0 / (mm_ms * 1e-3);
+  src = dst = m1 = m2 = at::Tensor();
+  std::printf("card %s: copy %.2f TB/s, bf16 matmul %.0f TFLOP/s\n", card.c_str(), bw / 1e12, rate / 1e12);
+  std::fprintf(out, "{\"kind\":\"ceilings\",\"card\":\"%s\",\"copy_TBps\":%.3f,\"matmul_TFLOPs\":%.1f}\n", card.c_str(),
+               bw / 1e12, rate / 1e12);
+
+  std::vector<Shape> shapes = {{"8B", 128, 64, 128, 8, 1, 8192, 128}, {"8B", 128, 64, 128, 8, 4, 8192, 256},
+                               {"56B", 256, 64, 256, 8, 1, 8192, 128}, {"56B", 256, 64, 256, 8, 1, 8192, 256},
+                               {"56B", 256, 64, 256, 8, 4, 8192, 256}};
+  if (quick) shapes.resize(1);
+  const std::vector<std::pair<int, int>> variants = {{0, 0}, {64, 16}, {64, 32}, {64, 64}, {128, 16}, {128, 32}};
+  for (const Shape& s : shapes) {
+    const int64_t b = s.b, L = s.L, H = s.H, P = s.P, N = s.N, G = s.G;
+    auto bf = cuda.dtype(at::kBFloat16);
+    at::Tensor x = at::randn({b, L, H, P}, bf), dt = at::randn({b, L, H}, bf);
+    at::Tensor Bm = at::randn({b, L, G, N}, bf), Cm = at::randn({b, L, G, N}, bf);
+    at::Tensor A = -at::exp(at::randn({H}, cuda) * 0.5), D = at::randn({H}, cuda), bias = at::randn({H}, cuda) - 1.0;
+    mp::SsdOptions opt;
+    opt.chunk_size = s.chunk;
+    const double bytes = 2.0 * (2 * b * L * H * P + b * L * H + 2 * b * L * G * N);
+    const double flops = 4.0 * b * L * H * P * N + 2.0 * b * L * G * s.chunk * N + 2.0 * b * L * H * s.chunk * P;
+    const double floor_ms = std::max(bytes / bw, flops / rate) * 1e3;
+    // Check: ours (default variant) against the LibTorch-ops path on the same inputs.
+    at::Tensor ref = mp::ssd_scan_ops(x, dt, A, Bm, Cm, D, bias, opt).y_BLHP;
+    double best = 1e30;
+    int best_q = 0, best_pt = 0;
+    for (auto [q, pt] : variants) {
+      at::Tensor y;
+      try {
+        y = mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {}, q, pt).y_BLHP;
+      } catch (const std::exception& e) {
+        continue;  // variant does not fit this shape
+      }
+      const double err = ((y.to(at::kFloat) - ref.to(at::kFloat)).norm() / ref.to(at::kFloat).norm()).item<double>();
+      const double ms = median_ms([&] { mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {}, q, pt); }, 3, 20);
+      std::printf("%-4s b=%ld chunk=%ld variant Q=%d PT=%d: fwd %.3f ms (floor %.3f, %.0f%%) rel err vs ops %.2e\n", s.name,
+                  (long)b, (long)s.chunk, q, pt, ms, floor_ms, 100.0 * floor_ms / ms, err);
+      std::fprintf(out,
+                   "{\"kind\":\"ssd_fwd\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,\"Q\":%d,"
+                   "\"PT\":%d,\"ms\":%.4f,\"floor_ms\":%.4f,\"rel_err\":%.3e}\n",
+                   card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, q, pt, ms, floor_ms, err);
+      if (ms < best) best = ms, best_q = q, best_pt = pt;
+    }
+    // Forward + backward through the autograd Function (backward: recomputed ops path).
+    double fb = -1;
+    if (!quick || true) {
+      at::AutoGradMode grad(true);
+      std::vector<at::Tensor> leaves{x, dt, A, Bm, Cm, D, bias};
+      for (auto& t : leaves) t = t.detach().requires_grad_(true);
+      at::Tensor gy = at::randn({b, L, H, P}, bf);
+      try {
+        fb = median_ms(
+            [&] {
+              at::Tensor y = mp::ssd_scan(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], opt).y_BLHP;
+              torch::autograd::grad({y}, leaves, {gy});
+            },
+            1, 3);
+      } catch (const std::exception& e) {
+        std::printf("fwd+bwd failed: %.200s\n", e.what());
+      }
+    }
+    std::printf("%-4s b=%ld chunk=%ld best fwd %.3f ms (Q=%d PT=%d), fwd+bwd %.2f ms\n", s.name, (long)b, (long)s.chunk,
+                best, best_q, best_pt, fb);
+    std::fprintf(out,
+                 "{\"kind\":\"ssd_best\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,\"fwd_ms\":%.4f,"
+                 "\"Q\":%d,\"PT\":%d,\"fwdbwd_ms\":%.3f,\"floor_ms\":%.4f}\n",
+                 card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, best, best_q, best_pt, fb, floor_ms);
+    std::fflush(out);
+  }
+
+  // Conv1d at the 8B mixer's conv width (conv_dim = H*P + 2*G*N = 10240), bf16, K = 4, SiLU.
+  for (int64_t b : {1, 4}) {
+    const int64_t L = 8192, C = 10240;
+    at::Tensor x = at::randn({b, L, C}, cuda.dtype(at::kBFloat16));
+    at::Tensor w = at::randn({C, 1, 4}, cuda.dtype(at::kBFloat16)), bias = at::randn({C}, cuda.dtype(at::kBFloat16));
+    const double fwd = median_ms([&] { mp::causal_conv1d(x, w, bias, true); }, 3, 20);
+    const double ops = median_ms([&] { mp::causal_conv1d_ops(x, w, bias, true); }, 3, 20);
+    at::AutoGradMode grad(true);
+    at::Tensor xg = x.detach().requires_grad_(true), wg = w.detach().requires_grad_(true),
+               bg = bias.detach().requires_grad_(true), gy = at::randn_like(x);
+    at::Tensor y = mp::causal_conv1d(xg, wg, bg, true);
+    const double fb = median_ms(
+        [&] { torch::autograd::grad({mp::causal_conv1d(xg, wg, bg, true)}, {xg, wg, bg}, {gy}); }, 3, 20);
+    const double bytes_f = 2.0 * x.numel() * 2, bytes_b = 3.0 * x.numel() * 2;  // fwd: x, y; bwd: x, dy, dx
+    std::printf("conv1d b=%ld L=%ld C=%ld: fwd %.3f ms (%.0f%% of copy bw; ATen ops %.3f ms), fwd+bwd %.3f ms\n",
+                (long)b, (long)L, (long)C, fwd, 100.0 * bytes_f / bw / (fwd * 1e-3), ops, fb);
+    std::fprintf(out,
+                 "{\"kind\":\"conv1d\",\"card\":\"%s\",\"b\":%ld,\"L\":%ld,\"C\":%ld,\"fwd_ms\":%.4f,\"fwd_bw_frac\":%.3f,"
+                 "\"ops_fwd_ms\":%.4f,\"fwdbwd_ms\":%.4f,\"fwdbwd_bw_frac\":%.3f}\n",
+                 card.c_str(), (long)b, (long)L, (long)C, fwd, bytes_f / bw / (fwd * 1e-3), ops, fb,
+                 (bytes_f + bytes_b) / bw / (fb * 1e-3));
+  }
+  std::fclose(out);
+  return 0;
+}

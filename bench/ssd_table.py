@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""Joins bench_ssd (ours) and bench_ssd_triton (Triton) JSON lines into one short table."""
+import json, sys
+
+
+def rows(path):
+    try:
+        return [json.loads(l) for l in open(path) if l.strip()]
+    except OSError:
+        return []
+
+
+ours, tri = rows(sys.argv[1]), rows(sys.argv[2])
+t = {(r["model"], r["b"], r["chunk"]): r for r in tri if r.get("kind") == "triton"}
+cards = {r["card"] for r in ours + tri}
+print("card(s):", ", ".join(sorted(cards)))
+print(f"{'shape':<6}{'b':>2}{'chunk':>6} | {'ours fwd':>9} {'Q/PT':>7} {'triton':>7} {'x':>5} {'floor%':>6} |"
+      f" {'ours f+b':>9} {'triton':>7} {'x':>5}")
+for r in ours:
+    if r.get("kind") != "ssd_best":
+        continue
+    k = (r["model"], r["b"], r["chunk"])
+    tr = t.get(k, {})
+    tf, tfb = tr.get("fwd_ms"), tr.get("fwdbwd_ms")
+    sp = f"{tf / r['fwd_ms']:.2f}" if tf else "-"
+    spb = f"{tfb / r['fwdbwd_ms']:.2f}" if tfb and r["fwdbwd_ms"] > 0 else "-"
+    print(f"{r['model']:<6}{r['b']:>2}{r['chunk']:>6} | {r['fwd_ms']:9.3f} {str(r['Q'])+'/'+str(r['PT']):>7} "
+          f"{tf if tf else float('nan'):7.3f} {sp:>5} {100 * r['floor_ms'] / r['fwd_ms']:6.0f} |"
+          f" {r['fwdbwd_ms']:9.2f} {tfb if tfb else float('nan'):7.2f} {spb:>5}")
+for r in ours:
+    if r.get("kind") == "conv1d":
+        print(f"conv1d b={r['b']} C={r['C']}: fwd {r['fwd_ms']:.3f} ms ({100 * r['fwd_bw_frac']:.0f}% copy bw), "
+              f"ATen {r['ops_fwd_ms']:.3f} ms, fwd+bwd {r['fwdbwd_ms']:.3f} ms ({100 * r['fwdbwd_bw_frac']:.0f}%)")

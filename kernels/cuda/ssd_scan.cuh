@@ -1,0 +1,45 @@
+// Launchers for the Mamba-2 SSD scan kernels (ssd_scan_fwd.cu). Plain C++ interface: pointers,
+// element strides, shapes and a stream; no LibTorch. Semantics are those of kernels/ssd_scan.h:
+//   dt_t = clamp(softplus(dt_t + dt_bias), dt_min, dt_max)   (softplus optional)
+//   S_t  = exp(dt_t A) S_{t-1} + dt_t x_t B_t^T,   y_t = S_t C_t + D x_t       (per head, S [P, N])
+// Invariants the caller guarantees (mp_ssd_scan_fwd_supported checks the shape ones):
+//   - the last dim of x, B, C, y is contiguous (stride 1); other strides are free (elements);
+//   - A, D, dt_bias are fp32 contiguous [H]; dt_bias may be null;
+//   - init_state / final_state are fp32 contiguous [B, H, P, N] or null;
+//   - x, B, C, y share one dtype (MP_F32 / MP_F16 / MP_BF16); dt may have any of the three;
+//   - H % G == 0, P % 16 == 0 and P <= 128, N % 16 == 0 and N <= 256.
+// The kernel chooses its own internal chunk length: the chunked algorithm is exact, so the
+// caller's chunk size changes results only by rounding.
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+enum MpDtype { MP_F32 = 0, MP_F16 = 1, MP_BF16 = 2 };
+
+struct MpSsdFwdArgs {
+  int dtype;     // x, B, C, y
+  int dt_dtype;  // dt
+  int batch, seqlen, heads, headdim, groups, dstate;
+  const void* x;  int64_t x_sb, x_sl, x_sh;
+  const void* dt; int64_t dt_sb, dt_sl, dt_sh;
+  const float* A;
+  const float* D;
+  const float* dt_bias;
+  const void* B;  int64_t B_sb, B_sl, B_sg;
+  const void* C;  int64_t C_sb, C_sl, C_sg;
+  const float* init_state;
+  void* y;        int64_t y_sb, y_sl, y_sh;
+  float* final_state;
+  int dt_softplus;
+  float dt_min, dt_max;
+  // Tuning overrides (0 = automatic): internal chunk length (32, 64, 128) and head-dim tile
+  // per thread block (16, 32, 64).
+  int chunk;
+  int p_tile;
+};
+
+// 1 when the shapes are handled (else the caller falls back to the LibTorch path).
+int mp_ssd_scan_fwd_supported(const MpSsdFwdArgs* a);
+// Launches the forward; returns the launch error (cudaSuccess on success).
+cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);

@@ -1,0 +1,36 @@
+// The LibTorch layer over our CUDA kernels (kernels/cuda/*.cu). Compiled only when nvcc is
+// there and LibTorch has CUDA (compile definition MP_WITH_CUDA_KERNELS); mp::ssd_scan and
+// mp::causal_conv1d call these for CUDA tensors. Each is a torch::autograd::Function:
+//   - causal_conv1d_cuda: forward and backward (dx, dweight, dbias) in CUDA;
+//   - ssd_scan_cuda: forward in CUDA; backward recomputes the chunked LibTorch-ops path
+//     (ssd_scan_ops) under autograd on the saved inputs: exact, but with the ops path's speed.
+#pragma once
+
+#include "kernels/ssd_scan.h"
+
+#include <ATen/core/Tensor.h>
+
+namespace mp {
+
+bool ssd_scan_cuda_supported(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& B_BLGN,
+                             const at::Tensor& C_BLGN);
+SsdResult ssd_scan_cuda(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,
+                        const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
+                        const at::Tensor& dt_bias_H, const SsdOptions& opt, const at::Tensor& initial_state_BHPN,
+                        bool return_final_state);
+
+// Forward only, no autograd, with tuning overrides (0 = automatic): for benchmarks.
+SsdResult ssd_scan_cuda_forward(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,
+                                const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
+                                const at::Tensor& dt_bias_H, const SsdOptions& opt,
+                                const at::Tensor& initial_state_BHPN, int chunk = 0, int p_tile = 0);
+
+// Testing hook: while on, every output buffer these layers allocate (y, final state, dx) is
+// filled with NaN before the kernel runs, so an element the kernel forgot stays NaN.
+void set_cuda_output_poison(bool on);
+bool cuda_output_poison();
+
+bool causal_conv1d_cuda_supported(const at::Tensor& x_BLC, const at::Tensor& weight);
+at::Tensor causal_conv1d_cuda(const at::Tensor& x_BLC, const at::Tensor& weight, const at::Tensor& bias_C, bool silu);
+
+}  // namespace mp

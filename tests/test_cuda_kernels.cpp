@@ -1,0 +1,197 @@
+// Our CUDA kernels (kernels/cuda/*.cu through kernels/cuda_dispatch.h) against float64 references:
+// the SSD scan forward against the sequential recurrence, its gradients and the conv1d's against
+// float64 autograd through the LibTorch-ops path on the CPU, and the whole model on CUDA against
+// its CPU path. Skipped when the kernels were not built (MP_WITH_CUDA_KERNELS) or no GPU is present.
+// Fresh random inputs every run (seeded from the clock); outputs NaN-poisoned before each launch.
+#include "kernels/conv_norm.h"
+#include "kernels/ssd_scan.h"
+#include "model/forward.h"
+#include "model/model.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#ifdef MP_WITH_CUDA_KERNELS
+#include "kernels/cuda_dispatch.h"
+
+#include <torch/csrc/autograd/autograd.h>
+#endif
+
+namespace {
+
+#ifdef MP_WITH_CUDA_KERNELS
+
+#define SKIP_WITHOUT_GPU() \
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device"
+
+uint64_t fresh_seed() { return (uint64_t)std::chrono::steady_clock::now().time_since_epoch().count(); }
+
+double rel_err(const at::Tensor& a, const at::Tensor& ref) {
+  at::Tensor d = a.cpu().to(at::kDouble), r = ref.cpu().to(at::kDouble);
+  if (!at::isfinite(d).all().item<bool>()) return INFINITY;  // NaN (poison) never passes
+  return ((d - r).norm() / r.norm()).item<double>();
+}
+
+struct SsdCase {
+  int64_t b, L, H, P, G, N, chunk;
+};
+
+struct SsdInputs {
+  at::Tensor x, dt, A, B, C, D, dt_bias, s0;
+  std::vector<at::Tensor*> all() { return {&x, &dt, &A, &B, &C, &D, &dt_bias, &s0}; }
+};
+
+// CPU float32 inputs; x, dt, B, C rounded to `dt` so that every path sees identical values.
+SsdInputs ssd_inputs(const SsdCase& c, at::ScalarType io) {
+  SsdInputs in;
+  in.x = at::randn({c.b, c.L, c.H, c.P}).to(io).to(at::kFloat);
+  in.dt = at::randn({c.b, c.L, c.H}).to(io).to(at::kFloat);
+  in.A = -at::exp(at::randn({c.H}) * 0.5);
+  in.B = at::randn({c.b, c.L, c.G, c.N}).to(io).to(at::kFloat);
+  in.C = at::randn({c.b, c.L, c.G, c.N}).to(io).to(at::kFloat);
+  in.D = at::randn({c.H});
+  in.dt_bias = at::randn({c.H}) - 1.0;
+  in.s0 = at::randn({c.b, c.H, c.P, c.N});
+  return in;
+}
+
+class CudaSsd : public ::testing::TestWithParam<SsdCase> {};
+
+TEST_P(CudaSsd, ForwardAndGradientsMatchFloat64) {
+  SKIP_WITHOUT_GPU();
+  const SsdCase c = GetParam();
+  at::manual_seed(fresh_seed());
+  mp::set_cuda_output_poison(true);
+  mp::SsdOptions opt;
+  opt.chunk_size = c.chunk;
+  for (at::ScalarType io : {at::kFloat, at::kBFloat16}) {
+    const bool bf = io == at::kBFloat16;
+    for (bool with_state : {false, true}) {
+      SsdInputs in = ssd_inputs(c, io);
+      at::Tensor s0 = with_state ? in.s0 : at::Tensor();
+      // Float64 ground truth (sequential) and float64 gradients through the exact chunked ops path.
+      mp::SsdResult ref = mp::ssd_scan_sequential(in.x, in.dt, in.A, in.B, in.C, in.D, in.dt_bias, opt, s0);
+      at::Tensor gy = at::randn(ref.y_BLHP.sizes(), at::kDouble), gs = at::randn(ref.final_state_BHPN.sizes(), at::kDouble);
+      std::vector<at::Tensor> leaves64;
+      for (at::Tensor* t : in.all()) leaves64.push_back(t->to(at::kDouble).requires_grad_(true));
+      mp::SsdResult r64 = mp::ssd_scan_ops(leaves64[0], leaves64[1], leaves64[2], leaves64[3], leaves64[4], leaves64[5],
+                                           leaves64[6], opt, with_state ? leaves64[7] : at::Tensor(), true);
+      std::vector<at::Tensor> wrt(leaves64.begin(), leaves64.begin() + (with_state ? 8 : 7));
+      auto g64 = torch::autograd::grad({r64.y_BLHP, r64.final_state_BHPN}, wrt, {gy, gs});
+
+      // Ours: x, dt, B, C in the I/O dtype on the GPU; A, D, dt_bias, s0 fp32.
+      std::vector<at::Tensor> leaves;
+      for (size_t i = 0; i < 8; ++i) {
+        at::Tensor t = in.all()[i]->cuda();
+        if (i == 0 || i == 1 || i == 3 || i == 4) t = t.to(io);
+        leaves.push_back(t.detach().requires_grad_(true));
+      }
+      mp::SsdResult r = mp::ssd_scan(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], opt,
+                                     with_state ? leaves[7] : at::Tensor(), true);
+      ASSERT_EQ(r.y_BLHP.scalar_type(), io);
+      const double ftol = bf ? 5e-3 : 1e-5, gtol = bf ? 2e-2 : 1e-4;
+      const std::string tag = std::string(bf ? "bf16" : "fp32") + (with_state ? " +s0" : "") + " L=" +
+                              std::to_string(c.L) + " P=" + std::to_string(c.P) + " N=" + std::to_string(c.N) +
+                              " G=" + std::to_string(c.G);
+      EXPECT_LE(rel_err(r.y_BLHP, ref.y_BLHP), ftol) << tag;
+      EXPECT_LE(rel_err(r.final_state_BHPN, ref.final_state_BHPN), ftol) << tag;
+      std::vector<at::Tensor> wrt_gpu(leaves.begin(), leaves.begin() + (with_state ? 8 : 7));
+      auto g = torch::autograd::grad({r.y_BLHP, r.final_state_BHPN},
+                                     wrt_gpu, {gy.to(r.y_BLHP.scalar_type()).cuda(), gs.to(at::kFloat).cuda()});
+      const char* names[] = {"dx", "ddt", "dA", "dB", "dC", "dD", "ddt_bias", "ds0"};
+      for (size_t i = 0; i < g.size(); ++i) EXPECT_LE(rel_err(g[i], g64[i]), gtol) << tag << " " << names[i];
+    }
+  }
+  mp::set_cuda_output_poison(false);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaSsd,
+                         ::testing::Values(SsdCase{2, 1, 4, 64, 2, 64, 128},     // L = 1
+                                           SsdCase{1, 129, 4, 64, 1, 128, 128},  // chunk + 1, G = 1
+                                           SsdCase{2, 200, 4, 32, 4, 16, 64},    // G = H, P = 32, N = 16
+                                           SsdCase{1, 300, 8, 128, 2, 256, 256}, // P = 128, N = 256
+                                           SsdCase{1, 257, 6, 64, 3, 48, 128},   // N = 48, odd groups
+                                           SsdCase{2, 1000, 4, 64, 2, 128, 256}));
+
+TEST(CudaSsd, StridedInputsFromOneProjection) {
+  // The model's layout: x, B, C are narrows of one [B, L, conv_dim] tensor, dt of another.
+  SKIP_WITHOUT_GPU();
+  at::manual_seed(fresh_seed());
+  const int64_t b = 2, L = 150, H = 8, P = 64, G = 2, N = 64, I = H * P;
+  at::Tensor xBC = at::randn({b, L, I + 2 * G * N + H}, at::kCUDA).to(at::kBFloat16);
+  at::Tensor x = xBC.narrow(-1, 0, I).view({b, L, H, P});
+  at::Tensor Bm = xBC.narrow(-1, I, G * N).view({b, L, G, N});
+  at::Tensor Cm = xBC.narrow(-1, I + G * N, G * N).view({b, L, G, N});
+  at::Tensor dt = xBC.narrow(-1, I + 2 * G * N, H);
+  at::Tensor A = -at::exp(at::randn({H}, at::kCUDA)), D = at::randn({H}, at::kCUDA), bias = at::randn({H}, at::kCUDA);
+  mp::SsdOptions opt;
+  mp::SsdResult ref = mp::ssd_scan_sequential(x.cpu(), dt.cpu(), A.cpu(), Bm.cpu(), Cm.cpu(), D.cpu(), bias.cpu(), opt);
+  EXPECT_LE(rel_err(mp::ssd_scan(x, dt, A, Bm, Cm, D, bias, opt).y_BLHP, ref.y_BLHP), 5e-3);
+}
+
+struct ConvCase {
+  int64_t b, L, C, K;
+  bool bias, silu;
+};
+
+class CudaConv : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(CudaConv, ForwardAndGradientsMatchFloat64) {
+  SKIP_WITHOUT_GPU();
+  const ConvCase c = GetParam();
+  at::manual_seed(fresh_seed());
+  mp::set_cuda_output_poison(true);
+  for (at::ScalarType io : {at::kFloat, at::kBFloat16}) {
+    const bool bf = io == at::kBFloat16;
+    at::Tensor x = at::randn({c.b, c.L, c.C}).to(io).to(at::kDouble);
+    at::Tensor w = (at::randn({c.C, 1, c.K}) * 0.5).to(io).to(at::kDouble);
+    at::Tensor bias = c.bias ? at::randn({c.C}).to(io).to(at::kDouble) : at::Tensor();
+    at::Tensor gy = at::randn({c.b, c.L, c.C}, at::kDouble);
+    std::vector<at::Tensor> ref_leaves{x.requires_grad_(true), w.requires_grad_(true)};
+    if (c.bias) ref_leaves.push_back(bias.requires_grad_(true));
+    at::Tensor yref = mp::causal_conv1d_ops(x, w, bias, c.silu);
+    auto gref = torch::autograd::grad({yref}, ref_leaves, {gy});
+
+    std::vector<at::Tensor> leaves;
+    for (const at::Tensor& t : ref_leaves) leaves.push_back(t.detach().to(io).cuda().requires_grad_(true));
+    at::Tensor y = mp::causal_conv1d(leaves[0], leaves[1], c.bias ? leaves[2] : at::Tensor(), c.silu);
+    const double ftol = bf ? 5e-3 : 1e-5, gtol = bf ? 2e-2 : 1e-4;
+    const std::string tag = std::string(bf ? "bf16" : "fp32") + " L=" + std::to_string(c.L) + " C=" +
+                            std::to_string(c.C) + " K=" + std::to_string(c.K);
+    EXPECT_LE(rel_err(y, yref), ftol) << tag;
+    auto g = torch::autograd::grad({y}, leaves, {gy.to(io).cuda()});
+    const char* names[] = {"dx", "dweight", "dbias"};
+    for (size_t i = 0; i < g.size(); ++i) EXPECT_LE(rel_err(g[i], gref[i]), gtol) << tag << " " << names[i];
+  }
+  mp::set_cuda_output_poison(false);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaConv,
+                         ::testing::Values(ConvCase{2, 1, 64, 4, true, true}, ConvCase{1, 37, 96, 2, false, true},
+                                           ConvCase{2, 300, 264, 3, true, false},
+                                           ConvCase{1, 129, 13, 4, true, true},  // odd channels: scalar path
+                                           ConvCase{2, 1000, 1024, 4, true, true}));
+
+TEST(CudaModel, ForwardOnCudaMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  mp::ModelConfig cfg = mp::config_from_json_text(
+      R"({"hybrid_override_pattern": "M*-M-", "vocab_size": 97, "hidden_size": 64,
+    "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+    "mamba_num_heads": 4, "mamba_head_dim": 32, "ssm_state_size": 32, "n_groups": 2, "conv_kernel": 4,
+    "chunk_size": 64})", "tiny-cuda");
+  mp::Model m = mp::make_random_model(cfg, fresh_seed() % 100000, at::kFloat);
+  at::Tensor ids = at::randint(0, 97, {2, 150}, at::kLong);
+  at::Tensor cpu = mp::forward_logits(m, ids);
+  at::Tensor gpu = mp::forward_logits(m.to(at::Device(at::kCUDA), at::kFloat), ids.cuda());
+  EXPECT_LE(rel_err(gpu, cpu), 1e-4);
+}
+
+#else
+
+TEST(CudaKernels, NotBuilt) { GTEST_SKIP() << "built without MP_WITH_CUDA_KERNELS (no nvcc or CPU-only LibTorch)"; }
+
+#endif
+
+}  // namespace
