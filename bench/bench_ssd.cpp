@@ -10,6 +10,7 @@
 #include "kernels/ssd_scan.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <cuda_runtime_api.h>
 #include <torch/csrc/autograd/autograd.h>
 
