@@ -45,10 +45,14 @@ void check(cudaError_t e, const char* what) { TORCH_CHECK(e == cudaSuccess, what
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// An optional input: absent when empty (undefined tensors cannot cross a custom Function).
+at::Tensor present(const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t : at::Tensor(); }
+
 class CausalConv1dFunction : public torch::autograd::Function<CausalConv1dFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& weight,
-                               const at::Tensor& bias, bool silu) {
+                               const at::Tensor& bias_in, bool silu) {
+    const at::Tensor bias = present(bias_in);
     c10::cuda::CUDAGuard guard(x_in.device());
     const at::Tensor x = x_in.stride(-1) == 1 ? x_in : x_in.contiguous();
     const int64_t C = x.size(2);
@@ -68,7 +72,7 @@ class CausalConv1dFunction : public torch::autograd::Function<CausalConv1dFuncti
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     variable_list s = ctx->get_saved_variables();
-    const at::Tensor &x = s[0], &weight = s[1], &bias = s[2];
+    const at::Tensor &x = s[0], &weight = s[1], bias = present(s[2]);
     c10::cuda::CUDAGuard guard(x.device());
     const int64_t C = x.size(2), K = weight.size(-1);
     const at::Tensor w32 = weight.reshape({C, K}).to(at::kFloat).contiguous();
@@ -103,7 +107,9 @@ bool causal_conv1d_cuda_supported(const at::Tensor& x, const at::Tensor& weight)
 }
 
 at::Tensor causal_conv1d_cuda(const at::Tensor& x_BLC, const at::Tensor& weight, const at::Tensor& bias_C, bool silu) {
-  return CausalConv1dFunction::apply(x_BLC, weight, bias_C, silu)[0];
+  // LibTorch 2.x refuses undefined tensor arguments of a custom Function: absent bias travels empty.
+  at::Tensor bias = bias_C.defined() ? bias_C : at::empty({0}, weight.options());
+  return CausalConv1dFunction::apply(x_BLC, weight, bias, silu)[0];
 }
 
 }  // namespace mp

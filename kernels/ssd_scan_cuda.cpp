@@ -105,6 +105,9 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// An optional input: absent when empty (undefined tensors cannot cross a custom Function).
+at::Tensor present(const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t : at::Tensor(); }
+
 class SsdScanFunction : public torch::autograd::Function<SsdScanFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A,
@@ -116,7 +119,7 @@ class SsdScanFunction : public torch::autograd::Function<SsdScanFunction> {
     opt.dt_softplus = softplus;
     opt.dt_min = dt_min;
     opt.dt_max = dt_max;
-    SsdResult r = ssd_scan_cuda_forward(x, dt, A, B, C, D, dt_bias, opt, s0);
+    SsdResult r = ssd_scan_cuda_forward(x, dt, A, B, C, D, present(dt_bias), opt, present(s0));
     ctx->save_for_backward({x, dt, A, B, C, D, dt_bias, s0});
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["softplus"] = softplus;
@@ -136,7 +139,7 @@ class SsdScanFunction : public torch::autograd::Function<SsdScanFunction> {
     variable_list leaves(saved.size()), wrt;
     std::vector<size_t> wrt_index;
     for (size_t i = 0; i < saved.size(); ++i) {
-      if (!saved[i].defined()) continue;
+      if (!present(saved[i]).defined()) continue;
       leaves[i] = saved[i].detach().requires_grad_(true);
       wrt.push_back(leaves[i]);
       wrt_index.push_back(i);
@@ -163,8 +166,12 @@ SsdResult ssd_scan_cuda(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, cons
                         const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
                         const at::Tensor& dt_bias_H, const SsdOptions& opt, const at::Tensor& initial_state_BHPN,
                         bool return_final_state) {
-  variable_list out = SsdScanFunction::apply(x_BLHP, dt_BLH, A_H, B_BLGN, C_BLGN, D_H, dt_bias_H, initial_state_BHPN,
-                                             opt.chunk_size, opt.dt_softplus, opt.dt_min, opt.dt_max);
+  // LibTorch 2.x records device/dtype info for every tensor argument of a custom Function and
+  // refuses undefined ones, so absent optional inputs travel as empty tensors (see `present`).
+  auto or_empty = [&](const at::Tensor& t) { return t.defined() ? t : at::empty({0}, A_H.options()); };
+  variable_list out = SsdScanFunction::apply(x_BLHP, dt_BLH, A_H, B_BLGN, C_BLGN, D_H, or_empty(dt_bias_H),
+                                             or_empty(initial_state_BHPN), opt.chunk_size, opt.dt_softplus,
+                                             opt.dt_min, opt.dt_max);
   SsdResult r;
   r.y_BLHP = out[0];
   if (return_final_state) r.final_state_BHPN = out[1];
