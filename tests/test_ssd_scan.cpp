@@ -102,16 +102,19 @@ TEST(SsdScan, DtLimitsClampAfterSoftplus) {
 }
 
 TEST(SsdScan, GradientsFlowToEveryInput) {
-  ScanInputs in = random_inputs(1, 10, 2, 4, 1, 4, 11);
-  std::vector<at::Tensor*> params = {&in.x, &in.dt, &in.A, &in.B, &in.C, &in.D, &in.dt_bias};
-  for (at::Tensor* p : params) p->requires_grad_(true);
-  mp::SsdOptions opt;
-  opt.chunk_size = 4;
-  mp::ssd_scan(in.x, in.dt, in.A, in.B, in.C, in.D, in.dt_bias, opt).y_BLHP.pow(2).sum().backward();
-  for (at::Tensor* p : params) {
-    ASSERT_TRUE(p->grad().defined());
-    EXPECT_TRUE(at::isfinite(p->grad()).all().item<bool>());
-    EXPECT_GT(p->grad().abs().sum().item<double>(), 0.0);
+  for (int64_t L : {1, 10, 64}) {
+    ScanInputs in = random_inputs(1, L, 2, 4, 1, 4, 11);
+    std::vector<at::Tensor*> params = {&in.x, &in.dt, &in.A, &in.B, &in.C, &in.D, &in.dt_bias};
+    for (at::Tensor* p : params) p->requires_grad_(true);
+    mp::SsdOptions opt;
+    opt.chunk_size = 16;
+    mp::ssd_scan(in.x, in.dt, in.A, in.B, in.C, in.D, in.dt_bias, opt).y_BLHP.pow(2).sum().backward();
+    for (at::Tensor* p : params) {
+      ASSERT_TRUE(p->grad().defined());
+      EXPECT_TRUE(at::isfinite(p->grad()).all().item<bool>()) << "L=" << L;
+      // With one step and no initial state, y_0 = dt_0 (C_0 . B_0) x_0 + D x_0: A has no influence.
+      if (L > 1 || p != &in.A) EXPECT_GT(p->grad().abs().sum().item<double>(), 0.0) << "L=" << L;
+    }
   }
 }
 
