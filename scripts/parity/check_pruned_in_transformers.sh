@@ -14,24 +14,24 @@ for fx in tests/fixtures/parity/*/; do
   name=$(basename "$fx")
   # Token data + input ids + the target shape, from the fixture's config.
   flags=$(python3 - "$fx" "$work/$name" <<'PY'
-import json, struct, sys
-import numpy as np, torch
-from safetensors.torch import save_file
-fx, out = sys.argv[1], sys.argv[2]
+import json, random, struct, sys
+from array import array
+fx, out = sys.argv[1], sys.argv[2]   # plain Python: the data steps also run where torch is absent
 c = json.load(open(fx + "/model/config.json"))
-rng = np.random.default_rng(0)
-toks = rng.integers(0, c["vocab_size"], size=4096).astype(np.uint16)
-docs = np.split(toks, 4)
+rng = random.Random(0)
+docs = [array("H", (rng.randrange(c["vocab_size"]) for _ in range(1024))) for _ in range(4)]
 with open(out + ".tokens.bin", "wb") as f:
     for d in docs: f.write(d.tobytes())
 with open(out + ".tokens.idx", "wb") as f:
-    f.write(b"MMIDIDX\x00\x00"); f.write(struct.pack("<Q", 1)); f.write(struct.pack("<B", 8))
-    f.write(struct.pack("<Q", len(docs))); f.write(struct.pack("<Q", len(docs) + 1))
-    f.write(np.array([len(d) for d in docs], dtype=np.int32).tobytes())
-    f.write(np.array([i * 1024 * 2 for i in range(len(docs))], dtype=np.int64).tobytes())
-    f.write(np.arange(len(docs) + 1, dtype=np.int64).tobytes())
-save_file({"input_ids": torch.from_numpy(rng.integers(0, c["vocab_size"], size=(2, 24)).astype(np.int64))},
-          out + ".ids.safetensors")
+    f.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, 8, len(docs), len(docs) + 1))
+    f.write(array("i", [len(d) for d in docs]).tobytes())
+    f.write(array("q", [i * 1024 * 2 for i in range(len(docs))]).tobytes())
+    f.write(array("q", range(len(docs) + 1)).tobytes())
+ids = array("q", (rng.randrange(c["vocab_size"]) for _ in range(2 * 24)))
+head = json.dumps({"input_ids": {"dtype": "I64", "shape": [2, 24], "data_offsets": [0, len(ids) * 8]}}).encode()
+head += b" " * (-len(head) % 8)
+with open(out + ".ids.safetensors", "wb") as f:
+    f.write(struct.pack("<Q", len(head)) + head + ids.tobytes())
 kv, g = c["num_key_value_heads"], c["n_groups"]
 heads = kv * max(1, (c["num_attention_heads"] // kv) // 2)
 mheads = g * max(1, (c["mamba_num_heads"] // g) // 2)
