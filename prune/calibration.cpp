@@ -27,13 +27,15 @@ const char* agg_name(SeqAgg a) { return a == SeqAgg::Mean ? "mean" : a == SeqAgg
 const char* agg_name(BatchAgg a) { return a == BatchAgg::Mean ? "mean" : a == BatchAgg::L2 ? "l2" : "var"; }
 
 at::Tensor reduce_sequence(const at::Tensor& a_BLX, SeqAgg agg) {
-  at::Tensor a = a_BLX.to(at::kDouble);
+  // In float32 (a float64 copy of a [B, L, 32768] activation would cost gigabytes); the per-window
+  // results, small, are carried in float64.
+  at::Tensor a = a_BLX.to(at::kFloat), s;
   switch (agg) {
-    case SeqAgg::Mean: return a.abs().mean(1);
-    case SeqAgg::L2: return a.pow(2).sum(1).sqrt();
-    case SeqAgg::Var: return (a - a.mean(1, /*keepdim=*/true)).pow(2).mean(1);
+    case SeqAgg::Mean: s = a.abs().mean(1); break;
+    case SeqAgg::L2: s = a.pow(2).sum(1).sqrt(); break;
+    case SeqAgg::Var: s = (a - a.mean(1, /*keepdim=*/true)).pow(2).mean(1); break;
   }
-  return {};
+  return s.to(at::kDouble);
 }
 
 at::Tensor reduce_batch(const at::Tensor& sum, const at::Tensor& sumsq, int64_t n, BatchAgg agg) {

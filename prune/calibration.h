@@ -12,7 +12,8 @@
 // Default mean over the sequence, L2 over the batch (MiniPuzzle / Minitron).
 // Also Block Influence (ShortGPT): BI_i = mean over tokens of 1 - cos(h_i, h_{i+1}), h_i the
 // residual stream entering layer i (h_n = the stream after the last layer).
-// Windows are processed in micro-batches; all statistics are summed in float64.
+// Windows are processed in micro-batches; per-window reductions run in float32, the sums over
+// windows in float64.
 #pragma once
 
 #include "prune/layer_source.h"

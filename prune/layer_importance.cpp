@@ -70,8 +70,8 @@ LayerDropScores layer_importance(LayerSource& src, const at::Tensor& windows, co
       for (int64_t i = 0; i < n; ++i) {
         hd[i] = dropped[i][b].reshape({-1, d});
         nd[i] = apply_final_norm(e, hd[i]);
-        drop[i].mse_hidden += (hd[i].to(at::kDouble) - hf.to(at::kDouble)).pow(2).sum();
-        drop[i].mse_normed += (nd[i].to(at::kDouble) - nf.to(at::kDouble)).pow(2).sum();
+        drop[i].mse_hidden += (hd[i].to(at::kFloat) - hf.to(at::kFloat)).pow(2).sum().to(at::kDouble);
+        drop[i].mse_normed += (nd[i].to(at::kFloat) - nf.to(at::kFloat)).pow(2).sum().to(at::kDouble);
       }
       for (int64_t t0 = 0; t0 < T; t0 += opt.slice_tokens) {
         const int64_t tn = std::min(opt.slice_tokens, T - t0);
