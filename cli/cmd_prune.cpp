@@ -163,7 +163,8 @@ void register_score(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
   cmd->add_option("--aggregate-seq", a->agg_seq, "Over the sequence: mean (of |a|), l2 or var")->capture_default_str();
   cmd->add_option("--aggregate-batch", a->agg_batch, "Over the windows: mean, l2 or var")->capture_default_str();
-  cmd->add_option("--micro-batch", a->micro_batch, "Windows per forward call")->capture_default_str()
+  cmd->add_option("--micro-batch", a->micro_batch,
+                  "Windows per forward call (layer removal keeps one residual stream per layer for each)")->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--stream", a->stream, "Read the checkpoint one layer at a time (peak memory: one layer + activations)");
   cmd->add_option("--stream-windows", a->stream_windows, "With --stream: windows per layer read in calibration")

@@ -59,35 +59,35 @@ LayerDropScores layer_importance(LayerSource& src, const at::Tensor& windows, co
         full[b] = block_forward(m, j, full[b]);
       }
     }
-    // Compare every dropped stream with the full one, a token slice at a time.
+    // Compare every dropped stream with the full one, a token slice at a time: neither logits nor
+    // normed copies of all the dropped streams exist at once.
     const Model& e = src.ends();
     for (size_t b = 0; b < nb; ++b) {
       const int64_t d = full[b].size(-1);
       at::Tensor hf = full[b].reshape({-1, d});
       at::Tensor nf = apply_final_norm(e, hf);
       const int64_t T = hf.size(0);
-      std::vector<at::Tensor> hd(n), nd(n);
-      for (int64_t i = 0; i < n; ++i) {
-        hd[i] = dropped[i][b].reshape({-1, d});
-        nd[i] = apply_final_norm(e, hd[i]);
-        drop[i].mse_hidden += (hd[i].to(at::kFloat) - hf.to(at::kFloat)).pow(2).sum().to(at::kDouble);
-        drop[i].mse_normed += (nd[i].to(at::kFloat) - nf.to(at::kFloat)).pow(2).sum().to(at::kDouble);
-      }
+      for (int64_t i = 0; i < n; ++i)
+        drop[i].mse_hidden += (dropped[i][b].reshape({-1, d}).to(at::kFloat) - hf.to(at::kFloat)).pow(2).sum().to(at::kDouble);
       for (int64_t t0 = 0; t0 < T; t0 += opt.slice_tokens) {
         const int64_t tn = std::min(opt.slice_tokens, T - t0);
         at::Tensor tgt = targets[b].narrow(0, t0, tn).unsqueeze(1);
-        at::Tensor lpf = at::log_softmax(lm_head_logits(e, nf.narrow(0, t0, tn)), -1);  // fp32 [tn, V]
+        at::Tensor nfs = nf.narrow(0, t0, tn);
+        at::Tensor lpf = at::log_softmax(lm_head_logits(e, nfs), -1);  // fp32 [tn, V]
         at::Tensor pf = lpf.exp();
         at::Tensor argf = lpf.argmax(-1);
         full_sums.nll -= lpf.gather(1, tgt).to(at::kDouble).sum();
         for (int64_t i = 0; i < n; ++i) {
-          at::Tensor lpd = at::log_softmax(lm_head_logits(e, nd[i].narrow(0, t0, tn)), -1);
+          at::Tensor nds = apply_final_norm(e, dropped[i][b].reshape({-1, d}).narrow(0, t0, tn));
+          drop[i].mse_normed += (nds.to(at::kFloat) - nfs.to(at::kFloat)).pow(2).sum().to(at::kDouble);
+          at::Tensor lpd = at::log_softmax(lm_head_logits(e, nds), -1);
           // KL(full || drop) = sum_v p_f (log p_f - log p_d), summed over tokens.
           drop[i].kl += (pf * (lpf - lpd)).sum().to(at::kDouble);
           drop[i].nll -= lpd.gather(1, tgt).to(at::kDouble).sum();
           drop[i].agree += (lpd.argmax(-1) == argf).sum().to(at::kDouble);
         }
       }
+      for (int64_t i = 0; i < n; ++i) dropped[i][b] = at::Tensor();  // free as we go
     }
     if (opt.on_windows) opt.on_windows(pn);
   }

@@ -9,7 +9,8 @@
 // starts from the full model's input of layer i and runs only layers i+1..: about n^2/2 block
 // evaluations instead of n^2. The pass is layer-major (every dropped stream is advanced through
 // layer j while layer j's weights are at hand), so a streaming source loads each layer once per
-// pass. Logits exist only one token slice at a time.
+// pass. Logits exist only one token slice at a time. Memory: one residual stream per layer for
+// the windows of a pass (n x micro_batch x L x d), so large models want a small micro-batch.
 #pragma once
 
 #include "prune/layer_source.h"
