@@ -15,5 +15,7 @@ void register_eval(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_data(CLI::App& app);
 void register_search(CLI::App& app);
+void register_score(CLI::App& app);
+void register_prune(CLI::App& app);
 
 }  // namespace mp::cli

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   mp::cli::register_convert(app);
   mp::cli::register_data(app);
   mp::cli::register_search(app);
+  mp::cli::register_score(app);
+  mp::cli::register_prune(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

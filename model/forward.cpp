@@ -35,6 +35,19 @@ void check_token_ids(const at::Tensor& ids, int64_t vocab_size, const char* what
   }
 }
 
+at::Tensor block_forward(const Model& m, int64_t i, const at::Tensor& h, const Observer* obs) {
+  at::Tensor u = rms_norm(h, m.layer_w(i, "norm.weight"), m.config.layer_norm_epsilon);
+  if (obs) (*obs)(i, Site::MixerInput, u);
+  at::Tensor out;
+  switch (m.config.layers[i]) {
+    case LayerType::Mamba: out = mamba_mixer(m, i, u, obs); break;
+    case LayerType::Attention: out = attention_mixer(m, i, u, obs); break;
+    case LayerType::Mlp: out = mlp_mixer(m, i, u, obs); break;
+  }
+  if (obs) (*obs)(i, Site::MixerOutput, out);
+  return h + out;
+}
+
 at::Tensor forward_hidden(const Model& m, const at::Tensor& ids_BL, const ForwardOptions& opt) {
   const ModelConfig& c = m.config;
   check_token_ids(ids_BL, c.vocab_size);
@@ -42,16 +55,7 @@ at::Tensor forward_hidden(const Model& m, const at::Tensor& ids_BL, const Forwar
   for (int64_t i = 0; i < c.num_layers(); ++i) {
     if (!opt.skip_layer.empty() && opt.skip_layer[i]) continue;
     if (opt.observer) (*opt.observer)(i, Site::BlockInput, h);
-    at::Tensor u = rms_norm(h, m.layer_w(i, "norm.weight"), c.layer_norm_epsilon);
-    if (opt.observer) (*opt.observer)(i, Site::MixerInput, u);
-    at::Tensor out;
-    switch (c.layers[i]) {
-      case LayerType::Mamba: out = mamba_mixer(m, i, u, opt.observer); break;
-      case LayerType::Attention: out = attention_mixer(m, i, u, opt.observer); break;
-      case LayerType::Mlp: out = mlp_mixer(m, i, u, opt.observer); break;
-    }
-    if (opt.observer) (*opt.observer)(i, Site::MixerOutput, out);
-    h = h + out;
+    h = block_forward(m, i, h, opt.observer);
   }
   if (opt.observer) (*opt.observer)(c.num_layers(), Site::FinalHidden, h);
   return h;

@@ -33,6 +33,10 @@ struct ForwardOptions {
 // Bad input when an id is outside [0, vocab_size) (names the position and the id).
 void check_token_ids(const at::Tensor& ids_BL, int64_t vocab_size, const char* what = "input_ids");
 
+// One block: h + mixer_i(RMSNorm_i(h)), reporting MixerInput / per-mixer sites / MixerOutput (not
+// BlockInput) to `obs`. Reads only layer i's tensors, so `m` may hold just that layer (streaming).
+at::Tensor block_forward(const Model& m, int64_t layer, const at::Tensor& h_BLD, const Observer* obs = nullptr);
+
 // Residual stream after the last layer, before norm_f.
 at::Tensor forward_hidden(const Model& m, const at::Tensor& ids_BL, const ForwardOptions& opt = {});
 at::Tensor apply_final_norm(const Model& m, const at::Tensor& hidden);
