@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mp_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-steps=${*:-build fixtures tests reverse bench}
+steps=${*:-build tests reverse prune bench}
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 echo "card: ${card:-none}; steps: $steps" | tee "$OUT/summary.txt"
 B=build-gpu
@@ -37,6 +37,12 @@ for step in $steps; do
     reverse)
       bash scripts/parity/reverse_check.sh "$B/minipuzzle" 2>&1 | tee "$OUT/reverse.log" | grep -E "PASS|FAIL|error"
       note "reverse rc=${PIPESTATUS[0]}"
+      ;;
+    prune)
+      bash scripts/parity/check_pruned_in_transformers.sh "$B/minipuzzle" 2>&1 | tee "$OUT/pruned_hf.log" | grep -E "PASS|FAIL|error"
+      note "pruned-in-transformers rc=${PIPESTATUS[0]}"
+      bash scripts/gpu_prune_check.sh "$B/minipuzzle" "$OUT/prune_check" 2>&1 | tee "$OUT/prune_stream.log" | grep -E "stream|peak|error|took"
+      note "stream-vs-memory rc=${PIPESTATUS[0]}"
       ;;
     bench)
       $B/bench/bench_eval --config configs/nemotron-h-8b/config.json --seq-len 4096 --batch 1 \
