@@ -1,6 +1,7 @@
 #include "prune/device_memory.h"
 
 #if defined(MP_TORCH_HAS_CUDA)
+#include <ATen/ATen.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
@@ -8,7 +9,12 @@ namespace mp {
 
 void reset_peak_memory(at::Device device) {
 #if defined(MP_TORCH_HAS_CUDA)
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+  if (device.is_cuda()) {
+    // The caching allocator refuses stats calls ("Invalid device argument") until it has been
+    // initialised by a first allocation on the device.
+    at::empty({1}, at::TensorOptions().device(device));
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+  }
 #endif
 }
 
