@@ -2,6 +2,13 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "model/config.h"
+#include "common/progress.h"
+#include "data/sampler.h"
+#include "model/model.h"
+#include "prune/apply.h"
+#include "prune/fingerprint.h"
+#include "prune/plan.h"
+#include "search/rank.h"
 #include "search/report.h"
 #include "search/search.h"
 
@@ -10,6 +17,7 @@
 
 #include <iostream>
 #include <memory>
+#include <optional>
 
 namespace mp::cli {
 namespace {
@@ -20,6 +28,11 @@ struct SearchArgs {
       mamba_head_dim;
   double min_memory_gib = 0, max_memory_gib = -1, min_params = 0, max_params = 1e300;
   size_t show = 15;
+  // Ranking against the parent (needs --model, --importance, --data).
+  std::string importance, data, device = "cpu", dtype = "fp32", rank_by = "kl", layer_metric = "mse_normed";
+  int64_t eval_tokens = 16384, seq_len = 512, top = 20, micro_batch = 4, finalists = 0;
+  uint64_t seed = 4321;
+  bool quiet = false;
 };
 
 void run_search_cmd(const SearchArgs& a) {
@@ -43,17 +56,58 @@ void run_search_cmd(const SearchArgs& a) {
   lim.max_memory_gib = a.max_memory_gib;
   lim.min_params = a.min_params * 1e9;
   lim.max_params = a.max_params * 1e9;
-  SearchResult r = run_search(parent, budget, space, lim, {});
+  const bool ranking = !a.importance.empty() || !a.data.empty();
+  if (ranking && (a.model.empty() || a.importance.empty() || a.data.empty()))
+    fail_usage("search: ranking against the parent needs --model, --importance and --data together");
+  if (a.finalists > 0 && !ranking) fail_usage("search: --finalists needs ranking (--model, --importance, --data)");
+  std::optional<Importance> imp;
+  std::vector<int64_t> order;
+  LayerMetric lm = parse_layer_metric(a.layer_metric);
+  if (ranking) {
+    imp = load_importance(a.importance);
+    order = layer_ranking(*imp, lm);
+  }
+  SearchResult r = run_search(parent, budget, space, lim, order);
   const double parent_gib = to_gib(deployment_memory(parent, budget).total());
   std::cout << fmt::format("parent {} layers, {:.2f} B parameters, {:.2f} GiB under {} (limit {} GiB)\n",
                            parent.num_layers(), count_params(parent).total() / 1e9, parent_gib, budget.name,
                            lim.max_memory_gib > 0 ? lim.max_memory_gib : budget.memory_limit_gib);
   std::cout << fmt::format("{} candidates enumerated, {} fit, in {:.3f} s\n", r.enumerated, r.feasible.size(), r.seconds);
   if (r.feasible.empty())
-    fail_input("no candidate fits: the smallest of the {} needs more than {} GiB under {}; widen the space or the budget",
-               r.enumerated, lim.max_memory_gib > 0 ? lim.max_memory_gib : budget.memory_limit_gib, budget.name);
-  write_search_outputs(r, a.output, "params");
-  std::cout << search_table(r, a.show, "params");
+    fail_input("no candidate fits: none of the {} satisfies memory in [{}, {}] GiB under {} and parameters in "
+               "[{:.4g}, {:.4g}] B; widen the space, the budget or the parameter range",
+               r.enumerated, lim.min_memory_gib, lim.max_memory_gib > 0 ? lim.max_memory_gib : budget.memory_limit_gib,
+               budget.name, a.min_params, a.max_params);
+  std::string metric = "params";
+  std::optional<Model> model;
+  if (ranking) {
+    LoadOptions lo;
+    lo.device = parse_device(a.device);
+    lo.dtype = parse_dtype(a.dtype);
+    model = load_model(a.model, lo);
+    check_importance_matches(*imp, model->config, model_fingerprint(model->weights), a.importance, a.model);
+    WindowSampler sampler(IndexedDataset::open(a.data), a.seq_len, a.seed, model->config.vocab_size);
+    const int64_t n = std::max<int64_t>(1, std::min<int64_t>(a.eval_tokens / a.seq_len, sampler.num_windows()));
+    RankOptions ro;
+    ro.top_k = a.top;
+    ro.metric = a.rank_by;
+    ro.micro_batch = a.micro_batch;
+    ro.layer_metric = lm;
+    const int64_t k = std::min<int64_t>(a.top, static_cast<int64_t>(r.feasible.size()));
+    Progress progress("rank", k, "candidates", a.quiet);
+    rank_candidates(r, *model, *imp, sampler.fixed_windows(n), ro, [&](int64_t, int64_t) { progress.advance(1); });
+    progress.finish();
+    metric = a.rank_by;
+  }
+  write_search_outputs(r, a.output, metric);
+  std::cout << search_table(r, a.show, metric);
+  for (int64_t i = 0; i < std::min<int64_t>(a.finalists, static_cast<int64_t>(r.feasible.size())); ++i) {
+    const CandidateResult& c = r.feasible[i];
+    PruneTarget t = candidate_target(c, lm);
+    std::string dir = fmt::format("{}/finalist-{}", a.output, i + 1);
+    save_model(apply_plan(*model, make_plan(*imp, t)), dir);
+    std::cout << fmt::format("wrote {} ({})\n", dir, c.candidate.key());
+  }
   std::cout << fmt::format("wrote {0}/candidates.json, {0}/candidates.csv, {0}/pareto.svg, {0}/best.shape.json\n", a.output);
 }
 
@@ -80,6 +134,19 @@ void register_search(CLI::App& app) {
   cmd->add_option("--min-params", a->min_params, "Parameter range, in billions")->capture_default_str();
   cmd->add_option("--max-params", a->max_params, "Parameter range, in billions");
   cmd->add_option("--show", a->show, "Rows of the terminal table")->capture_default_str();
+  cmd->add_option("--importance", a->importance, "importance.json of the parent (from minipuzzle score): keeps the most important layers");
+  cmd->add_option("--data", a->data, "Held-out token data to rank candidates against the parent");
+  cmd->add_option("--eval-tokens", a->eval_tokens, "Held-out tokens for ranking")->capture_default_str();
+  cmd->add_option("--seq-len", a->seq_len, "Window length for ranking")->capture_default_str();
+  cmd->add_option("--top", a->top, "Candidates ranked (the largest by parameters)")->capture_default_str();
+  cmd->add_option("--rank-by", a->rank_by, "kl, loss, accuracy or agreement")->capture_default_str();
+  cmd->add_option("--layer-metric", a->layer_metric, "Layer importance metric for choosing layers")->capture_default_str();
+  cmd->add_option("--micro-batch", a->micro_batch, "Windows per forward pass")->capture_default_str();
+  cmd->add_option("--finalists", a->finalists, "Write the N best pruned checkpoints to OUTPUT/finalist-k")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Window selection seed")->capture_default_str();
+  cmd->add_flag("--quiet", a->quiet, "No progress lines");
   cmd->callback([a] { run_search_cmd(*a); });
 }
 

@@ -11,20 +11,23 @@
 namespace mp {
 
 nlohmann::json shape_json(const CandidateResult& c, const ModelConfig& parent) {
+  // The fields `minipuzzle prune --shape` reads; the rest is context for a person, under metadata.
   nlohmann::json j;
-  j["format"] = "minipuzzle-shape";
-  j["version"] = 1;
-  j["parent_pattern"] = parent.pattern();
-  j["hybrid_override_pattern"] = c.config.pattern();
-  j["kept_layers"] = c.kept_layers;
-  j["keep_layers"] = {{"mamba", c.candidate.mamba}, {"attention", c.candidate.attention}, {"mlp", c.candidate.mlp}};
+  j["name"] = c.candidate.key();
   j["hidden_size"] = c.candidate.hidden;
   j["intermediate_size"] = c.candidate.ffn;
   j["num_attention_heads"] = c.candidate.attention_heads;
   j["mamba_num_heads"] = c.candidate.mamba_heads;
   j["mamba_head_dim"] = c.candidate.mamba_head_dim;
-  j["parameters"] = c.params;
-  j["memory_gib"] = to_gib(c.memory.total());
+  j["kept_layers"] = c.kept_layers;
+  j["metadata"] = {{"format", "minipuzzle-shape"},
+                   {"version", 1},
+                   {"parent_pattern", parent.pattern()},
+                   {"pattern", c.config.pattern()},
+                   {"layers", {{"mamba", c.candidate.mamba}, {"attention", c.candidate.attention}, {"mlp", c.candidate.mlp}}},
+                   {"parameters", c.params},
+                   {"memory_gib", to_gib(c.memory.total())},
+                   {"metrics", c.metrics}};
   return j;
 }
 
@@ -54,7 +57,8 @@ std::string pareto_svg(const SearchResult& r, const std::string& metric, bool hi
   std::vector<std::pair<double, double>> pts;
   for (const auto& c : r.feasible) pts.push_back({to_gib(c.memory.total()), quality(c, metric)});
   const double parent_mem = to_gib(deployment_memory(r.parent, r.budget).total());
-  const double parent_q = metric == "params" ? count_params(r.parent).total() / 1e9 : (higher_better ? 1.0 : 0.0);
+  const double parent_q = metric == "params" ? count_params(r.parent).total() / 1e9
+                          : r.parent_metrics.count(metric) ? r.parent_metrics.at(metric) : (higher_better ? 1.0 : 0.0);
   double x0 = parent_mem, x1 = std::max(parent_mem, r.budget.memory_limit_gib), y0 = parent_q, y1 = parent_q;
   for (auto [x, y] : pts) { x0 = std::min(x0, x); x1 = std::max(x1, x); y0 = std::min(y0, y); y1 = std::max(y1, y); }
   if (x1 - x0 < 1e-9) x1 = x0 + 1;
@@ -111,6 +115,8 @@ void write_search_outputs(const SearchResult& r, const std::string& dir, const s
     const auto& c = r.feasible[i];
     nlohmann::json j = shape_json(c, r.parent);
     j["rank"] = i + 1;
+    j["pattern"] = c.config.pattern();
+    j["parameters"] = c.params;
     j["key"] = c.candidate.key();
     j["memory"] = {{"weights_gib", to_gib(c.memory.weights)}, {"kv_cache_gib", to_gib(c.memory.kv_cache)},
                    {"mamba_conv_gib", to_gib(c.memory.mamba_conv)}, {"mamba_ssm_gib", to_gib(c.memory.mamba_ssm)},
@@ -144,7 +150,10 @@ std::string search_table(const SearchResult& r, size_t rows, const std::string& 
   s += "\n";
   for (size_t i = 0; i < std::min(rows, r.feasible.size()); ++i) {
     const auto& c = r.feasible[i];
-    s += fmt::format("{:>4}  {:<34} {:>8.2f}B {:>6.2f}GiB {:>5.2f}GiB {:>5.2f}GiB", i + 1, c.candidate.key(), c.params / 1e9,
+    const std::string params = c.params >= 1e9 ? fmt::format("{:.2f}B", c.params / 1e9)
+                               : c.params >= 1e6 ? fmt::format("{:.2f}M", c.params / 1e6)
+                                                 : fmt::format("{:.1f}k", c.params / 1e3);
+    s += fmt::format("{:>4}  {:<34} {:>9} {:>6.2f}GiB {:>5.2f}GiB {:>5.2f}GiB", i + 1, c.candidate.key(), params,
                      to_gib(c.memory.total()), to_gib(c.memory.weights), to_gib(c.memory.kv_cache));
     if (metric != "params") s += fmt::format(" {:>10.4f}", quality(c, metric));
     s += "\n";

@@ -37,6 +37,7 @@ struct SearchResult {
   Budget budget;
   int64_t enumerated = 0;
   std::vector<CandidateResult> feasible;  // sorted: by rank metric if present, else params desc
+  std::map<std::string, double> parent_metrics;  // the parent on the ranking windows (kl 0, agreement 1)
   double seconds = 0;
 };
 

@@ -37,9 +37,20 @@ struct MpSsdFwdArgs {
   // per thread block (16, 32, 64).
   int chunk;
   int p_tile;
+  // Sequence segments scanned in parallel (two-level scan, see ssd_scan_fwd.cu): 0 = automatic,
+  // 1 = single pass. With more than one segment the launcher needs `workspace`.
+  int segments;
+  // fp32 scratch of mp_ssd_scan_fwd_workspace_bytes(this) bytes (per-segment states and decays);
+  // null when that is 0. If the chosen plan needs it and it is null, the single pass runs instead.
+  float* workspace;
 };
 
 // 1 when the shapes are handled (else the caller falls back to the LibTorch path).
 int mp_ssd_scan_fwd_supported(const MpSsdFwdArgs* a);
+// Bytes of fp32 workspace the launch needs (0 for the single pass). Depends on the shapes, the
+// overrides and the current device only, so a query followed by a launch agree.
+int64_t mp_ssd_scan_fwd_workspace_bytes(const MpSsdFwdArgs* a);
+// The plan a launch would use: internal chunk, head-dim tile and segment count (0s if unsupported).
+void mp_ssd_scan_fwd_plan(const MpSsdFwdArgs* a, int* chunk, int* p_tile, int* segments);
 // Launches the forward; returns the launch error (cudaSuccess on success).
 cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);

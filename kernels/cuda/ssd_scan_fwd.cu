@@ -28,6 +28,7 @@
 #include <cuda_fp16.h>
 #include <mma.h>
 
+#include <cmath>
 #include <type_traits>
 
 namespace {
@@ -116,29 +117,29 @@ struct TileOps<float> {  // exact fp32: lane owns row lane/2, columns (lane%2)*8
   }
 };
 
-// Shared-memory plan, in bytes, for one block; each buffer starts 128-byte aligned.
+// Shared-memory plan, in bytes, for one block; each buffer starts 128-byte aligned. The
+// state-only pass (pass 1 of the segmented scan) needs no C, W or operand copy of S.
 struct Plan {
-  int ldN, ldP, ldQ, ldQf;
-  int offC, offB, offX, offXw, offW, offSc, offS, offStage, offDt, offAcs, total;
+  int ldN, ldP, ldQ;
+  int offC, offB, offX, offXw, offW, offS, offStage, offDt, offAcs, total;
 };
 
 __host__ __device__ inline int align128(int v) { return (v + 127) & ~127; }
 
-__host__ __device__ inline Plan make_plan(int Q, int PT, int N, int esize) {
+__host__ __device__ inline Plan make_plan(int Q, int PT, int N, int esize, bool state_only) {
   Plan p;
   const int pad = 16 / esize;  // one 16-byte vector per row: spreads rows over banks
+  const int full = state_only ? 0 : 1;
   p.ldN = N + pad;
   p.ldP = PT + pad;
   p.ldQ = Q + pad;
-  p.ldQf = Q + 4;
   int o = 0;
-  p.offC = o;  o = align128(o + Q * p.ldN * esize);
+  p.offC = o;  o = align128(o + full * Q * p.ldN * esize);
   p.offB = o;  o = align128(o + Q * p.ldN * esize);
   p.offX = o;  o = align128(o + Q * p.ldP * esize);
   p.offXw = o; o = align128(o + Q * p.ldP * esize);
-  p.offW = o;  o = align128(o + Q * p.ldQ * esize);
-  p.offSc = o; o = align128(o + Q * p.ldQf * 4);
-  p.offS = o;  o = align128(o + PT * p.ldN * esize);
+  p.offW = o;  o = align128(o + full * Q * p.ldQ * esize);
+  p.offS = o;  o = align128(o + full * PT * p.ldN * esize);
   p.offStage = o; o = align128(o + kWarps * 256 * 4);
   p.offDt = o; o = align128(o + Q * 4);
   p.offAcs = o; o = align128(o + Q * 4);
@@ -146,8 +147,16 @@ __host__ __device__ inline Plan make_plan(int Q, int PT, int N, int esize) {
   return p;
 }
 
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+  const int n = valid ? 16 : 0;  // 0: nothing read, 16 zero bytes written
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
 // Copies rows [t0, t0 + Q) x cols [0, ncols) of a strided [L, ncols] slab into shared memory
-// (leading dim ld), zero-filling rows at or past L. 16-byte vectors when `vec`.
+// (leading dim ld), zero-filling rows at or past L. With `vec`: asynchronous 16-byte copies
+// (all in flight at once; the caller waits with cp_async_wait_all + __syncthreads).
 template <typename T>
 __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int t0, int Q, int L, int ncols, bool vec) {
   if (vec) {
@@ -155,9 +164,8 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
     const int nv = ncols / V;
     for (int i = threadIdx.x; i < Q * nv; i += kThreads) {
       const int r = i / nv, c = (i - r * nv) * V;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (t0 + r < L) v = *reinterpret_cast<const uint4*>(src + (int64_t)(t0 + r) * row_stride + c);
-      *reinterpret_cast<uint4*>(dst + r * ld + c) = v;
+      const bool ok = t0 + r < L;
+      cp_async16(dst + r * ld + c, ok ? src + (int64_t)(t0 + r) * row_stride + c : src, ok);
     }
   } else {
     for (int i = threadIdx.x; i < Q * ncols; i += kThreads) {
@@ -167,8 +175,20 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
   }
 }
 
-template <typename T, int Q, int PT>
-__global__ void __launch_bounds__(kThreads) ssd_fwd_kernel(MpSsdFwdArgs a, bool vec) {
+// Segmented (two-level) scan. The chunks are split into nseg segments of seg_chunks chunks;
+// a block handles one (b, h, p-tile, segment). Single pass: nseg = 1, init/fin = the caller's
+// initial/final state. Pass 1 (kStateOnly): from a zero state, the segment's local end state
+// (-> fin) and its total decay exp(sum dt A) (-> decay). Pass 2 (ssd_seg_combine) turns the
+// local states into entering states in place. Pass 3: the full kernel from init = entering states.
+struct Seg {
+  int nseg, seg_chunks;
+  const float* init;  // [b, nseg, H, P, N] state entering each segment; null = zero
+  float* fin;         // [b, nseg, H, P, N] state leaving each segment; null = not written
+  float* decay;       // [b, nseg, H] (kStateOnly only); null = not written
+};
+
+template <typename T, int Q, int PT, bool kStateOnly>
+__global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
   using Ops = TileOps<T>;
   using Acc = typename Ops::Acc;
   constexpr int MAXT = PT / 8;  // state tiles per warp at N = 256: (PT/16) * 16 / kWarps
@@ -177,19 +197,20 @@ __global__ void __launch_bounds__(kThreads) ssd_fwd_kernel(MpSsdFwdArgs a, bool 
   int bid = blockIdx.x;
   const int pt = bid % ptiles;
   bid /= ptiles;
-  const int h = bid % H, b = bid / H;
+  const int h = bid % H;
+  bid /= H;
+  const int b = bid % a.batch, seg = bid / a.batch;
   const int g = h / (H / a.groups);
   const int p0 = pt * PT;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
   extern __shared__ __align__(128) unsigned char smem[];
-  const Plan pl = make_plan(Q, PT, N, sizeof(T));
+  const Plan pl = make_plan(Q, PT, N, sizeof(T), kStateOnly);
   T* Cs = reinterpret_cast<T*>(smem + pl.offC);
   T* Bs = reinterpret_cast<T*>(smem + pl.offB);
   T* Xs = reinterpret_cast<T*>(smem + pl.offX);
   T* Xw = reinterpret_cast<T*>(smem + pl.offXw);
   T* Ws = reinterpret_cast<T*>(smem + pl.offW);
-  float* Sc = reinterpret_cast<float*>(smem + pl.offSc);
   T* Ss = reinterpret_cast<T*>(smem + pl.offS);
   float* stage = reinterpret_cast<float*>(smem + pl.offStage) + warp * 256;
   float* dtv = reinterpret_cast<float*>(smem + pl.offDt);
@@ -200,7 +221,7 @@ __global__ void __launch_bounds__(kThreads) ssd_fwd_kernel(MpSsdFwdArgs a, bool 
   const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg;
   const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg;
   T* yg = static_cast<T*>(a.y) + b * a.y_sb + h * a.y_sh + p0;
-  const int64_t state_off = ((int64_t)(b * H + h) * P + p0) * N;
+  const int64_t state_off = ((int64_t)((b * sg.nseg + seg) * H + h) * P + p0) * N;
 
   // State fragments: tile k = warp + kWarps * i covers rows (k / (N/16)) * 16, cols (k % (N/16)) * 16.
   const int nTn = N / 16, ntS = (PT / 16) * nTn;
@@ -209,8 +230,8 @@ __global__ void __launch_bounds__(kThreads) ssd_fwd_kernel(MpSsdFwdArgs a, bool 
   for (int i = 0; i < MAXT; ++i) {
     const int k = warp + kWarps * i;
     Ops::zero(S[i]);
-    if (k < ntS && a.init_state) {
-      const float* src = a.init_state + state_off + (k / nTn) * 16 * N + (k % nTn) * 16;
+    if (k < ntS && sg.init) {
+      const float* src = sg.init + state_off + (k / nTn) * 16 * N + (k % nTn) * 16;
       for (int e = lane; e < 256; e += 32) stage[e] = src[(e >> 4) * N + (e & 15)];
       __syncwarp();
       Ops::load(S[i], stage, 16);
@@ -231,35 +252,36 @@ __global__ void __launch_bounds__(kThreads) ssd_fwd_kernel(MpSsdFwdArgs a, bool 
       }
     }
   };
-  publish_state();
+  if (!kStateOnly) publish_state();
 
   const int nchunks = (L + Q - 1) / Q;
+  const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
   constexpr int nTq = Q / 16, nTp = PT / 16;
-  for (int c = 0; c < nchunks; ++c) {
+  float seg_sum = 0.f;  // sum of dt A over the segment (pass 1's decay)
+  for (int c = c_begin; c < c_end; ++c) {
     const int t0 = c * Q;
-    // Phase A: loads of dt (bias, softplus, clamp), C, B, X for this chunk.
-    if (threadIdx.x < Q) {
-      const int t = t0 + threadIdx.x;
-      float d = 0.f;
-      if (t < L) {
-        d = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
-        if (a.dt_softplus) d = d > 20.f ? d : log1pf(expf(d));
-        d = fminf(fmaxf(d, a.dt_min), a.dt_max);
-      }
-      dtv[threadIdx.x] = d;
-    }
-    load_rows<T>(Cs, pl.ldN, Cg, a.C_sl, t0, Q, L, N, vec);
+    // Phase A: C, B, X of this chunk in flight (cp.async) while warp 0 loads dt (bias,
+    // softplus, clamp) and scans dt*A into acs (inclusive, within the chunk).
+    if (!kStateOnly) load_rows<T>(Cs, pl.ldN, Cg, a.C_sl, t0, Q, L, N, vec);
     load_rows<T>(Bs, pl.ldN, Bg, a.B_sl, t0, Q, L, N, vec);
     load_rows<T>(Xs, pl.ldP, xg, a.x_sl, t0, Q, L, PT, vec);
-    __syncthreads();
-
-    // Phase B: warp 0 scans dt*A into acs; all warps compute the lower tiles of C B^T.
     if (warp == 0) {
       constexpr int E = Q / 32;
       float v[E];
       float run = 0.f;
 #pragma unroll
-      for (int e = 0; e < E; ++e) { run += dtv[lane * E + e] * Ah; v[e] = run; }
+      for (int e = 0; e < E; ++e) {
+        const int t = t0 + lane * E + e;
+        float d = 0.f;
+        if (t < L) {
+          d = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
+          if (a.dt_softplus) d = d > 20.f ? d : log1pf(expf(d));
+          d = fminf(fmaxf(d, a.dt_min), a.dt_max);
+        }
+        dtv[lane * E + e] = d;
+        run += d * Ah;
+        v[e] = run;
+      }
       float incl = run;
 #pragma unroll
       for (int o = 1; o < 32; o <<= 1) {
@@ -270,23 +292,30 @@ __global__ void __launch_bounds__(kThreads) ssd_fwd_kernel(MpSsdFwdArgs a, bool 
 #pragma unroll
       for (int e = 0; e < E; ++e) acs[lane * E + e] = v[e] + excl;
     }
-    for (int k = warp; k < nTq * (nTq + 1) / 2; k += kWarps) {
-      int i = 0;
-      while ((i + 1) * (i + 2) / 2 <= k) ++i;
-      const int j = k - i * (i + 1) / 2;
-      Acc acc;
-      Ops::zero(acc);
-      Ops::template mma<Row, Col>(acc, Cs + i * 16 * pl.ldN, pl.ldN, Bs + j * 16 * pl.ldN, pl.ldN, N);
-      Ops::store(Sc + i * 16 * pl.ldQf + j * 16, pl.ldQf, acc);
-    }
+    if (vec) cp_async_wait_all();
     __syncthreads();
 
-    // Phase C: W = mask(C B^T) * exp(Acs_l - Acs_s) * dt_s;  Xw = x_s dt_s exp(Acs_end - Acs_s).
+    // Phase B: W = mask(C B^T) * exp(Acs_l - Acs_s) * dt_s, straight from each score tile (lower
+    // tiles only; W's upper tiles are never read);  Xw = x_s dt_s exp(Acs_end - Acs_s).
     const float acs_end = acs[Q - 1];
-    for (int e = threadIdx.x; e < Q * Q; e += kThreads) {
-      const int l = e / Q, s = e - l * Q;
-      const float w = s <= l ? Sc[l * pl.ldQf + s] * expf(acs[l] - acs[s]) * dtv[s] : 0.f;
-      Ws[l * pl.ldQ + s] = from_f<T>(w);
+    seg_sum += acs_end;
+    if (!kStateOnly) {
+      for (int k = warp; k < nTq * (nTq + 1) / 2; k += kWarps) {
+        int i = 0;
+        while ((i + 1) * (i + 2) / 2 <= k) ++i;
+        const int j = k - i * (i + 1) / 2;
+        Acc acc;
+        Ops::zero(acc);
+        Ops::template mma<Row, Col>(acc, Cs + i * 16 * pl.ldN, pl.ldN, Bs + j * 16 * pl.ldN, pl.ldN, N);
+        Ops::store(stage, 16, acc);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) {
+          const int l = i * 16 + (e >> 4), s = j * 16 + (e & 15);
+          const float w = s <= l ? stage[e] * expf(acs[l] - acs[s]) * dtv[s] : 0.f;
+          Ws[l * pl.ldQ + s] = from_f<T>(w);
+        }
+        __syncwarp();
+      }
     }
     for (int e = threadIdx.x; e < Q * PT; e += kThreads) {
       const int s = e / PT, p = e - s * PT;
@@ -294,29 +323,31 @@ __global__ void __launch_bounds__(kThreads) ssd_fwd_kernel(MpSsdFwdArgs a, bool 
     }
     __syncthreads();
 
-    // Phase D1: Y = rowscale(exp(Acs)) (C S_in^T) + W X + D x  -> y.
-    for (int k = warp; k < nTq * nTp; k += kWarps) {
-      const int i = k / nTp, j = k - i * nTp;
-      Acc acc;
-      Ops::zero(acc);
-      Ops::template mma<Row, Col>(acc, Cs + i * 16 * pl.ldN, pl.ldN, Ss + j * 16 * pl.ldN, pl.ldN, N);
-      Ops::store(stage, 16, acc);
-      __syncwarp();
-      for (int e = lane; e < 256; e += 32) stage[e] *= expf(acs[i * 16 + (e >> 4)]);
-      __syncwarp();
-      Ops::load(acc, stage, 16);
-      __syncwarp();
-      Ops::template mma<Row, Row>(acc, Ws + i * 16 * pl.ldQ, pl.ldQ, Xs + j * 16, pl.ldP, (i + 1) * 16);
-      Ops::store(stage, 16, acc);
-      __syncwarp();
-      for (int e = lane; e < 256; e += 32) {
-        const int r = i * 16 + (e >> 4), col = j * 16 + (e & 15);
-        if (t0 + r < L) {
-          const float v = stage[e] + Dh * to_f(Xs[r * pl.ldP + col]);
-          yg[(int64_t)(t0 + r) * a.y_sl + col] = from_f<T>(v);
+    if (!kStateOnly) {
+      // Phase D1: Y = rowscale(exp(Acs)) (C S_in^T) + W X + D x  -> y.
+      for (int k = warp; k < nTq * nTp; k += kWarps) {
+        const int i = k / nTp, j = k - i * nTp;
+        Acc acc;
+        Ops::zero(acc);
+        Ops::template mma<Row, Col>(acc, Cs + i * 16 * pl.ldN, pl.ldN, Ss + j * 16 * pl.ldN, pl.ldN, N);
+        Ops::store(stage, 16, acc);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) stage[e] *= expf(acs[i * 16 + (e >> 4)]);
+        __syncwarp();
+        Ops::load(acc, stage, 16);
+        __syncwarp();
+        Ops::template mma<Row, Row>(acc, Ws + i * 16 * pl.ldQ, pl.ldQ, Xs + j * 16, pl.ldP, (i + 1) * 16);
+        Ops::store(stage, 16, acc);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) {
+          const int r = i * 16 + (e >> 4), col = j * 16 + (e & 15);
+          if (t0 + r < L) {
+            const float v = stage[e] + Dh * to_f(Xs[r * pl.ldP + col]);
+            yg[(int64_t)(t0 + r) * a.y_sl + col] = from_f<T>(v);
+          }
         }
+        __syncwarp();
       }
-      __syncwarp();
     }
     // Phase D2: S = exp(Acs_end) S + Xw^T B  (fragments in registers; Ss still holds S_in).
     const float dec = expf(acs_end);
@@ -328,45 +359,98 @@ __global__ void __launch_bounds__(kThreads) ssd_fwd_kernel(MpSsdFwdArgs a, bool 
         Ops::template mma<Col, Row>(S[i], Xw + (k / nTn) * 16, pl.ldP, Bs + (k % nTn) * 16, pl.ldN, Q);
       }
     }
-    __syncthreads();
-    publish_state();  // overlaps with the next chunk's loads (disjoint buffers); sync follows them
+    __syncthreads();  // every read of Ss, C, B, X, W, Xw, dt, acs of this chunk is done
+    if (!kStateOnly) publish_state();  // overlaps with the next chunk's loads (disjoint buffers)
   }
 
-  if (a.final_state) {
+  if (sg.fin) {
 #pragma unroll
     for (int i = 0; i < MAXT; ++i) {
       const int k = warp + kWarps * i;
       if (k < ntS) {
         Ops::store(stage, 16, S[i]);
         __syncwarp();
-        float* dst = a.final_state + state_off + (k / nTn) * 16 * N + (k % nTn) * 16;
+        float* dst = sg.fin + state_off + (k / nTn) * 16 * N + (k % nTn) * 16;
         for (int e = lane; e < 256; e += 32) dst[(e >> 4) * N + (e & 15)] = stage[e];
         __syncwarp();
       }
     }
   }
+  if (kStateOnly && sg.decay && pt == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
 }
 
-int max_smem_optin() {
+// Pass 2: per (b, h, p, n) element, in place over the segments: local end state -> entering state.
+//   enter[0] = init (or 0);  enter[s+1] = decay[s] * enter[s] + local[s];  final = enter[nseg].
+__global__ void __launch_bounds__(256) ssd_seg_combine(int64_t per_b, int PN, int H, int nseg, int64_t total,
+                                                        float* ws, const float* decay, const float* init, float* fin) {
+  const int64_t i = (int64_t)blockIdx.x * 256 + threadIdx.x;
+  if (i >= total) return;
+  const int64_t b = i / per_b, r = i - b * per_b;
+  const int h = (int)(r / PN);
+  float cur = init ? init[i] : 0.f;
+  float* p = ws + b * nseg * per_b + r;
+  const float* d = decay + b * nseg * H + h;
+  for (int s0 = 0; s0 < nseg; s0 += 8) {
+    float loc[8], dec[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u)
+      if (s0 + u < nseg) loc[u] = p[(int64_t)(s0 + u) * per_b], dec[u] = d[(int64_t)(s0 + u) * H];
+#pragma unroll
+    for (int u = 0; u < 8; ++u)
+      if (s0 + u < nseg) {
+        p[(int64_t)(s0 + u) * per_b] = cur;
+        cur = dec[u] * cur + loc[u];
+      }
+  }
+  if (fin) fin[i] = cur;
+}
+
+using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
+
+template <typename T, int Q>
+KernFn kern_q(int PT, bool state_only) {
+  if (PT == 16) return state_only ? ssd_fwd_kernel<T, Q, 16, true> : ssd_fwd_kernel<T, Q, 16, false>;
+  if (PT == 32) return state_only ? ssd_fwd_kernel<T, Q, 32, true> : ssd_fwd_kernel<T, Q, 32, false>;
+  return state_only ? ssd_fwd_kernel<T, Q, 64, true> : ssd_fwd_kernel<T, Q, 64, false>;
+}
+
+KernFn kern_for(int dtype, int Q, int PT, bool state_only) {
+  switch (dtype) {
+    case MP_BF16: return Q == 128 ? kern_q<__nv_bfloat16, 128>(PT, state_only) : kern_q<__nv_bfloat16, 64>(PT, state_only);
+    case MP_F16: return Q == 128 ? kern_q<__half, 128>(PT, state_only) : kern_q<__half, 64>(PT, state_only);
+    default: return kern_q<float, 32>(PT, state_only);
+  }
+}
+
+int device_attr(cudaDeviceAttr attr) {
   int dev = 0, v = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return 0;
   return v;
 }
+int max_smem_optin() { return device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin); }
 
 int esize_of(int dtype) { return dtype == MP_F32 ? 4 : 2; }
+
+// Resident blocks per SM of a kernel at `smem` bytes of dynamic shared memory (at least 1).
+int blocks_per_sm(KernFn f, int smem) {
+  if (cudaFuncSetAttribute((const void*)f, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess) return 1;
+  int n = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, (const void*)f, kThreads, smem) != cudaSuccess) return 1;
+  return n < 1 ? 1 : n;
+}
 
 // Picks (Q, PT): explicit overrides when valid, else the defaults; the plan must fit shared memory.
 bool choose(const MpSsdFwdArgs* a, int smem_limit, int* Q, int* PT) {
   const int es = esize_of(a->dtype);
   int q = a->chunk, pt = a->p_tile;
   if (q == 0) q = a->dtype == MP_F32 ? 32 : 64;
-  if (pt == 0) pt = a->dtype == MP_F32 ? 32 : 32;
+  if (pt == 0) pt = a->dtype == MP_F32 ? 32 : (a->dstate <= 128 ? 64 : 32);
   if (a->dtype == MP_F32 ? q != 32 : (q != 64 && q != 128)) return false;
   if (pt != 16 && pt != 32 && pt != 64) return false;
   while (pt > a->headdim) pt /= 2;
   if (pt < 16 || a->headdim % pt) return false;
-  while (make_plan(q, pt, a->dstate, es).total > smem_limit) {
+  while (make_plan(q, pt, a->dstate, es, false).total > smem_limit) {
     if (q > 64 && a->dtype != MP_F32) q /= 2;
     else if (pt > 16) pt /= 2;
     else return false;
@@ -376,27 +460,51 @@ bool choose(const MpSsdFwdArgs* a, int smem_limit, int* Q, int* PT) {
   return true;
 }
 
-template <typename T, int Q, int PT>
-cudaError_t launch(const MpSsdFwdArgs* a, bool vec, cudaStream_t stream) {
-  const int smem = make_plan(Q, PT, a->dstate, sizeof(T)).total;
-  auto kern = ssd_fwd_kernel<T, Q, PT>;
-  cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (e != cudaSuccess) return e;
-  const int64_t blocks = (int64_t)a->batch * a->heads * (a->headdim / PT);
-  kern<<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec);
-  return cudaGetLastError();
+struct Config {
+  int Q, PT, nseg, seg_chunks;
+};
+
+constexpr int kMinSegChunks = 2;               // automatic segments hold at least this many chunks
+constexpr double kMaxWorkspace = 1024.0 * 1048576.0;  // bytes of per-segment states, automatic choice
+
+// Segment count: the explicit override, else the minimum of a cost model in microseconds:
+// waves of pass 3 and pass 1 blocks times their chunks per block (per-chunk times estimated on
+// an H200), plus the workspace traffic (pass 1 writes, pass 2 reads and writes, pass 3 reads).
+bool plan(const MpSsdFwdArgs* a, Config* cfg) {
+  if (!choose(a, max_smem_optin(), &cfg->Q, &cfg->PT)) return false;
+  const int Q = cfg->Q, PT = cfg->PT, es = esize_of(a->dtype);
+  const int nch = (a->seqlen + Q - 1) / Q;
+  const double base = (double)a->batch * a->heads * (a->headdim / PT);
+  const double state_bytes = 4.0 * a->batch * a->heads * a->headdim * a->dstate;  // one segment
+  int S = 1;
+  if (a->segments > 0) {
+    S = a->segments < nch ? a->segments : nch;
+  } else if (nch >= 2 * kMinSegChunks) {
+    const int sms = device_attr(cudaDevAttrMultiProcessorCount) > 0 ? device_attr(cudaDevAttrMultiProcessorCount) : 1;
+    const double slots3 = (double)sms * blocks_per_sm(kern_for(a->dtype, Q, PT, false), make_plan(Q, PT, a->dstate, es, false).total);
+    const double slots1 = (double)sms * blocks_per_sm(kern_for(a->dtype, Q, PT, true), make_plan(Q, PT, a->dstate, es, true).total);
+    const double per_n = a->dstate / 128.0;  // per-chunk work grows with N (and PT)
+    const double t3 = 6.0 * per_n * PT / 64.0 + 2.0, t1 = 0.4 * t3, bw = 3e6;  // us, us, bytes/us
+    double best = std::ceil(base / slots3) * nch * t3;
+    for (int s = 2; s <= nch / kMinSegChunks; ++s) {
+      const int sc = (nch + s - 1) / s, ns = (nch + sc - 1) / sc;
+      if (ns != s || ns * state_bytes > kMaxWorkspace) continue;
+      const double cost = std::ceil(base * ns / slots3) * sc * t3 + std::ceil(base * ns / slots1) * sc * t1 +
+                          4.0 * ns * state_bytes / bw + 10.0;
+      if (cost < 0.97 * best) best = cost, S = ns;
+    }
+  }
+  cfg->seg_chunks = (nch + S - 1) / S;
+  cfg->nseg = (nch + cfg->seg_chunks - 1) / cfg->seg_chunks;
+  return true;
 }
 
-template <typename T>
-cudaError_t launch_t(const MpSsdFwdArgs* a, int Q, int PT, bool vec, cudaStream_t s) {
-  if (Q == 128) {
-    if (PT == 16) return launch<T, 128, 16>(a, vec, s);
-    if (PT == 32) return launch<T, 128, 32>(a, vec, s);
-    return launch<T, 128, 64>(a, vec, s);
-  }
-  if (PT == 16) return launch<T, 64, 16>(a, vec, s);
-  if (PT == 32) return launch<T, 64, 32>(a, vec, s);
-  return launch<T, 64, 64>(a, vec, s);
+cudaError_t launch_kernel(KernFn f, int smem, int64_t blocks, const MpSsdFwdArgs& a, bool vec, const Seg& sg,
+                          cudaStream_t stream) {
+  cudaError_t e = cudaFuncSetAttribute((const void*)f, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  f<<<(unsigned)blocks, kThreads, smem, stream>>>(a, vec, sg);
+  return cudaGetLastError();
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -407,23 +515,51 @@ int mp_ssd_scan_fwd_supported(const MpSsdFwdArgs* a) {
   if (a->dtype < MP_F32 || a->dtype > MP_BF16 || a->dt_dtype < MP_F32 || a->dt_dtype > MP_BF16) return 0;
   if (a->batch < 1 || a->seqlen < 1 || a->heads < 1 || a->groups < 1 || a->heads % a->groups) return 0;
   if (a->headdim % 16 || a->headdim > 128 || a->dstate % 16 || a->dstate > 256 || a->dstate < 16) return 0;
+  if (a->segments < 0) return 0;
   int Q = 0, PT = 0;
   return choose(a, max_smem_optin(), &Q, &PT) ? 1 : 0;
 }
 
+void mp_ssd_scan_fwd_plan(const MpSsdFwdArgs* a, int* chunk, int* p_tile, int* segments) {
+  Config c{0, 0, 0, 0};
+  if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c)) c = Config{0, 0, 0, 0};
+  *chunk = c.Q;
+  *p_tile = c.PT;
+  *segments = c.nseg;
+}
+
+int64_t mp_ssd_scan_fwd_workspace_bytes(const MpSsdFwdArgs* a) {
+  Config c;
+  if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c) || c.nseg <= 1) return 0;
+  const int64_t per_seg = (int64_t)a->batch * a->heads * a->headdim * a->dstate + (int64_t)a->batch * a->heads;
+  return per_seg * c.nseg * 4;
+}
+
 cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
-  int Q = 0, PT = 0;
-  if (!mp_ssd_scan_fwd_supported(a) || !choose(a, max_smem_optin(), &Q, &PT)) return cudaErrorInvalidValue;
+  Config c;
+  if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c)) return cudaErrorInvalidValue;
+  const int nch = (a->seqlen + c.Q - 1) / c.Q;
+  if (c.nseg > 1 && !a->workspace) c.nseg = 1, c.seg_chunks = nch;
   const int V = 16 / esize_of(a->dtype);
   const bool vec = aligned16(a->x) && aligned16(a->B) && aligned16(a->C) && a->x_sl % V == 0 && a->x_sb % V == 0 &&
                    a->x_sh % V == 0 && a->B_sl % V == 0 && a->B_sb % V == 0 && a->B_sg % V == 0 &&
                    a->C_sl % V == 0 && a->C_sb % V == 0 && a->C_sg % V == 0;
-  switch (a->dtype) {
-    case MP_BF16: return launch_t<__nv_bfloat16>(a, Q, PT, vec, stream);
-    case MP_F16: return launch_t<__half>(a, Q, PT, vec, stream);
-    default:
-      if (PT == 16) return launch<float, 32, 16>(a, vec, stream);
-      if (PT == 32) return launch<float, 32, 32>(a, vec, stream);
-      return launch<float, 32, 64>(a, vec, stream);
-  }
+  const int es = esize_of(a->dtype);
+  const int smem3 = make_plan(c.Q, c.PT, a->dstate, es, false).total;
+  const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / c.PT);
+  KernFn full = kern_for(a->dtype, c.Q, c.PT, false);
+  if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, Seg{1, nch, a->init_state, a->final_state, nullptr}, stream);
+
+  const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;
+  float* ws = a->workspace;
+  float* decay = ws + total * c.nseg;
+  const int smem1 = make_plan(c.Q, c.PT, a->dstate, es, true).total;
+  cudaError_t e = launch_kernel(kern_for(a->dtype, c.Q, c.PT, true), smem1, base * c.nseg, *a, vec,
+                                Seg{c.nseg, c.seg_chunks, nullptr, ws, decay}, stream);
+  if (e != cudaSuccess) return e;
+  ssd_seg_combine<<<(unsigned)((total + 255) / 256), 256, 0, stream>>>(per_b, a->headdim * a->dstate, a->heads, c.nseg,
+                                                                       total, ws, decay, a->init_state, a->final_state);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  return launch_kernel(full, smem3, base * c.nseg, *a, vec, Seg{c.nseg, c.seg_chunks, ws, nullptr, nullptr}, stream);
 }
