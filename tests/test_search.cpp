@@ -6,7 +6,14 @@
 #include "search/search.h"
 #include "tests/test_util.h"
 
+#include "common/atomic_output.h"
+#include "model/model.h"
+
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
 
 #include <fstream>
 
@@ -96,6 +103,52 @@ TEST(Search, LayerChoiceFollowsTheRanking) {
   std::vector<int64_t> want = {3, 4, 7, 50, 51};
   EXPECT_EQ(kept, want);
   EXPECT_EQ(mp::candidate_config(parent, c, kept).pattern(), "-M*M-");
+}
+
+}  // namespace
+
+namespace {
+
+// Ranking end to end through the CLI on a tiny model: the candidate identical to the parent has
+// KL exactly 0 and ranks first; candidates come out ordered by KL; finalists load and run.
+TEST(SearchRanking, RanksByKlAgainstTheParent) {
+  mp::test::ScratchDir dir;
+  std::ofstream(dir.file("config.json")) << R"({"hybrid_override_pattern": "M*-M-", "vocab_size": 256,
+    "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+    "mamba_num_heads": 4, "mamba_head_dim": 8, "ssm_state_size": 8, "n_groups": 2, "conv_kernel": 4,
+    "chunk_size": 16})";
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "Ranking candidates against the parent, sentence " + std::to_string(i) + ". ";
+  std::ofstream(dir.file("a.txt")) << text;
+  auto run = [&](const std::string& args) {
+    auto r = mp::test::run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.output;
+    return r;
+  };
+  run("init --config " + dir.file("config.json") + " --output " + dir.file("model") + " --dtype fp32 --seed 3");
+  run("data from-text " + dir.file("a.txt") + " --output " + dir.file("tok"));
+  run("score --model " + dir.file("model") + " --data " + dir.file("tok") + " --output " + dir.file("imp/importance.json") +
+      " --samples 8 --layer-samples 4 --seq-len 64 --quiet");
+  run("search --model " + dir.file("model") + " --importance " + dir.file("imp/importance.json") + " --data " +
+      dir.file("tok") + " --eval-tokens 512 --seq-len 64 --mamba-layers 1:2 --attention-layers 1 --mlp-layers 1:2 " +
+      "--ffn-grid 32,64 --top 100 --finalists 2 --quiet --output " + dir.file("out"));
+  auto j = nlohmann::json::parse(mp::read_file(dir.file("out/candidates.json")));
+  ASSERT_EQ(j["candidates"].size(), 8u);
+  EXPECT_EQ(j["candidates"][0]["name"], "M2-A1-F2-ffn64-d32-q4-h4x8");
+  EXPECT_EQ(j["candidates"][0]["metadata"]["metrics"]["kl"].get<double>(), 0.0);
+  EXPECT_EQ(j["candidates"][0]["metadata"]["metrics"]["agreement"].get<double>(), 1.0);
+  double prev = -1;
+  for (const auto& c : j["candidates"]) {
+    double kl = c["metadata"]["metrics"]["kl"].get<double>();
+    EXPECT_GE(kl, prev);
+    prev = kl;
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir.file("out/pareto.svg")));
+  // The second finalist is a real pruned checkpoint that prune's own --shape path reproduces.
+  run("prune --model " + dir.file("model") + " --importance " + dir.file("imp/importance.json") + " --shape " +
+      dir.file("out/best.shape.json") + " --output " + dir.file("best"));
+  auto a = mp::load_model(dir.file("best")), b = mp::load_model(dir.file("out/finalist-1"));
+  for (const auto& [n, t] : a.weights) EXPECT_TRUE(at::equal(t, b.w(n))) << n;
 }
 
 }  // namespace
