@@ -14,5 +14,6 @@ void register_forward(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_data(CLI::App& app);
+void register_train(CLI::App& app);    // train and distill (cmd_train.cpp)
 
 }  // namespace mp::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   mp::cli::register_eval(app);
   mp::cli::register_convert(app);
   mp::cli::register_data(app);
+  mp::cli::register_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
