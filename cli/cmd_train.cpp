@@ -72,7 +72,10 @@ void print_summary(const TrainSummary& s, bool json) {
   add("student before", s.eval_start);
   add("student after", s.eval_end);
   if (rows.size() > 1) std::cout << table(rows);
-  std::cout << fmt::format("last step: loss {:.4f} | kl {:.4f} | ce {:.4f}\n", s.last_loss, s.last_kl, s.last_ce);
+  if (s.mode == "distill")
+    std::cout << fmt::format("last step: loss {:.4f} | kl {:.4f} | ce {:.4f}\n", s.last_loss, s.last_kl, s.last_ce);
+  else
+    std::cout << fmt::format("last step: loss {:.4f}\n", s.last_loss);
   std::cout << (s.finished ? "final student: " : "stopped early; checkpoint: ") << s.output_dir << "\n";
 }
 

@@ -284,8 +284,9 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
     if (!pairs.empty()) rec["hidden"] = sl.hidden;
     record(rec);
     progress.advance(cfg.tokens_per_step(),
-                     fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", step, total, sl.loss,
-                                 sl.kl, sl.ce, lr));
+                     distill ? fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", step, total,
+                                           sl.loss, sl.kl, sl.ce, lr)
+                             : fmt::format("step {}/{} | loss {:.4f} | lr {:.2e}", step, total, sl.loss, lr));
     if (eval_windows.defined() && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total)
       sum.eval_end = evaluate(step, student.model, "student");
     const bool stopping = hooks.stop_at > 0 && step >= hooks.stop_at && step < total;
