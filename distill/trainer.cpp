@@ -130,12 +130,12 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   TrainerState state;
   if (fs::exists(cfg.output)) {
     if (!fs::is_directory(cfg.output)) fail_input("{}: exists and is not a folder; --output must be a folder", cfg.output);
+    if (fs::exists(cfg.output + "/final"))
+      fail_input("{}: already holds a finished run (final/); choose another --output", cfg.output);
     resume_dir = latest_checkpoint(cfg.output);
     if (resume_dir && !cfg.resume)
       fail_input("{}: already holds a run (latest {}); pass --resume to continue it or choose another --output",
                  cfg.output, *resume_dir);
-    if (!resume_dir && fs::exists(cfg.output + "/final"))
-      fail_input("{}: already holds a finished run (final/); choose another --output", cfg.output);
     if (resume_dir) {
       state = read_trainer_state(*resume_dir);
       check_resume_config(state.config, cfg, *resume_dir + "/trainer_state.json");

@@ -132,6 +132,8 @@ TEST_F(DistillFixture, NonFiniteGradientStopsAndKeepsTheLastGoodCheckpoint) {
   // Resuming (without the fault) finishes from checkpoint-2.
   c.resume = true;
   EXPECT_TRUE(mp::run_training(c).finished);
+  // A finished run is not run again, with or without --resume.
+  expect_bad_input([&] { mp::run_training(c); }, "finished run");
 }
 
 TEST_F(DistillFixture, NanLossBeforeAnyCheckpointSaysSo) {
