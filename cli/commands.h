@@ -17,5 +17,6 @@ void register_data(CLI::App& app);
 void register_search(CLI::App& app);
 void register_score(CLI::App& app);
 void register_prune(CLI::App& app);
+void register_train(CLI::App& app);    // train and distill (cmd_train.cpp)
 
 }  // namespace mp::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   mp::cli::register_search(app);
   mp::cli::register_score(app);
   mp::cli::register_prune(app);
+  mp::cli::register_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

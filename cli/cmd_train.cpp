@@ -1,0 +1,131 @@
+// minipuzzle train | distill: one training loop (distill/trainer.h), two entry points.
+// Every setting is a key of TrainConfig; its flag is the key with '-' for '_' (train_config_keys()
+// is the one table). --recipe FILE loads a JSON recipe first; flags given on the line override it.
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "distill/train_config.h"
+#include "distill/trainer.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <map>
+#include <memory>
+
+namespace mp::cli {
+namespace {
+
+struct TrainArgs {
+  std::string mode, recipe;
+  int64_t stop_at = 0;
+  bool json = false;
+  std::map<std::string, std::string> values;  // key -> text given on the line
+  std::map<std::string, bool> flags;          // bool keys
+  std::map<std::string, CLI::Option*> options;
+};
+
+std::string flag_name(const char* key) {
+  std::string f = std::string("--") + key;
+  for (char& ch : f) if (ch == '_') ch = '-';
+  return f;
+}
+
+// Converts one flag's text to the JSON type its key has (usage error naming the flag).
+nlohmann::json flag_value(const ConfigKey& k, const std::string& text) {
+  const std::string flag = flag_name(k.key);
+  try {
+    size_t used = 0;
+    if (k.type == KeyType::Int) {
+      const double d = std::stod(text, &used);  // accepts 7e9 for --tokens
+      if (used != text.size() || d != static_cast<double>(static_cast<int64_t>(d))) throw std::invalid_argument("");
+      return static_cast<int64_t>(d);
+    }
+    if (k.type == KeyType::Float) {
+      const double d = std::stod(text, &used);
+      if (used != text.size()) throw std::invalid_argument("");
+      return d;
+    }
+  } catch (const std::exception&) {
+    fail_usage("{}: expected a {} number, got '{}'", flag, k.type == KeyType::Int ? "whole" : "", text);
+  }
+  return text;
+}
+
+void print_summary(const TrainSummary& s, bool json) {
+  if (json) {
+    std::cout << s.to_json().dump(2) << "\n";
+    return;
+  }
+  std::cout << fmt::format("{}: steps {}..{} of {}, {} tokens, {} ({:.0f} tokens/s, {:.2f} s/step), {} parameters\n",
+                           s.mode, s.start_step, s.start_step + s.steps_done, s.total_steps, format_count(s.tokens),
+                           format_duration(s.seconds), s.tokens_per_s, s.seconds_per_step, billions(s.parameters));
+  std::vector<std::vector<std::string>> rows = {{"held-out", "loss (nats)", "bits/token", "accuracy"}};
+  auto add = [&](const char* name, const std::optional<LmStats>& st) {
+    if (st) rows.push_back({name, fmt::format("{:.4f}", st->loss()), fmt::format("{:.4f}", st->bits_per_token()),
+                            fmt::format("{:.2f}%", 100.0 * st->accuracy())});
+  };
+  add("teacher", s.teacher_eval);
+  add("student before", s.eval_start);
+  add("student after", s.eval_end);
+  if (rows.size() > 1) std::cout << table(rows);
+  if (s.mode == "distill")
+    std::cout << fmt::format("last step: loss {:.4f} | kl {:.4f} | ce {:.4f}\n", s.last_loss, s.last_kl, s.last_ce);
+  else
+    std::cout << fmt::format("last step: loss {:.4f}\n", s.last_loss);
+  std::cout << (s.finished ? "final student: " : "stopped early; checkpoint: ") << s.output_dir << "\n";
+}
+
+void run(const TrainArgs& a) {
+  TrainConfig c = default_train_config(a.mode);
+  if (!a.recipe.empty()) c = load_recipe(a.recipe, c);
+  c.mode = a.mode;
+  nlohmann::json overrides = nlohmann::json::object();
+  for (const ConfigKey& k : train_config_keys()) {
+    auto it = a.options.find(k.key);
+    if (it == a.options.end() || it->second->count() == 0) continue;
+    overrides[k.key] = k.type == KeyType::Bool ? nlohmann::json(a.flags.at(k.key)) : flag_value(k, a.values.at(k.key));
+  }
+  // --steps on the line replaces a recipe's token budget, and --tokens a recipe's step count.
+  if (overrides.contains("tokens") && !overrides.contains("steps")) overrides["steps"] = 0;
+  c = train_config_from_json(overrides, "command line", c);
+  TrainHooks hooks;
+  hooks.stop_at = a.stop_at;
+  print_summary(run_training(c, hooks), a.json);
+}
+
+void add_command(CLI::App& app, const char* mode, const char* description) {
+  auto a = std::make_shared<TrainArgs>();
+  a->mode = mode;
+  CLI::App* cmd = app.add_subcommand(mode, description);
+  cmd->add_option("--recipe", a->recipe, "JSON recipe (configs/recipes/*.json); flags override it");
+  const nlohmann::json defaults = train_config_to_json(default_train_config(mode));
+  for (const ConfigKey& k : train_config_keys()) {
+    const std::string cmds = k.commands;
+    if (cmds != "both" && cmds != mode) continue;
+    std::string help = k.help;
+    if (k.type != KeyType::Bool) {
+      const nlohmann::json& d = defaults[k.key];
+      if (!(d.is_string() && d.get<std::string>().empty())) help += " [default: " + (d.is_string() ? d.get<std::string>() : d.dump()) + "]";
+    }
+    CLI::Option* o = k.type == KeyType::Bool ? cmd->add_flag(flag_name(k.key), a->flags[k.key], help)
+                                             : cmd->add_option(flag_name(k.key), a->values[k.key], help);
+    o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later flag wins, as over a recipe
+    a->options[k.key] = o;
+  }
+  cmd->add_option("--stop-at", a->stop_at, "Stop after this many steps, writing a checkpoint (resume later)");
+  cmd->add_flag("--json", a->json, "Print the summary as JSON");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  add_command(app, "train", "Train a model on token data with next-token cross-entropy");
+  add_command(app, "distill", "Distill a student from a frozen teacher (forward KL on logits by default)");
+}
+
+}  // namespace mp::cli

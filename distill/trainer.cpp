@@ -1,0 +1,318 @@
+#include "distill/trainer.h"
+
+#include "common/atomic_output.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "data/sampler.h"
+#include "distill/checkpoint.h"
+#include "distill/hidden_loss.h"
+#include "distill/kd_loss.h"
+#include "distill/metrics.h"
+#include "distill/optim.h"
+#include "distill/schedule.h"
+#include "model/forward.h"
+#include "model/weights.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+namespace fs = std::filesystem;
+
+namespace mp {
+namespace {
+
+nlohmann::json stats_json(const LmStats& s) {
+  return {{"loss", s.loss()}, {"accuracy", s.accuracy()}, {"bits_per_token", s.bits_per_token()},
+          {"perplexity", s.perplexity()}, {"tokens", s.tokens}};
+}
+
+at::ScalarType compute_dtype(const TrainConfig& c, at::Device dev) {
+  if (c.dtype == "auto") return dev.is_cuda() ? at::kBFloat16 : at::kFloat;
+  return parse_dtype(c.dtype);
+}
+
+// A resumed run must keep every setting that shapes the result (see resume_may_change).
+void check_resume_config(const nlohmann::json& saved, const TrainConfig& now, const std::string& source) {
+  const nlohmann::json cur = train_config_to_json(now);
+  for (auto it = cur.begin(); it != cur.end(); ++it) {
+    if (resume_may_change(it.key())) continue;
+    const nlohmann::json was = saved.contains(it.key()) ? saved[it.key()] : nlohmann::json();
+    if (was != it.value())
+      fail_input("{}: this run's '{}' is {} but the checkpoint's is {}; a resumed run must keep it (or use a new "
+                 "--output)", source, it.key(), it.value().dump(), was.dump());
+  }
+}
+
+// The student as the optimizer sees it: fp32 masters inside AdamW, and the model the forward
+// pass reads. In fp32 the model's tensors are the masters themselves.
+struct Student {
+  Model model;
+  std::unique_ptr<AdamW> opt;
+  bool shares_masters = false;
+
+  void bind(const Model& base, at::Device dev, at::ScalarType dt, const AdamWOptions& ao) {
+    std::vector<std::pair<std::string, at::Tensor>> params;
+    for (const auto& [n, t] : base.ordered()) params.emplace_back(n, t.to(dev, at::kFloat));
+    opt = std::make_unique<AdamW>(params, ao);
+    model.config = base.config;
+    model.config.dtype = dtype_config_name(dt);
+    shares_masters = dt == at::kFloat;
+    rebind(dt);
+  }
+  // (Re)creates the model tensors from the masters (after a resume restored them).
+  void rebind(at::ScalarType dt) {
+    model.weights.clear();
+    for (size_t i = 0; i < opt->names().size(); ++i) {
+      at::Tensor w = shares_masters ? opt->masters()[i] : opt->masters()[i].to(dt);
+      w.set_requires_grad(true);
+      model.weights[opt->names()[i]] = w;
+    }
+  }
+  std::vector<at::Tensor> grads() const {
+    std::vector<at::Tensor> g;
+    for (const std::string& n : opt->names()) {
+      const at::Tensor& w = model.weights.at(n);
+      g.push_back(w.grad().defined() ? w.grad() : at::zeros_like(w));
+    }
+    return g;
+  }
+  void after_step() {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < opt->names().size(); ++i) {
+      at::Tensor& w = model.weights.at(opt->names()[i]);
+      w.mutable_grad() = at::Tensor();
+      if (!shares_masters) w.copy_(opt->masters()[i]);
+    }
+  }
+  Model detached() const {
+    Model m;
+    m.config = model.config;
+    for (const auto& [n, t] : model.weights) m.weights[n] = t.detach();
+    return m;
+  }
+};
+
+struct MicroLosses {
+  double loss = 0.0, kl = 0.0, ce = 0.0, hidden = 0.0;
+};
+
+}  // namespace
+
+nlohmann::json TrainSummary::to_json() const {
+  nlohmann::json j = {{"mode", mode}, {"start_step", start_step}, {"steps_done", steps_done},
+                      {"total_steps", total_steps}, {"tokens", tokens}, {"parameters", parameters},
+                      {"seconds", seconds}, {"tokens_per_s", tokens_per_s}, {"seconds_per_step", seconds_per_step},
+                      {"last_train", {{"loss", last_loss}, {"kl", last_kl}, {"ce", last_ce}}},
+                      {"finished", finished}, {"output", output_dir}};
+  if (eval_start) j["eval_start"] = stats_json(*eval_start);
+  if (eval_end) j["eval_end"] = stats_json(*eval_end);
+  if (teacher_eval) j["eval_teacher"] = stats_json(*teacher_eval);
+  return j;
+}
+
+TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
+  validate_train_config(cfg, hooks.world_size);
+  const bool distill = cfg.mode == "distill";
+  const bool main_rank = hooks.rank == 0;
+  const LossKind kind = parse_loss_kind(cfg.loss);
+  const int64_t total = cfg.total_steps();
+  const at::Device dev = parse_device(cfg.device);
+  const at::ScalarType dt = compute_dtype(cfg, dev);
+  const int64_t L = cfg.seq_len, accum = cfg.global_batch / (cfg.micro_batch * hooks.world_size);
+
+  // 1. Where to start (reads only).
+  std::optional<std::string> resume_dir;
+  TrainerState state;
+  if (fs::exists(cfg.output)) {
+    if (!fs::is_directory(cfg.output)) fail_input("{}: exists and is not a folder; --output must be a folder", cfg.output);
+    if (fs::exists(cfg.output + "/final"))
+      fail_input("{}: already holds a finished run (final/); choose another --output", cfg.output);
+    resume_dir = latest_checkpoint(cfg.output);
+    if (resume_dir && !cfg.resume)
+      fail_input("{}: already holds a run (latest {}); pass --resume to continue it or choose another --output",
+                 cfg.output, *resume_dir);
+    if (resume_dir) {
+      state = read_trainer_state(*resume_dir);
+      check_resume_config(state.config, cfg, *resume_dir + "/trainer_state.json");
+    }
+  }
+
+  // 2. Models and data, all checked before anything is written.
+  Model base = resume_dir ? load_model(*resume_dir)
+               : distill  ? load_model(cfg.student)
+               : cfg.model.empty() ? make_random_model(load_config(cfg.config), cfg.seed, at::kFloat)
+                                   : load_model(cfg.model);
+  std::optional<Model> teacher;
+  if (distill) {
+    LoadOptions lo;
+    lo.device = dev;
+    lo.dtype = dt;
+    teacher = load_model(cfg.teacher, lo);
+    if (teacher->config.vocab_size != base.config.vocab_size)
+      fail_input("{}: teacher vocabulary {} differs from the student's {} ({}); distillation needs one vocabulary",
+                 cfg.teacher, teacher->config.vocab_size, base.config.vocab_size, cfg.student);
+  }
+  const int64_t vocab = base.config.vocab_size;
+  WindowSampler sampler(IndexedDataset::open(cfg.data), L, cfg.seed, vocab);
+  at::Tensor eval_windows;
+  if (!cfg.eval_data.empty()) {
+    WindowSampler ev(IndexedDataset::open(cfg.eval_data), L, cfg.seed, vocab);
+    eval_windows = ev.fixed_windows(std::min(cfg.eval_samples, ev.num_windows()));
+  }
+  LayerPairs pairs;
+  if (cfg.hidden_loss == "cosine") {
+    pairs = match_layers(base.config.num_layers(), teacher->config.num_layers(), cfg.hidden_map);
+    if (base.config.hidden_size != teacher->config.hidden_size)
+      fail_input("--hidden-loss cosine: student hidden size {} differs from the teacher's {}", base.config.hidden_size,
+                 teacher->config.hidden_size);
+  }
+
+  AdamWOptions ao;
+  ao.beta1 = cfg.beta1, ao.beta2 = cfg.beta2, ao.eps = cfg.adam_eps, ao.weight_decay = cfg.weight_decay;
+  Student student;
+  student.bind(base, dev, dt, ao);
+  if (resume_dir) {
+    load_optimizer_state(*resume_dir, *student.opt, state.optimizer_steps);
+    student.rebind(dt);
+    sampler.set_position(state.sampler_position);
+  }
+  base = Model();  // the masters hold the weights now
+
+  // 3. Output folder and records.
+  TrainSummary sum;
+  sum.mode = cfg.mode;
+  sum.start_step = state.step;
+  sum.total_steps = total;
+  sum.tokens = state.tokens;
+  for (const at::Tensor& t : student.opt->masters()) sum.parameters += t.numel();
+  std::unique_ptr<MetricsLog> log;
+  if (main_rank) {
+    fs::create_directories(cfg.output);
+    remove_partial_checkpoints(cfg.output);
+    write_file_atomic(cfg.output + "/train_config.json", train_config_to_json(cfg).dump(2) + "\n");
+    log = std::make_unique<MetricsLog>(cfg.output + "/metrics.jsonl", resume_dir ? state.step : -1);
+  }
+  auto record = [&](const nlohmann::json& j) {
+    if (log) log->append(j);
+  };
+  auto evaluate = [&](int64_t step, const Model& m, const char* who) {
+    LmStats s = lm_stats(m, eval_windows, cfg.micro_batch);
+    nlohmann::json j = stats_json(s);
+    j["type"] = "eval", j["step"] = step, j["model"] = who;
+    record(j);
+    return s;
+  };
+  if (eval_windows.defined() && !resume_dir) {
+    if (teacher) sum.teacher_eval = evaluate(0, *teacher, "teacher");
+    sum.eval_start = evaluate(0, student.model, "student");
+  }
+
+  // 4. The loop.
+  KdLossOptions ko;
+  ko.kind = kind, ko.temperature = cfg.temperature, ko.slice_tokens = cfg.logit_slice;
+  LrSchedule sched{cfg.lr, cfg.min_lr, cfg.warmup, total};
+  Progress progress(cfg.mode, (total - state.step) * cfg.tokens_per_step(), "tok", cfg.quiet || !main_rank);
+  const auto t_start = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  std::string last_good = resume_dir ? *resume_dir : "";
+  int64_t step = state.step;
+  int64_t last_saved = resume_dir ? step : -1;
+  ResidualRecorder rec_s(student.model.config.num_layers()), rec_t(teacher ? teacher->config.num_layers() : 1);
+
+  while (step < total && !(hooks.stop_at > 0 && step >= hooks.stop_at)) {
+    const auto t_step = std::chrono::steady_clock::now();
+    const double lr = sched.at(step);
+    MicroLosses sl;
+    for (int64_t a = 0; a < accum; ++a) {
+      at::Tensor batch = sampler.next_batch(cfg.micro_batch * hooks.world_size);
+      if (hooks.world_size > 1) batch = batch.slice(0, hooks.rank, batch.size(0), hooks.world_size);
+      batch = batch.to(dev);
+      const int64_t B = batch.size(0);
+      at::Tensor ids = batch.narrow(1, 0, L), targets = batch.narrow(1, 1, L).reshape({B * L});
+      ForwardOptions fs_opt, ft_opt;
+      if (!pairs.empty()) fs_opt.observer = &rec_s.observer(), ft_opt.observer = &rec_t.observer();
+      at::Tensor hs = apply_final_norm(student.model, forward_hidden(student.model, ids, fs_opt));
+      at::Tensor ht;
+      if (teacher) {
+        at::NoGradGuard no_grad;
+        ht = apply_final_norm(*teacher, forward_hidden(*teacher, ids, ft_opt));
+        ht = ht.reshape({B * L, ht.size(-1)});
+      }
+      KdLossResult r = kd_loss(hs.reshape({B * L, hs.size(-1)}), student.model.w(kLmHeadName), ht,
+                               teacher ? teacher->w(kLmHeadName) : at::Tensor(), targets, ko);
+      at::Tensor loss = r.loss;
+      if (!pairs.empty()) {
+        at::Tensor h = cosine_hidden_loss(rec_s, rec_t, pairs);
+        sl.hidden += h.item<double>() / accum;
+        loss = loss + h * cfg.hidden_weight;
+        rec_s.clear(), rec_t.clear();
+      }
+      sl.loss += loss.item<double>() / accum, sl.kl += r.kl / accum, sl.ce += r.ce / accum;
+      (loss * (1.0 / static_cast<double>(accum))).backward();
+    }
+    std::vector<at::Tensor> grads = student.grads();
+    if (hooks.after_backward) hooks.after_backward(step, grads);
+    const double gnorm = std::isfinite(sl.loss) ? clip_grad_norm(grads, cfg.clip) : sl.loss;
+    if (!std::isfinite(sl.loss) || !std::isfinite(gnorm)) {
+      auto word = [](double x) { return std::isnan(x) ? std::string("nan") : x > 0 ? "inf" : "-inf"; };
+      const std::string what = std::isfinite(sl.loss) ? "the gradient norm is " + word(gnorm)
+                                                      : "the loss is " + word(sl.loss);
+      const std::string msg = fmt::format(
+          "step {}: {}; stopped before updating the weights; {}", step + 1, what,
+          last_good.empty() ? "no checkpoint was written yet"
+                            : "last good checkpoint " + last_good + " (continue from it with --resume)");
+      record({{"type", "error"}, {"step", step + 1}, {"message", msg}});
+      fail_input("{}", msg);
+    }
+    student.opt->step(grads, lr);
+    student.after_step();
+    ++step;
+    sum.tokens += cfg.tokens_per_step();
+    const double dt_step = seconds_since(t_step);
+    sum.last_loss = sl.loss, sum.last_kl = sl.kl, sum.last_ce = sl.ce;
+    nlohmann::json rec = {{"type", "train"}, {"step", step}, {"tokens", sum.tokens}, {"loss", sl.loss},
+                          {"kl", sl.kl}, {"ce", sl.ce}, {"lr", lr}, {"grad_norm", gnorm},
+                          {"tokens_per_s", cfg.tokens_per_step() / std::max(dt_step, 1e-9)},
+                          {"step_seconds", dt_step}, {"time", seconds_since(t_start)}};
+    if (!pairs.empty()) rec["hidden"] = sl.hidden;
+    record(rec);
+    progress.advance(cfg.tokens_per_step(),
+                     distill ? fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", step, total,
+                                           sl.loss, sl.kl, sl.ce, lr)
+                             : fmt::format("step {}/{} | loss {:.4f} | lr {:.2e}", step, total, sl.loss, lr));
+    if (eval_windows.defined() && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total)
+      sum.eval_end = evaluate(step, student.model, "student");
+    const bool stopping = hooks.stop_at > 0 && step >= hooks.stop_at && step < total;
+    if (main_rank && ((cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) || stopping)) {
+      TrainerState st{step, sum.tokens, sampler.position(), student.opt->steps_taken(), train_config_to_json(cfg)};
+      save_training_checkpoint(cfg.output, student.detached(), *student.opt, st);
+      last_good = cfg.output + "/" + checkpoint_dir_name(step);
+      last_saved = step;
+    }
+  }
+  (void)last_saved;
+
+  // 5. The end: final student, last evaluation, summary.
+  sum.steps_done = step - state.step;
+  sum.seconds = seconds_since(t_start);
+  sum.seconds_per_step = sum.steps_done ? sum.seconds / sum.steps_done : 0.0;
+  sum.tokens_per_s = sum.steps_done * cfg.tokens_per_step() / std::max(sum.seconds, 1e-9);
+  sum.finished = step >= total;
+  if (sum.finished && eval_windows.defined()) sum.eval_end = evaluate(step, student.model, "student");
+  progress.finish(fmt::format("loss {:.4f}", sum.last_loss));
+  sum.output_dir = sum.finished ? cfg.output + "/final" : last_good;
+  if (main_rank) {
+    if (sum.finished) save_model(student.detached(), cfg.output + "/final");
+    write_file_atomic(cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
+  }
+  return sum;
+}
+
+}  // namespace mp

@@ -1,0 +1,55 @@
+// The training loop behind `minipuzzle train` (next-token CE, no teacher) and
+// `minipuzzle distill` (frozen teacher, KD loss on the LM head, optional hidden-state loss).
+//
+// One optimizer step: for each of global_batch / (micro_batch x world) micro-batches, draw
+// micro_batch x world windows from the sampler, keep this rank's rows (r, r + W, ...), run the
+// student (and the teacher without grad), form the loss, backward (scaled by 1 / micro-batches).
+// Then: hooks.after_backward(grads) (where a data-parallel all-reduce goes), a finite check of
+// loss and gradient norm, clipping, AdamW on fp32 masters, copy masters into the compute-dtype
+// student. Records go to OUTPUT/metrics.jsonl; checkpoints every save_every steps
+// (checkpoint.h); the trained student to OUTPUT/final; a summary to OUTPUT/summary.json.
+//
+// Invariants: on CPU the same config gives bit-identical weights, and a run stopped after a
+// checkpoint and resumed (--resume) equals an unbroken one bit for bit (the state is the
+// weights, AdamW's moments and step count, and the sampler position; nothing else is random).
+// Nothing is created in OUTPUT until every input (models, data, settings) has been checked.
+// A non-finite loss or gradient norm stops the run before the weights change (bad input naming
+// the step and the last complete checkpoint).
+#pragma once
+
+#include "distill/train_config.h"
+#include "model/lm_eval.h"
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mp {
+
+struct TrainHooks {
+  int64_t rank = 0, world_size = 1;
+  // After the last micro-batch's backward, before clipping; grads in parameter order (in place).
+  std::function<void(int64_t step, const std::vector<at::Tensor>& grads)> after_backward;
+  // Stop once this many steps are complete, writing a checkpoint there (0: run to the end).
+  int64_t stop_at = 0;
+};
+
+struct TrainSummary {
+  std::string mode;
+  int64_t start_step = 0, steps_done = 0, total_steps = 0, tokens = 0, parameters = 0;
+  double seconds = 0.0, tokens_per_s = 0.0, seconds_per_step = 0.0;
+  double last_loss = 0.0, last_kl = 0.0, last_ce = 0.0;
+  std::optional<LmStats> eval_start, eval_end, teacher_eval;
+  bool finished = false;    // reached total_steps and wrote OUTPUT/final
+  std::string output_dir;   // OUTPUT/final when finished, else the last checkpoint
+  nlohmann::json to_json() const;
+};
+
+TrainSummary run_training(const TrainConfig& config, const TrainHooks& hooks = {});
+
+}  // namespace mp
