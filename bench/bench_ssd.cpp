@@ -85,7 +85,13 @@ int main(int argc, char** argv) {
                                {"56B", 256, 64, 256, 8, 1, 8192, 128}, {"56B", 256, 64, 256, 8, 1, 8192, 256},
                                {"56B", 256, 64, 256, 8, 4, 8192, 256}};
   if (quick) shapes.resize(1);
-  const std::vector<std::pair<int, int>> variants = {{0, 0}, {64, 16}, {64, 32}, {64, 64}, {128, 16}, {128, 32}};
+  // (Q, PT, segments); 0 = automatic, segments 1 = the single pass.
+  struct Variant {
+    int q, pt, seg;
+  };
+  const std::vector<Variant> variants = {{0, 0, 0},   {0, 0, 1},   {64, 64, 4},  {64, 64, 8},  {64, 64, 16},
+                                         {64, 64, 32}, {64, 32, 8},  {64, 32, 16}, {64, 32, 32}, {128, 32, 8},
+                                         {128, 32, 16}, {64, 16, 8}};
   for (const Shape& s : shapes) {
     const int64_t b = s.b, L = s.L, H = s.H, P = s.P, N = s.N, G = s.G;
     auto bf = cuda.dtype(at::kBFloat16);
@@ -97,26 +103,31 @@ int main(int argc, char** argv) {
     const double bytes = 2.0 * (2 * b * L * H * P + b * L * H + 2 * b * L * G * N);
     const double flops = 4.0 * b * L * H * P * N + 2.0 * b * L * G * s.chunk * N + 2.0 * b * L * H * s.chunk * P;
     const double floor_ms = std::max(bytes / bw, flops / rate) * 1e3;
-    // Check: ours (default variant) against the LibTorch-ops path on the same inputs.
+    // Check: every variant against the LibTorch-ops path on the same inputs.
     at::Tensor ref = mp::ssd_scan_ops(x, dt, A, Bm, Cm, D, bias, opt).y_BLHP;
     double best = 1e30;
-    int best_q = 0, best_pt = 0;
-    for (auto [q, pt] : variants) {
+    int best_q = 0, best_pt = 0, best_seg = 0;
+    for (const Variant& v : variants) {
+      int q = 0, pt = 0, seg = 0;
+      mp::ssd_scan_cuda_plan(x, dt, Bm, v.q, v.pt, v.seg, &q, &pt, &seg);
       at::Tensor y;
       try {
-        y = mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {}, q, pt).y_BLHP;
+        y = mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {}, v.q, v.pt, v.seg).y_BLHP;
       } catch (const std::exception& e) {
         continue;  // variant does not fit this shape
       }
       const double err = ((y.to(at::kFloat) - ref.to(at::kFloat)).norm() / ref.to(at::kFloat).norm()).item<double>();
-      const double ms = median_ms([&] { mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {}, q, pt); }, 3, 20);
-      std::printf("%-4s b=%ld chunk=%ld variant Q=%d PT=%d: fwd %.3f ms (floor %.3f, %.0f%%) rel err vs ops %.2e\n", s.name,
-                  (long)b, (long)s.chunk, q, pt, ms, floor_ms, 100.0 * floor_ms / ms, err);
+      const double ms =
+          median_ms([&] { mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {}, v.q, v.pt, v.seg); }, 3, 20);
+      std::printf("%-4s b=%ld chunk=%ld variant Q=%d PT=%d S=%d%s: fwd %.3f ms (floor %.3f, %.0f%%) rel err vs ops %.2e\n",
+                  s.name, (long)b, (long)s.chunk, q, pt, seg, v.seg == 0 ? " (auto)" : "", ms, floor_ms,
+                  100.0 * floor_ms / ms, err);
       std::fprintf(out,
                    "{\"kind\":\"ssd_fwd\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,\"Q\":%d,"
-                   "\"PT\":%d,\"ms\":%.4f,\"floor_ms\":%.4f,\"rel_err\":%.3e}\n",
-                   card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, q, pt, ms, floor_ms, err);
-      if (ms < best) best = ms, best_q = q, best_pt = pt;
+                   "\"PT\":%d,\"S\":%d,\"auto\":%d,\"ms\":%.4f,\"floor_ms\":%.4f,\"rel_err\":%.3e}\n",
+                   card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, q, pt, seg, v.q == 0 && v.pt == 0 && v.seg == 0,
+                   ms, floor_ms, err);
+      if (ms < best) best = ms, best_q = q, best_pt = pt, best_seg = seg;
     }
     // Forward + backward through the autograd Function (backward: recomputed ops path).
     double fb = -1;
@@ -136,12 +147,12 @@ int main(int argc, char** argv) {
         std::printf("fwd+bwd failed: %.200s\n", e.what());
       }
     }
-    std::printf("%-4s b=%ld chunk=%ld best fwd %.3f ms (Q=%d PT=%d), fwd+bwd %.2f ms\n", s.name, (long)b, (long)s.chunk,
-                best, best_q, best_pt, fb);
+    std::printf("%-4s b=%ld chunk=%ld best fwd %.3f ms (Q=%d PT=%d S=%d), fwd+bwd %.2f ms\n", s.name, (long)b,
+                (long)s.chunk, best, best_q, best_pt, best_seg, fb);
     std::fprintf(out,
                  "{\"kind\":\"ssd_best\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,\"fwd_ms\":%.4f,"
-                 "\"Q\":%d,\"PT\":%d,\"fwdbwd_ms\":%.3f,\"floor_ms\":%.4f}\n",
-                 card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, best, best_q, best_pt, fb, floor_ms);
+                 "\"Q\":%d,\"PT\":%d,\"S\":%d,\"fwdbwd_ms\":%.3f,\"floor_ms\":%.4f}\n",
+                 card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, best, best_q, best_pt, best_seg, fb, floor_ms);
     std::fflush(out);
   }
 

@@ -14,18 +14,23 @@ ours, tri = rows(sys.argv[1]), rows(sys.argv[2])
 t = {(r["model"], r["b"], r["chunk"]): r for r in tri if r.get("kind") == "triton"}
 cards = {r["card"] for r in ours + tri}
 print("card(s):", ", ".join(sorted(cards)))
-print(f"{'shape':<6}{'b':>2}{'chunk':>6} | {'ours fwd':>9} {'Q/PT':>7} {'triton':>7} {'x':>5} {'floor%':>6} |"
-      f" {'ours f+b':>9} {'triton':>7} {'x':>5}")
+auto = {(r["model"], r["b"], r["chunk"]): r for r in ours if r.get("kind") == "ssd_fwd" and r.get("auto")}
+print(f"{'shape':<6}{'b':>2}{'chunk':>6} | {'ours auto':>9} {'Q/PT/S':>10} {'best':>7} {'Q/PT/S':>10} {'triton':>7}"
+      f" {'x auto':>6} {'x best':>6} {'floor%':>6} | {'ours f+b':>9} {'triton':>7} {'x':>5}")
 for r in ours:
     if r.get("kind") != "ssd_best":
         continue
     k = (r["model"], r["b"], r["chunk"])
     tr = t.get(k, {})
+    au = auto.get(k, r)
     tf, tfb = tr.get("fwd_ms"), tr.get("fwdbwd_ms")
-    sp = f"{tf / r['fwd_ms']:.2f}" if tf else "-"
+    cfg = lambda x: f"{x['Q']}/{x['PT']}/{x.get('S', 1)}"
+    sp = f"{tf / au['ms' if 'ms' in au else 'fwd_ms']:.2f}" if tf else "-"
+    spb_ = f"{tf / r['fwd_ms']:.2f}" if tf else "-"
     spb = f"{tfb / r['fwdbwd_ms']:.2f}" if tfb and r["fwdbwd_ms"] > 0 else "-"
-    print(f"{r['model']:<6}{r['b']:>2}{r['chunk']:>6} | {r['fwd_ms']:9.3f} {str(r['Q'])+'/'+str(r['PT']):>7} "
-          f"{tf if tf else float('nan'):7.3f} {sp:>5} {100 * r['floor_ms'] / r['fwd_ms']:6.0f} |"
+    am = au.get("ms", r["fwd_ms"])
+    print(f"{r['model']:<6}{r['b']:>2}{r['chunk']:>6} | {am:9.3f} {cfg(au):>10} {r['fwd_ms']:7.3f} {cfg(r):>10} "
+          f"{tf if tf else float('nan'):7.3f} {sp:>6} {spb_:>6} {100 * r['floor_ms'] / r['fwd_ms']:6.0f} |"
           f" {r['fwdbwd_ms']:9.2f} {tfb if tfb else float('nan'):7.2f} {spb:>5}")
 for r in ours:
     if r.get("kind") == "conv1d":

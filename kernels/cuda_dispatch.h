@@ -19,11 +19,16 @@ SsdResult ssd_scan_cuda(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, cons
                         const at::Tensor& dt_bias_H, const SsdOptions& opt, const at::Tensor& initial_state_BHPN,
                         bool return_final_state);
 
-// Forward only, no autograd, with tuning overrides (0 = automatic): for benchmarks.
+// Forward only, no autograd, with tuning overrides (0 = automatic): internal chunk, head-dim
+// tile, sequence segments (1 = single pass): for benchmarks and tests.
 SsdResult ssd_scan_cuda_forward(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,
                                 const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
                                 const at::Tensor& dt_bias_H, const SsdOptions& opt,
-                                const at::Tensor& initial_state_BHPN, int chunk = 0, int p_tile = 0);
+                                const at::Tensor& initial_state_BHPN, int chunk = 0, int p_tile = 0,
+                                int segments = 0);
+// The (chunk, p_tile, segments) the forward would use for these shapes and overrides.
+void ssd_scan_cuda_plan(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& B_BLGN, int chunk,
+                        int p_tile, int segments, int* out_chunk, int* out_p_tile, int* out_segments);
 
 // Testing hook: while on, every output buffer these layers allocate (y, final state, dx) is
 // filled with NaN before the kernel runs, so an element the kernel forgot stays NaN.

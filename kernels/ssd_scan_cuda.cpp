@@ -2,6 +2,8 @@
 // Invariants: inputs are made last-dim contiguous (other strides pass through); A, D, dt_bias
 // go to the kernel as fp32 contiguous; y is allocated contiguous in x's dtype; the final state
 // is always computed (fp32) so the Function has a fixed output list.
+// Long sequences run as a segmented (two-level) scan that needs an fp32 workspace; it is taken
+// from the caching allocator per call (mp_ssd_scan_fwd_workspace_bytes says how much).
 // Backward: not a CUDA kernel yet. It recomputes ssd_scan_ops (the chunked LibTorch path, exact)
 // on the saved inputs under autograd and differentiates it.
 #include "kernels/cuda/ssd_scan.cuh"
@@ -63,7 +65,7 @@ bool ssd_scan_cuda_supported(const at::Tensor& x, const at::Tensor& dt, const at
 SsdResult ssd_scan_cuda_forward(const at::Tensor& x_in, const at::Tensor& dt_in, const at::Tensor& A_H,
                                 const at::Tensor& B_in, const at::Tensor& C_in, const at::Tensor& D_H,
                                 const at::Tensor& dt_bias_H, const SsdOptions& opt,
-                                const at::Tensor& initial_state_BHPN, int chunk, int p_tile) {
+                                const at::Tensor& initial_state_BHPN, int chunk, int p_tile, int segments) {
   c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = last_contig(x_in), B = last_contig(B_in), C = last_contig(C_in), dt = dt_in;
   const at::Tensor A = f32c(A_H), D = f32c(D_H), bias = f32c(dt_bias_H), s0 = f32c(initial_state_BHPN);
@@ -92,12 +94,30 @@ SsdResult ssd_scan_cuda_forward(const at::Tensor& x_in, const at::Tensor& dt_in,
   a.dt_max = clamp && std::isfinite(opt.dt_max) ? (float)opt.dt_max : INFINITY;
   a.chunk = chunk;
   a.p_tile = p_tile;
+  a.segments = segments;
+  // Segmented scan: per-segment fp32 states and decays, from the caching allocator.
+  const int64_t ws_bytes = mp_ssd_scan_fwd_workspace_bytes(&a);
+  at::Tensor ws;
+  if (ws_bytes > 0) {
+    ws = at::empty({(ws_bytes + 3) / 4}, x.options().dtype(at::kFloat));
+    a.workspace = ws.data_ptr<float>();
+  }
   const cudaError_t err = mp_ssd_scan_fwd(&a, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "ssd_scan CUDA forward failed: ", cudaGetErrorString(err));
   SsdResult r;
   r.y_BLHP = y;
   r.final_state_BHPN = fin;
   return r;
+}
+
+void ssd_scan_cuda_plan(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& B, int chunk, int p_tile,
+                        int segments, int* out_chunk, int* out_p_tile, int* out_segments) {
+  c10::cuda::CUDAGuard guard(x.device());
+  MpSsdFwdArgs a = shape_args(x, dt, B);
+  a.chunk = chunk;
+  a.p_tile = p_tile;
+  a.segments = segments;
+  mp_ssd_scan_fwd_plan(&a, out_chunk, out_p_tile, out_segments);
 }
 
 namespace {

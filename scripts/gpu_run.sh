@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mp_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-steps=${*:-build tests reverse prune bench}
+steps=${*:-build tests reverse prune distill bench}
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 echo "card: ${card:-none}; steps: $steps" | tee "$OUT/summary.txt"
 B=build-gpu
@@ -43,6 +43,17 @@ for step in $steps; do
       note "pruned-in-transformers rc=${PIPESTATUS[0]}"
       bash scripts/gpu_prune_check.sh "$B/minipuzzle" "$OUT/prune_check" 2>&1 | tee "$OUT/prune_stream.log" | grep -E "stream|peak|error|took"
       note "stream-vs-memory rc=${PIPESTATUS[0]}"
+      ;;
+    distill)
+      # Train and distill on CUDA in bf16 for a few steps on real-ish text (the sources), both paths.
+      w=$(mktemp -d)
+      $B/minipuzzle data from-text model/*.cpp prune/*.cpp distill/*.cpp search/*.cpp --output $w/tok >/dev/null &&
+      $B/minipuzzle train --recipe configs/recipes/cpu-demo-train.json --config configs/demo/config.json --data $w/tok \
+        --eval-data $w/tok --steps 30 --device cuda --dtype bf16 --output $w/teacher 2>&1 | tail -4 &&
+      $B/minipuzzle distill --recipe configs/recipes/cpu-demo-kd.json --teacher $w/teacher/final --student $w/teacher/final \
+        --data $w/tok --steps 10 --device cuda --dtype bf16 --output $w/student 2>&1 | tail -4
+      note "distill-on-cuda rc=$?"
+      rm -rf $w
       ;;
     bench)
       $B/bench/bench_eval --config configs/nemotron-h-8b/config.json --seq-len 4096 --batch 1 \
