@@ -46,6 +46,11 @@ template <> __device__ __forceinline__ float from_f<float>(float v) { return v; 
 template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
+// exp for the decay factors: exact expf for fp32 inputs; the hardware ex2 path (__expf, a few
+// ulp) for 16-bit inputs, whose operands are rounded to 8 or 11 bits anyway.
+template <typename T> __device__ __forceinline__ float dexp(float v) { return __expf(v); }
+template <> __device__ __forceinline__ float dexp<float>(float v) { return expf(v); }
+
 __device__ __forceinline__ float load_any(const void* p, int dtype, int64_t i) {
   if (dtype == MP_BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
   if (dtype == MP_F16) return __half2float(static_cast<const __half*>(p)[i]);
@@ -121,7 +126,7 @@ struct TileOps<float> {  // exact fp32: lane owns row lane/2, columns (lane%2)*8
 // state-only pass (pass 1 of the segmented scan) needs no C, W or operand copy of S.
 struct Plan {
   int ldN, ldP, ldQ;
-  int offC, offB, offX, offXw, offW, offS, offStage, offDt, offAcs, total;
+  int offC, offB, offX, offXw, offW, offS, offStage, offDt, offAcs, offEa, offFw, total;
 };
 
 __host__ __device__ inline int align128(int v) { return (v + 127) & ~127; }
@@ -143,6 +148,8 @@ __host__ __device__ inline Plan make_plan(int Q, int PT, int N, int esize, bool 
   p.offStage = o; o = align128(o + kWarps * 256 * 4);
   p.offDt = o; o = align128(o + Q * 4);
   p.offAcs = o; o = align128(o + Q * 4);
+  p.offEa = o; o = align128(o + Q * 4);
+  p.offFw = o; o = align128(o + Q * 4);
   p.total = o;
   return p;
 }
@@ -215,6 +222,8 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
   float* stage = reinterpret_cast<float*>(smem + pl.offStage) + warp * 256;
   float* dtv = reinterpret_cast<float*>(smem + pl.offDt);
   float* acs = reinterpret_cast<float*>(smem + pl.offAcs);
+  float* ea = reinterpret_cast<float*>(smem + pl.offEa);  // exp(Acs_l)
+  float* fw = reinterpret_cast<float*>(smem + pl.offFw);  // dt_s exp(Acs_end - Acs_s)
 
   const float Ah = a.A[h], Dh = a.D[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
   const T* xg = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + p0;
@@ -289,8 +298,15 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
         if (lane >= o) incl += n;
       }
       const float excl = incl - run;
+      const float end = __shfl_sync(0xffffffffu, v[E - 1] + excl, 31);  // = acs[Q - 1] exactly
 #pragma unroll
-      for (int e = 0; e < E; ++e) acs[lane * E + e] = v[e] + excl;
+      for (int e = 0; e < E; ++e) {
+        const int l = lane * E + e;
+        const float ac = v[e] + excl;
+        acs[l] = ac;
+        if (!kStateOnly) ea[l] = dexp<T>(ac);
+        fw[l] = dtv[l] * dexp<T>(end - ac);
+      }
     }
     if (vec) cp_async_wait_all();
     __syncthreads();
@@ -311,7 +327,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
         __syncwarp();
         for (int e = lane; e < 256; e += 32) {
           const int l = i * 16 + (e >> 4), s = j * 16 + (e & 15);
-          const float w = s <= l ? stage[e] * expf(acs[l] - acs[s]) * dtv[s] : 0.f;
+          const float w = s <= l ? stage[e] * dexp<T>(acs[l] - acs[s]) * dtv[s] : 0.f;
           Ws[l * pl.ldQ + s] = from_f<T>(w);
         }
         __syncwarp();
@@ -319,7 +335,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
     }
     for (int e = threadIdx.x; e < Q * PT; e += kThreads) {
       const int s = e / PT, p = e - s * PT;
-      Xw[s * pl.ldP + p] = from_f<T>(to_f(Xs[s * pl.ldP + p]) * dtv[s] * expf(acs_end - acs[s]));
+      Xw[s * pl.ldP + p] = from_f<T>(to_f(Xs[s * pl.ldP + p]) * fw[s]);
     }
     __syncthreads();
 
@@ -332,7 +348,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
         Ops::template mma<Row, Col>(acc, Cs + i * 16 * pl.ldN, pl.ldN, Ss + j * 16 * pl.ldN, pl.ldN, N);
         Ops::store(stage, 16, acc);
         __syncwarp();
-        for (int e = lane; e < 256; e += 32) stage[e] *= expf(acs[i * 16 + (e >> 4)]);
+        for (int e = lane; e < 256; e += 32) stage[e] *= ea[i * 16 + (e >> 4)];
         __syncwarp();
         Ops::load(acc, stage, 16);
         __syncwarp();
@@ -350,7 +366,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
       }
     }
     // Phase D2: S = exp(Acs_end) S + Xw^T B  (fragments in registers; Ss still holds S_in).
-    const float dec = expf(acs_end);
+    const float dec = dexp<T>(acs_end);
 #pragma unroll
     for (int i = 0; i < MAXT; ++i) {
       const int k = warp + kWarps * i;
