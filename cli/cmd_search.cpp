@@ -1,5 +1,6 @@
 // minipuzzle search: candidates that fit a deployment budget, ranked, with the trade-offs laid out.
 #include "cli/commands.h"
+#include "cli/format.h"
 #include "common/error.h"
 #include "model/config.h"
 #include "common/progress.h"
@@ -69,8 +70,8 @@ void run_search_cmd(const SearchArgs& a) {
   }
   SearchResult r = run_search(parent, budget, space, lim, order);
   const double parent_gib = to_gib(deployment_memory(parent, budget).total());
-  std::cout << fmt::format("parent {} layers, {:.2f} B parameters, {:.2f} GiB under {} (limit {} GiB)\n",
-                           parent.num_layers(), count_params(parent).total() / 1e9, parent_gib, budget.name,
+  std::cout << fmt::format("parent {} layers, {} parameters, {:.3f} GiB under {} (limit {} GiB)\n",
+                           parent.num_layers(), billions(count_params(parent).total()), parent_gib, budget.name,
                            lim.max_memory_gib > 0 ? lim.max_memory_gib : budget.memory_limit_gib);
   std::cout << fmt::format("{} candidates enumerated, {} fit, in {:.3f} s\n", r.enumerated, r.feasible.size(), r.seconds);
   if (r.feasible.empty())

@@ -56,7 +56,7 @@ row() {  # name, checkpoint, what
   local loss acc params
   loss=$(echo "$j" | awk -F': ' '/"bits_per_token"/ {gsub(",","",$2); printf "%.3f", $2}')
   acc=$(echo "$j" | awk -F': ' '/"accuracy"/ {gsub(",","",$2); printf "%.1f", 100*$2}')
-  params=$($MP info "$2" --json | awk -F': ' '/"total": [0-9]{5,}/ {gsub(",","",$2); printf "%.0fk", $2/1000; exit}')
+  params=$($MP info "$2" --json | grep -E '"total": [0-9]{5,}' | head -1 | tr -dc '0-9' | awk '{printf "%.0fk", $1/1000}')
   echo "| $1 | $params | $loss | $acc% | $3 |"
 }
 {
