@@ -52,7 +52,7 @@ for step in $steps; do
         --eval-data $w/tok --steps 30 --device cuda --dtype bf16 --output $w/teacher 2>&1 | tail -4 &&
       $B/minipuzzle distill --recipe configs/recipes/cpu-demo-kd.json --teacher $w/teacher/final --student $w/teacher/final \
         --data $w/tok --eval-data $w/tok --steps 10 --device cuda --dtype bf16 --output $w/student 2>&1 | tail -4
-      note "distill-on-cuda rc=$?"
+      note "distill-on-cuda rc=${PIPESTATUS[0]}"
       rm -rf $w
       ;;
     bench)
