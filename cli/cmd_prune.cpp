@@ -74,6 +74,7 @@ struct PruneArgs {
   std::string model, importance, output, shape, keep_layers, drop_layers, metric, dtype, max_shard = "5GB";
   int64_t hidden = 0, ffn = 0, heads = 0, mamba_heads = 0, mamba_head_dim = 0;
   bool dry_run = false;
+  int64_t random_seed = -1;  // >= 0: the random-indices control experiment
 };
 
 std::string shape_line(const ModelConfig& c) {
@@ -113,7 +114,7 @@ void run_prune(const PruneArgs& a) {
   ModelConfig parent = load_config(a.model);
   // Same shape first (cheap, and names the differing field); the weights' fingerprint below.
   check_importance_matches(imp, parent, imp.fingerprint, a.importance, a.model);
-  PruningPlan plan = make_plan(imp, t);
+  PruningPlan plan = make_plan(a.random_seed >= 0 ? randomized_importance(imp, static_cast<uint64_t>(a.random_seed)) : imp, t);
   ModelConfig child = plan_config(parent, plan);
   Model m;
   if (!a.dry_run) {
@@ -197,6 +198,8 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype, "Output dtype: fp32, bf16 or fp16 (default: as stored)");
   cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB")->capture_default_str();
   cmd->add_flag("--dry-run", a->dry_run, "Print the resulting shape and parameter count; write nothing");
+  cmd->add_option("--random-seed", a->random_seed,
+                  "Control experiment: keep random indices and layers of the same shape instead of the most important");
   cmd->callback([a] { run_prune(*a); });
 }
 

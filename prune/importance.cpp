@@ -271,4 +271,33 @@ void check_importance_matches(const Importance& imp, const ModelConfig& model, u
                imp_path, fingerprint_hex(imp.fingerprint), fingerprint_hex(model_fp), model_path);
 }
 
+Importance randomized_importance(const Importance& imp, uint64_t seed) {
+  // splitmix64: the same stream on every platform.
+  uint64_t state = seed;
+  auto next = [&state]() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return static_cast<double>((z ^ (z >> 31)) >> 11) / 9007199254740992.0;  // [0, 1)
+  };
+  Importance r = imp;
+  auto fill = [&](std::vector<float>& v) {
+    for (float& x : v) x = static_cast<float>(next());
+  };
+  fill(r.hidden);
+  for (auto& v : r.hidden_per_layer) fill(v);
+  for (auto& v : r.mlp) fill(v);
+  for (auto& v : r.attention) fill(v);
+  for (auto& v : r.mamba) fill(v);
+  for (auto& row : r.layers) {
+    row.mse_hidden = next();
+    row.mse_normed = next();
+    row.kl = next();
+    row.loss_delta = next();
+    row.agreement = next();
+    row.block_influence = next();
+  }
+  return r;
+}
+
 }  // namespace mp

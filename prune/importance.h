@@ -69,6 +69,11 @@ nlohmann::json importance_to_json(const Importance& imp);
 // bad input naming `source` and the field.
 Importance importance_from_json(const nlohmann::json& j, const std::string& source);
 void save_importance(const Importance& imp, const std::string& path);  // atomic
+
+// The control experiment: the same file with every score replaced by a uniform random number
+// (deterministic in `seed`), so that make_plan() keeps random indices and random layers of the
+// same shape. Pruning by importance must beat this.
+Importance randomized_importance(const Importance& imp, uint64_t seed);
 Importance load_importance(const std::string& path);
 
 // Refuses (bad input) an importance file made for another model: config mismatch (names the

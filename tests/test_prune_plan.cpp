@@ -1,5 +1,6 @@
 // make_plan: ranking rules of method.md 2.2 on hand-made scores, and every refusal.
 #include "common/error.h"
+#include "prune/importance.h"
 #include "prune/plan.h"
 #include "tests/prune_fixtures.h"
 
@@ -136,6 +137,33 @@ TEST(PrunePlan, ShapeFilesAndFlagsParse) {
   EXPECT_EQ(mp::parse_index_list("3,17,40", "--drop-layers"), (std::vector<int64_t>{3, 17, 40}));
   EXPECT_THROW(mp::parse_layer_counts("mamba=x", "--keep-layers"), mp::Error);
   EXPECT_THROW(mp::parse_index_list("3,,4", "--drop-layers"), mp::Error);
+}
+
+}  // namespace
+
+namespace {
+
+// The random control: same shape, deterministic in the seed, different indices from the ranked plan.
+TEST(PrunePlan, RandomizedImportanceKeepsTheShapeNotTheChoice) {
+  mp::Importance imp = synthetic();
+  mp::PruneTarget t;
+  t.hidden_size = 4;
+  t.intermediate_size = 3;
+  t.num_attention_heads = 2;
+  t.mamba_num_heads = 2;
+  t.mamba_head_dim = 7;
+  t.keep_counts = std::map<mp::LayerType, int64_t>{{mp::LayerType::Mlp, 1}};
+  mp::PruningPlan ranked = mp::make_plan(imp, t);
+  mp::PruningPlan a = mp::make_plan(mp::randomized_importance(imp, 1), t);
+  mp::PruningPlan b = mp::make_plan(mp::randomized_importance(imp, 1), t);
+  EXPECT_EQ(mp::plan_config(imp.parent, a).num_layers(), mp::plan_config(imp.parent, ranked).num_layers());
+  EXPECT_TRUE(mp::plan_config(imp.parent, a) == mp::plan_config(imp.parent, b));
+  EXPECT_EQ(a.hidden, b.hidden);
+  EXPECT_EQ(a.hidden.size(), 4u);
+  bool differs = a.hidden != ranked.hidden;
+  for (int seed = 2; seed < 6 && !differs; ++seed)
+    differs = mp::make_plan(mp::randomized_importance(imp, seed), t).hidden != ranked.hidden;
+  EXPECT_TRUE(differs);
 }
 
 }  // namespace
