@@ -69,8 +69,12 @@ LayerDropScores layer_importance(LayerSource& src, const at::Tensor& windows, co
       const int64_t T = hf.size(0);
       for (int64_t i = 0; i < n; ++i)
         drop[i].mse_hidden += (dropped[i][b].reshape({-1, d}).to(at::kFloat) - hf.to(at::kFloat)).pow(2).sum().to(at::kDouble);
-      for (int64_t t0 = 0; t0 < T; t0 += opt.slice_tokens) {
-        const int64_t tn = std::min(opt.slice_tokens, T - t0);
+      // Several [slice, V] fp32 tensors are alive at once (log-probs of both models, p, the KL
+      // term): cap a slice at 16M logits (64 MB each), 128 tokens at Nemotron-H's 131072 vocab.
+      const int64_t V = e.config.vocab_size;
+      const int64_t slice = std::max<int64_t>(1, std::min<int64_t>(opt.slice_tokens, (int64_t{16} << 20) / V));
+      for (int64_t t0 = 0; t0 < T; t0 += slice) {
+        const int64_t tn = std::min(slice, T - t0);
         at::Tensor tgt = targets[b].narrow(0, t0, tn).unsqueeze(1);
         at::Tensor nfs = nf.narrow(0, t0, tn);
         at::Tensor lpf = at::log_softmax(lm_head_logits(e, nfs), -1);  // fp32 [tn, V]
