@@ -56,6 +56,8 @@ for step in $steps; do
       rm -rf $w
       ;;
     bench)
+      $B/bench/bench_kd_loss --tokens 32768 --card "$card" --out "$OUT/bench_kd_loss_32k.json" 2>&1 | tee -a "$OUT/summary.txt"
+      $B/bench/bench_kd_loss --tokens 4096 --card "$card" --out "$OUT/bench_kd_loss_4k.json" 2>&1 | tee -a "$OUT/summary.txt"
       $B/bench/bench_eval --config configs/nemotron-h-8b/config.json --seq-len 4096 --batch 1 \
         --card "$card" --out "$OUT/bench_eval_8b.json" 2>&1 | tee -a "$OUT/summary.txt"
       ;;
