@@ -38,23 +38,6 @@ std::vector<std::pair<std::string, at::Tensor>> Model::ordered() const {
   return out;
 }
 
-namespace {
-
-std::string shape_str(at::IntArrayRef s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-// Maps the on-disk name variants to the canonical one.
-std::string canonical_name(const std::string& n) {
-  std::string r = n;
-  if (r.rfind("model.", 0) == 0) r = "backbone." + r.substr(6);
-  if (r == "backbone.embedding.weight") r = kEmbeddingName;
-  return r;
-}
-
-}  // namespace
 
 Model load_model(const std::string& dir, const LoadOptions& opt) {
   namespace fs = std::filesystem;
@@ -65,7 +48,7 @@ Model load_model(const std::string& dir, const LoadOptions& opt) {
 
   std::map<std::string, std::string> on_disk;  // canonical -> stored name
   for (const std::string& n : reader.names()) {
-    std::string c = canonical_name(n);
+    std::string c = canonical_tensor_name(n);
     if (c.rfind("mtp.", 0) == 0) continue;  // multi-token-prediction heads: not part of the model
     if (!on_disk.emplace(c, n).second)
       fail_input("{}: tensor '{}' is stored twice (as '{}' and '{}')", dir, c, on_disk[c], n);
@@ -76,11 +59,11 @@ Model load_model(const std::string& dir, const LoadOptions& opt) {
     auto it = on_disk.find(spec.name);
     if (it == on_disk.end())
       fail_input("{}: tensor '{}' is missing; config.json ({} layers, pattern {}) implies it with shape {}", dir,
-                 spec.name, m.config.num_layers(), m.config.pattern(), shape_str(spec.shape));
+                 spec.name, m.config.num_layers(), m.config.pattern(), shape_string(spec.shape));
     const StTensorInfo& info = reader.info(it->second);
     if (info.shape != spec.shape)
-      fail_input("{}: tensor '{}' has shape {}, config.json implies {}", dir, it->second, shape_str(info.shape),
-                 shape_str(spec.shape));
+      fail_input("{}: tensor '{}' has shape {}, config.json implies {}", dir, it->second, shape_string(info.shape),
+                 shape_string(spec.shape));
     if (info.dtype != StDType::F32 && info.dtype != StDType::BF16 && info.dtype != StDType::F16)
       fail_input("{}: tensor '{}' has dtype {}; model weights must be F32, BF16 or F16", dir, it->second,
                  st_dtype_name(info.dtype));

@@ -15,6 +15,19 @@ const char* const kLmHeadName = "lm_head.weight";
 std::string layer_prefix(int64_t layer) { return fmt::format("backbone.layers.{}.", layer); }
 std::string layer_tensor(int64_t layer, const std::string& suffix) { return layer_prefix(layer) + suffix; }
 
+std::string canonical_tensor_name(const std::string& n) {
+  std::string r = n;
+  if (r.rfind("model.", 0) == 0) r = "backbone." + r.substr(6);
+  if (r == "backbone.embedding.weight") r = kEmbeddingName;
+  return r;
+}
+
+std::string shape_string(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
   const int64_t d = c.hidden_size;
   std::vector<TensorSpec> out;

@@ -24,6 +24,11 @@ extern const char* const kEmbeddingName;   // "backbone.embeddings.weight"
 extern const char* const kFinalNormName;   // "backbone.norm_f.weight"
 extern const char* const kLmHeadName;      // "lm_head.weight"
 
+// The on-disk name variants readers accept ("model." for "backbone.", "backbone.embedding.weight")
+// mapped to the canonical name.
+std::string canonical_tensor_name(const std::string& stored);
+std::string shape_string(const std::vector<int64_t>& shape);  // "[a, b]", for messages
+
 // Every tensor of the model in a stable order (embedding, layers in order, final norm, head).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c);
 

@@ -28,20 +28,6 @@ class MemorySource : public LayerSource {
   const Model& m_;
 };
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-// The on-disk name variants accepted by load_model, mapped to the canonical name.
-std::string canonical_name(const std::string& n) {
-  std::string r = n;
-  if (r.rfind("model.", 0) == 0) r = "backbone." + r.substr(6);
-  if (r == "backbone.embedding.weight") r = kEmbeddingName;
-  return r;
-}
-
 class StreamingSource : public LayerSource {
  public:
   StreamingSource(const std::string& dir, at::Device device, std::optional<at::ScalarType> dtype)
@@ -49,7 +35,7 @@ class StreamingSource : public LayerSource {
     if (!std::filesystem::is_directory(dir)) fail_input("{}: checkpoint folder not found", dir);
     config_ = load_config(dir);
     for (const std::string& n : reader_.names()) {
-      std::string c = canonical_name(n);
+      std::string c = canonical_tensor_name(n);
       if (c.rfind("mtp.", 0) == 0) continue;
       if (!stored_.emplace(c, n).second) fail_input("{}: tensor '{}' is stored twice", dir, c);
     }
@@ -59,10 +45,10 @@ class StreamingSource : public LayerSource {
       auto it = stored_.find(s.name);
       if (it == stored_.end())
         fail_input("{}: tensor '{}' is missing; config.json (pattern {}) implies it with shape {}", dir, s.name,
-                   config_.pattern(), shape_str(s.shape));
+                   config_.pattern(), shape_string(s.shape));
       if (reader_.info(it->second).shape != s.shape)
         fail_input("{}: tensor '{}' has shape {}, config.json implies {}", dir, it->second,
-                   shape_str(reader_.info(it->second).shape), shape_str(s.shape));
+                   shape_string(reader_.info(it->second).shape), shape_string(s.shape));
       const std::string prefix = "backbone.layers.";
       if (s.name.rfind(prefix, 0) == 0) {
         int64_t i = std::stoll(s.name.substr(prefix.size()));
