@@ -4,6 +4,7 @@
 // go to the kernels as fp32 contiguous; dweight / dbias come back in the parameters' dtypes and shapes.
 #include "kernels/cuda/causal_conv1d.cuh"
 #include "kernels/cuda_dispatch.h"
+#include "kernels/cuda_torch_util.h"
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -15,18 +16,9 @@
 namespace mp {
 namespace {
 
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return MP_F32;
-    case at::kHalf: return MP_F16;
-    case at::kBFloat16: return MP_BF16;
-    default: return -1;
-  }
-}
-
 MpConvArgs conv_args(const at::Tensor& x, const at::Tensor& w32, const at::Tensor& b32, bool silu) {
   MpConvArgs a{};
-  a.dtype = dtype_code(x.scalar_type());
+  a.dtype = kernel_dtype_code(x.scalar_type());
   a.batch = (int)x.size(0);
   a.seqlen = (int)x.size(1);
   a.channels = (int)x.size(2);
@@ -44,9 +36,6 @@ void check(cudaError_t e, const char* what) { TORCH_CHECK(e == cudaSuccess, what
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// An optional input: absent when empty (undefined tensors cannot cross a custom Function).
-at::Tensor present(const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t : at::Tensor(); }
 
 class CausalConv1dFunction : public torch::autograd::Function<CausalConv1dFunction> {
  public:
@@ -101,7 +90,7 @@ class CausalConv1dFunction : public torch::autograd::Function<CausalConv1dFuncti
 }  // namespace
 
 bool causal_conv1d_cuda_supported(const at::Tensor& x, const at::Tensor& weight) {
-  if (x.dim() != 3 || dtype_code(x.scalar_type()) < 0 || weight.size(-1) < 1 || weight.size(-1) > 4) return false;
+  if (x.dim() != 3 || kernel_dtype_code(x.scalar_type()) < 0 || weight.size(-1) < 1 || weight.size(-1) > 4) return false;
   if (weight.numel() != x.size(2) * weight.size(-1)) return false;
   return x.size(0) <= 65535 && x.size(1) < (1 << 25) && x.size(2) < (1 << 30);
 }

@@ -8,6 +8,7 @@
 // on the saved inputs under autograd and differentiates it.
 #include "kernels/cuda/ssd_scan.cuh"
 #include "kernels/cuda_dispatch.h"
+#include "kernels/cuda_torch_util.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -21,22 +22,13 @@
 namespace mp {
 namespace {
 
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return MP_F32;
-    case at::kHalf: return MP_F16;
-    case at::kBFloat16: return MP_BF16;
-    default: return -1;
-  }
-}
-
 at::Tensor last_contig(const at::Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
 at::Tensor f32c(const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; }
 
 MpSsdFwdArgs shape_args(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& B) {
   MpSsdFwdArgs a{};
-  a.dtype = dtype_code(x.scalar_type());
-  a.dt_dtype = dtype_code(dt.scalar_type());
+  a.dtype = kernel_dtype_code(x.scalar_type());
+  a.dt_dtype = kernel_dtype_code(dt.scalar_type());
   a.batch = (int)x.size(0);
   a.seqlen = (int)x.size(1);
   a.heads = (int)x.size(2);
@@ -124,9 +116,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// An optional input: absent when empty (undefined tensors cannot cross a custom Function).
-at::Tensor present(const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t : at::Tensor(); }
 
 class SsdScanFunction : public torch::autograd::Function<SsdScanFunction> {
  public:
