@@ -8,6 +8,7 @@
 #include "model/lm_eval.h"
 #include "model/model.h"
 #include "model/weights.h"
+#include "bench/random_model.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -16,7 +17,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstring>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -25,26 +25,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Random weights built directly on the device (a 16 GB checkpoint need not touch the disk);
-// distributions as init_weights, so activations stay in a realistic range.
-mp::Model random_model_on(const mp::ModelConfig& c, at::Device dev, at::ScalarType dt) {
-  mp::Model m;
-  m.config = c;
-  at::manual_seed(0);
-  auto opts = at::TensorOptions().device(dev).dtype(at::kFloat);
-  for (const mp::TensorSpec& s : mp::expected_tensors(c)) {
-    const std::string& n = s.name;
-    auto ends = [&](const char* suf) { return n.size() >= strlen(suf) && n.compare(n.size() - strlen(suf), strlen(suf), suf) == 0; };
-    at::Tensor t;
-    if (ends("norm.weight") || ends("norm_f.weight") || ends("mixer.D")) t = at::ones(s.shape, opts);
-    else if (ends("mixer.A_log")) t = at::log(at::arange(1, c.mamba_num_heads + 1, opts));
-    else if (ends("mixer.dt_bias")) t = at::log(at::expm1(at::full(s.shape, 0.01, opts)));
-    else t = at::randn(s.shape, opts) * c.initializer_range;
-    m.weights[n] = t.to(dt);
-  }
-  return m;
 }
 
 double measure_matmul_tflops(at::Device dev, int64_t n, int reps) {
@@ -81,7 +61,7 @@ int main(int argc, char** argv) {
   at::NoGradGuard ng;
   at::Device dev = mp::parse_device(device);
   mp::ModelConfig c = mp::load_config(config);
-  mp::Model m = random_model_on(c, dev, at::kBFloat16);
+  mp::Model m = mp::bench::random_model_on(c, dev, at::kBFloat16);
   const double params = static_cast<double>(mp::count_params(c).total());
   at::Tensor windows = at::randint(0, c.vocab_size, {batch, seq_len + 1}, at::TensorOptions().dtype(at::kLong));
 

@@ -27,7 +27,9 @@ struct SearchArgs {
   std::string model, config, budget, output = "search-out";
   std::string mamba_layers, attention_layers, mlp_layers, ffn_grid, hidden_grid, attention_heads, mamba_heads,
       mamba_head_dim;
-  double min_memory_gib = 0, max_memory_gib = -1, min_params = 0, max_params = 1e300;
+  double min_memory_gib = 0, max_memory_gib = -1, min_params = 0, max_params = 1e300, min_speedup = 0;
+  std::string throughput;  // throughput model JSON; default: configs/throughput/h200-bf16.json if present
+  int64_t prompt_tokens = 65536, output_tokens = 1024;
   size_t show = 15;
   // Ranking against the parent (needs --model, --importance, --data).
   std::string importance, data, device = "cpu", dtype = "fp32", rank_by = "kl", layer_metric = "mse_normed";
@@ -57,6 +59,15 @@ void run_search_cmd(const SearchArgs& a) {
   lim.max_memory_gib = a.max_memory_gib;
   lim.min_params = a.min_params * 1e9;
   lim.max_params = a.max_params * 1e9;
+  lim.min_speedup = a.min_speedup;
+  std::optional<SpeedPrediction> speed;
+  const std::string tp = a.throughput.empty() ? default_throughput_path() : a.throughput;
+  if (!tp.empty() && a.throughput != "none") {
+    if (a.prompt_tokens < 1 || a.output_tokens < 0)
+      fail_usage("search: --prompt-tokens must be >= 1 and --output-tokens >= 0 (got {} and {})", a.prompt_tokens,
+                 a.output_tokens);
+    speed = SpeedPrediction{load_throughput(tp), Workload{budget.batch, a.prompt_tokens, a.output_tokens}};
+  }
   const bool ranking = !a.importance.empty() || !a.data.empty();
   if (ranking && (a.model.empty() || a.importance.empty() || a.data.empty()))
     fail_usage("search: ranking against the parent needs --model, --importance and --data together");
@@ -68,17 +79,24 @@ void run_search_cmd(const SearchArgs& a) {
     imp = load_importance(a.importance);
     order = layer_ranking(*imp, lm);
   }
-  SearchResult r = run_search(parent, budget, space, lim, order);
+  SearchResult r = run_search(parent, budget, space, lim, order, speed);
   const double parent_gib = to_gib(deployment_memory(parent, budget).total());
   std::cout << fmt::format("parent {} layers, {} parameters, {:.3f} GiB under {} (limit {} GiB)\n",
                            parent.num_layers(), billions(count_params(parent).total()), parent_gib, budget.name,
                            lim.max_memory_gib > 0 ? lim.max_memory_gib : budget.memory_limit_gib);
+  if (r.speed)
+    std::cout << fmt::format("speed predicted for {} {} (model {}): batch {}, {} prompt + {} new tokens; parent {:.3f} s "
+                             "(prefill {:.3f} s, decode {:.2f} ms/token)\n",
+                             r.speed->model.card, r.speed->model.dtype, tp, r.speed->workload.batch,
+                             r.speed->workload.prompt_tokens, r.speed->workload.output_tokens, r.parent_speed->generation_s,
+                             r.parent_speed->prefill_s, 1e3 * r.parent_speed->decode_s_per_token);
   std::cout << fmt::format("{} candidates enumerated, {} fit, in {:.3f} s\n", r.enumerated, r.feasible.size(), r.seconds);
   if (r.feasible.empty())
-    fail_input("no candidate fits: none of the {} satisfies memory in [{}, {}] GiB under {} and parameters in "
-               "[{:.4g}, {:.4g}] B; widen the space, the budget or the parameter range",
+    fail_input("no candidate fits: none of the {} satisfies memory in [{}, {}] GiB under {}, parameters in "
+               "[{:.4g}, {:.4g}] B{}; widen the space, the budget or the limits",
                r.enumerated, lim.min_memory_gib, lim.max_memory_gib > 0 ? lim.max_memory_gib : budget.memory_limit_gib,
-               budget.name, a.min_params, a.max_params);
+               budget.name, a.min_params, a.max_params,
+               a.min_speedup > 0 ? fmt::format(" and predicted speed-up >= {}", a.min_speedup) : "");
   std::string metric = "params";
   std::optional<Model> model;
   if (ranking) {
@@ -134,6 +152,15 @@ void register_search(CLI::App& app) {
   cmd->add_option("--max-memory-gib", a->max_memory_gib, "Override the budget's limit");
   cmd->add_option("--min-params", a->min_params, "Parameter range, in billions")->capture_default_str();
   cmd->add_option("--max-params", a->max_params, "Parameter range, in billions");
+  cmd->add_option("--min-speedup", a->min_speedup, "Minimum predicted generation speed-up over the parent (e.g. 1.2)")
+      ->capture_default_str();
+  cmd->add_option("--throughput", a->throughput,
+                  "Throughput model JSON (bench/bench_throughput); default configs/throughput/h200-bf16.json; 'none' "
+                  "turns speed prediction off");
+  cmd->add_option("--prompt-tokens", a->prompt_tokens, "Generation workload for predicted speed: prompt tokens")
+      ->capture_default_str();
+  cmd->add_option("--output-tokens", a->output_tokens, "Generation workload for predicted speed: new tokens")
+      ->capture_default_str();
   cmd->add_option("--show", a->show, "Rows of the terminal table")->capture_default_str();
   cmd->add_option("--importance", a->importance, "importance.json of the parent (from minipuzzle score): keeps the most important layers");
   cmd->add_option("--data", a->data, "Held-out token data to rank candidates against the parent");

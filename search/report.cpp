@@ -106,6 +106,7 @@ void write_search_outputs(const SearchResult& r, const std::string& dir, const s
   nlohmann::json all = nlohmann::json::array();
   std::string csv = "rank,key,pattern,mamba,attention,mlp,ffn,hidden,attention_heads,mamba_heads,mamba_head_dim,"
                     "params,memory_gib,weights_gib,kv_gib,mamba_state_gib,workspace_gib";
+  if (r.speed) csv += ",speedup,prefill_s,decode_ms_per_token,generation_s";
   std::vector<std::string> metric_names;
   if (!r.feasible.empty())
     for (const auto& [k, v] : r.feasible.front().metrics) metric_names.push_back(k);
@@ -122,12 +123,19 @@ void write_search_outputs(const SearchResult& r, const std::string& dir, const s
                    {"mamba_conv_gib", to_gib(c.memory.mamba_conv)}, {"mamba_ssm_gib", to_gib(c.memory.mamba_ssm)},
                    {"workspace_gib", to_gib(c.memory.workspace)}, {"total_gib", to_gib(c.memory.total())}};
     j["metrics"] = c.metrics;
+    if (c.speed)
+      j["predicted_speed"] = {{"speedup", c.speedup}, {"prefill_s", c.speed->prefill_s},
+                              {"decode_ms_per_token", 1e3 * c.speed->decode_s_per_token},
+                              {"generation_s", c.speed->generation_s}};
     all.push_back(j);
     csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f}", i + 1, c.candidate.key(),
                        c.config.pattern(), c.candidate.mamba, c.candidate.attention, c.candidate.mlp, c.candidate.ffn,
                        c.candidate.hidden, c.candidate.attention_heads, c.candidate.mamba_heads, c.candidate.mamba_head_dim,
                        c.params, to_gib(c.memory.total()), to_gib(c.memory.weights), to_gib(c.memory.kv_cache),
                        to_gib(c.memory.mamba_conv + c.memory.mamba_ssm), to_gib(c.memory.workspace));
+    if (c.speed)
+      csv += fmt::format(",{:.4f},{:.6g},{:.6g},{:.6g}", c.speedup, c.speed->prefill_s, 1e3 * c.speed->decode_s_per_token,
+                         c.speed->generation_s);
     for (const auto& k : metric_names) csv += fmt::format(",{:.6g}", c.metrics.count(k) ? c.metrics.at(k) : 0.0);
     csv += "\n";
   }
@@ -137,6 +145,15 @@ void write_search_outputs(const SearchResult& r, const std::string& dir, const s
                         {"parent_memory_gib", to_gib(deployment_memory(r.parent, r.budget).total())},
                         {"enumerated", r.enumerated}, {"feasible", r.feasible.size()}, {"seconds", r.seconds},
                         {"ranked_by", metric}, {"candidates", all}};
+  if (r.speed) {
+    const auto& m = r.speed->model;
+    doc["speed_model"] = {{"card", m.card}, {"dtype", m.dtype}, {"date", m.date}, {"commit", m.commit},
+                          {"batch", r.speed->workload.batch}, {"prompt_tokens", r.speed->workload.prompt_tokens},
+                          {"output_tokens", r.speed->workload.output_tokens},
+                          {"parent_generation_s", r.parent_speed->generation_s},
+                          {"parent_prefill_s", r.parent_speed->prefill_s},
+                          {"parent_decode_ms_per_token", 1e3 * r.parent_speed->decode_s_per_token}};
+  }
   write_file_atomic(dir + "/candidates.json", doc.dump(2) + "\n");
   write_file_atomic(dir + "/candidates.csv", csv);
   const bool higher_better = metric != "kl" && metric != "loss";
@@ -146,6 +163,7 @@ void write_search_outputs(const SearchResult& r, const std::string& dir, const s
 
 std::string search_table(const SearchResult& r, size_t rows, const std::string& metric) {
   std::string s = fmt::format("{:>4}  {:<34} {:>9} {:>9} {:>8} {:>8}", "rank", "candidate", "params", "memory", "weights", "kv");
+  if (r.speed) s += fmt::format(" {:>8}", "speed");
   if (metric != "params") s += fmt::format(" {:>10}", metric);
   s += "\n";
   for (size_t i = 0; i < std::min(rows, r.feasible.size()); ++i) {
@@ -155,6 +173,7 @@ std::string search_table(const SearchResult& r, size_t rows, const std::string& 
                                                  : fmt::format("{:.1f}k", c.params / 1e3);
     s += fmt::format("{:>4}  {:<34} {:>9} {:>6.2f}GiB {:>5.2f}GiB {:>5.2f}GiB", i + 1, c.candidate.key(), params,
                      to_gib(c.memory.total()), to_gib(c.memory.weights), to_gib(c.memory.kv_cache));
+    if (r.speed) s += fmt::format(" {:>7.3f}x", c.speedup);
     if (metric != "params") s += fmt::format(" {:>10.4f}", quality(c, metric));
     s += "\n";
   }

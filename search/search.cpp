@@ -8,12 +8,17 @@
 namespace mp {
 
 SearchResult run_search(const ModelConfig& parent, const Budget& budget, const SearchSpace& space,
-                        const SearchConstraints& limits, const std::vector<int64_t>& ranking) {
+                        const SearchConstraints& limits, const std::vector<int64_t>& ranking,
+                        const std::optional<SpeedPrediction>& speed) {
   auto t0 = std::chrono::steady_clock::now();
   SearchResult r;
   r.parent = parent;
   r.budget = budget;
   const double max_gib = limits.max_memory_gib > 0 ? limits.max_memory_gib : budget.memory_limit_gib;
+  if (limits.min_speedup > 0 && !speed)
+    fail_usage("a minimum speed-up needs a throughput model (--throughput FILE, see docs/search.md)");
+  r.speed = speed;
+  if (speed) r.parent_speed = speed->model.estimate(parent, speed->workload);
   std::vector<Candidate> all = enumerate(space, parent);
   r.enumerated = static_cast<int64_t>(all.size());
   for (const Candidate& c : all) {
@@ -26,6 +31,11 @@ SearchResult run_search(const ModelConfig& parent, const Budget& budget, const S
     const double g = to_gib(cr.memory.total());
     cr.feasible = g <= max_gib && g >= limits.min_memory_gib && cr.params >= limits.min_params &&
                   cr.params <= limits.max_params;
+    if (cr.feasible && speed) {
+      cr.speed = speed->model.estimate(cr.config, speed->workload);
+      cr.speedup = r.parent_speed->generation_s / cr.speed->generation_s;
+      cr.feasible = cr.speedup >= limits.min_speedup;
+    }
     if (cr.feasible) r.feasible.push_back(std::move(cr));
   }
   std::stable_sort(r.feasible.begin(), r.feasible.end(),
