@@ -8,7 +8,7 @@
 #include "model/lm_eval.h"
 #include "model/model.h"
 #include "model/weights.h"
-#include "bench/random_model.h"
+#include "bench/bench_util.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -25,22 +25,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double measure_matmul_tflops(at::Device dev, int64_t n, int reps) {
-  auto opts = at::TensorOptions().device(dev).dtype(at::kBFloat16);
-  at::Tensor a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
-  at::Tensor c = at::matmul(a, b);
-  c.sum().item<float>();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < 10; ++i) c = at::matmul(a, b);
-    c.sum().item<float>();
-    t.push_back(seconds_since(t0) / 10);
-  }
-  std::sort(t.begin(), t.end());
-  return 2.0 * n * n * n / t[t.size() / 2] / 1e12;
 }
 
 }  // namespace
@@ -76,7 +60,7 @@ int main(int argc, char** argv) {
   const double t = times[times.size() / 2];
   const double tokens = static_cast<double>(batch * seq_len);
   const double tps = tokens / t;
-  const double tflops = dev.is_cuda() ? measure_matmul_tflops(dev, 8192, 5) : 0.0;
+  const double tflops = dev.is_cuda() ? mp::bench::measure_matmul_tflops(dev, 8192, 5) : 0.0;
   const double roofline_tps = tflops * 1e12 / (2.0 * params);
   const double model_tflops = 2.0 * params * tps / 1e12;
   const double full_flops_tps = tps * mp::forward_flops_per_token(c, seq_len) / 1e12;

@@ -2,7 +2,8 @@
 # Everything the GPU machine is for, in one call (its time is short): build against the LibTorch
 # inside the machine's torch, regenerate the transformers parity fixtures, run the whole test
 # suite (GPU tests included), check that transformers loads what we write, run the benchmarks.
-#   scripts/gpu_run.sh [build] [fixtures] [tests] [reverse] [bench] ...   (default: all)
+#   scripts/gpu_run.sh [build] [fixtures] [tests] [reverse] [bench] [throughput] [mfu] ...
+#   (default: build tests reverse prune distill bench)
 # Logs and results go to $OUT (the device tool brings that folder back).
 set -u
 cd "$(dirname "$0")/.."
@@ -60,6 +61,15 @@ for step in $steps; do
       $B/bench/bench_kd_loss --tokens 4096 --card "$card" --out "$OUT/bench_kd_loss_4k.json" 2>&1 | tee -a "$OUT/summary.txt"
       $B/bench/bench_eval --config configs/nemotron-h-8b/config.json --seq-len 4096 --batch 1 \
         --card "$card" --out "$OUT/bench_eval_8b.json" 2>&1 | tee -a "$OUT/summary.txt"
+      ;;
+    throughput)
+      # Fit the throughput model on this card, then check it on whole candidates (docs/search.md).
+      bash scripts/gpu_throughput.sh "$B" "$card" "$OUT" 2>&1 | tee "$OUT/throughput.log" | grep -vE "^ *(demo|8b|56b) "
+      note "throughput rc=${PIPESTATUS[0]}"
+      ;;
+    mfu)
+      $B/bench/bench_distill_mfu --card "$card" --out "$OUT/bench_distill_mfu.json" 2>&1 | tail -3 | tee -a "$OUT/summary.txt"
+      note "mfu rc=${PIPESTATUS[0]}"
       ;;
   esac
 done
