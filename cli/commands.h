@@ -18,5 +18,6 @@ void register_search(CLI::App& app);
 void register_score(CLI::App& app);
 void register_prune(CLI::App& app);
 void register_train(CLI::App& app);    // train and distill (cmd_train.cpp)
+void register_plot(CLI::App& app);
 
 }  // namespace mp::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   mp::cli::register_score(app);
   mp::cli::register_prune(app);
   mp::cli::register_train(app);
+  mp::cli::register_plot(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

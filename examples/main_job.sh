@@ -59,6 +59,9 @@ row() {  # name, checkpoint, what
   params=$($MP info "$2" --json | grep -E '"total": [0-9]{5,}' | head -1 | tr -dc '0-9' | awk '{printf "%.0fk", $1/1000}')
   echo "| $1 | $params | $loss | $acc% | $3 |"
 }
+$MP plot "$RUN/distilled" "$RUN/finetuned" "$RUN/scratch" --labels distilled,"pruned + fine-tune","from scratch" \
+  --field bits_per_token --title "Held-out bits/byte while recovering (teacher as a flat line)" \
+  --output "$RUN/recovery.svg" >/dev/null
 {
   echo "# minipuzzle demo: MiniPuzzle at CPU scale"
   echo
@@ -76,7 +79,8 @@ row() {  # name, checkpoint, what
   echo
   echo "Files: \`importance/importance.json\`, \`importance/layers.svg\` (layer importance by index),"
   echo "\`search/candidates.csv\`, \`search/pareto.svg\` (memory against KL, front marked),"
-  echo "\`*/metrics.jsonl\` (every step), \`*/summary.json\`."
+  echo "\`recovery.svg\` (held-out bits/byte against training tokens for the three recoveries, teacher as a line),"
+  echo "\`*/loss.svg\`, \`*/metrics.jsonl\` (every step), \`*/summary.json\`."
   echo
   echo "Took $(( $(date +%s) - t_start )) s on $(nproc) cores."
 } > "$RUN/report.md.partial"
