@@ -2,9 +2,11 @@
 
 #include "common/error.h"
 #include "kernels/conv_norm.h"
+#include "model/recompute.h"
 #include "model/weights.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 namespace mp {
 
@@ -51,11 +53,12 @@ at::Tensor block_forward(const Model& m, int64_t i, const at::Tensor& h, const O
 at::Tensor forward_hidden(const Model& m, const at::Tensor& ids_BL, const ForwardOptions& opt) {
   const ModelConfig& c = m.config;
   check_token_ids(ids_BL, c.vocab_size);
+  if (opt.recompute && opt.observer) fail_usage("activation recomputation cannot be combined with an observer");
   at::Tensor h = at::embedding(m.w(kEmbeddingName), ids_BL.to(m.device(), at::kLong));
   for (int64_t i = 0; i < c.num_layers(); ++i) {
     if (!opt.skip_layer.empty() && opt.skip_layer[i]) continue;
     if (opt.observer) (*opt.observer)(i, Site::BlockInput, h);
-    h = block_forward(m, i, h, opt.observer);
+    h = opt.recompute && at::GradMode::is_enabled() ? block_forward_recomputed(m, i, h) : block_forward(m, i, h, opt.observer);
   }
   if (opt.observer) (*opt.observer)(c.num_layers(), Site::FinalHidden, h);
   return h;

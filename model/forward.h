@@ -28,6 +28,9 @@ using Observer = std::function<void(int64_t layer, Site site, const at::Tensor& 
 struct ForwardOptions {
   std::vector<bool> skip_layer;  // empty, or one flag per layer: skipped layers are identity
   const Observer* observer = nullptr;
+  // Recompute each block's activations in the backward pass instead of keeping them
+  // (model/recompute.h); not with an observer.
+  bool recompute = false;
 };
 
 // Bad input when an id is outside [0, vocab_size) (names the position and the id).
