@@ -33,7 +33,7 @@ $MP score --model "$RUN/teacher/final" --data "$RUN/tokens/train" --output "$RUN
 echo "== 4. search: shapes with at most 60% of the teacher's parameters, ranked by KL to the teacher"
 $MP search --model "$RUN/teacher/final" --importance "$RUN/importance/importance.json" --data "$RUN/tokens/valid" \
   --eval-tokens 16384 --seq-len 256 --mamba-layers 1:3 --attention-layers 1 --mlp-layers 1:4 --ffn-grid 128:512:64 \
-  --max-params 0.000600 --top 40 --show 8 --quiet --output "$RUN/search"
+  --max-params 0.000600 --top 100 --show 8 --quiet --output "$RUN/search" | tee "$RUN/search.txt"
 
 echo "== 5. prune the teacher to the best shape"
 rm -rf "$RUN/pruned"
@@ -76,6 +76,8 @@ $MP plot "$RUN/distilled" "$RUN/finetuned" "$RUN/scratch" --labels distilled,"pr
   row distilled "$RUN/distilled/final" "pruned + distillation (forward KL, T = 1)"
   row "pruned + fine-tune" "$RUN/finetuned/final" "pruned + next-token cross-entropy, same tokens"
   row "from scratch" "$RUN/scratch/final" "same shape, random init, same tokens"
+  echo
+  echo "Search: $(grep -E '^ranked ' "$RUN/search.txt" || true) (held-out KL to the teacher; the chosen shape is pruned)."
   echo
   echo "Files: \`importance/importance.json\`, \`importance/layers.svg\` (layer importance by index),"
   echo "\`search/candidates.csv\`, \`search/pareto.svg\` (memory against KL, front marked),"

@@ -177,6 +177,18 @@ std::string search_table(const SearchResult& r, size_t rows, const std::string& 
     if (metric != "params") s += fmt::format(" {:>10.4f}", quality(c, metric));
     s += "\n";
   }
+  // The chosen candidate against the median of all ranked ones (how much the ranking buys).
+  std::vector<double> q;
+  for (const auto& c : r.feasible)
+    if (c.metrics.count(metric)) q.push_back(c.metrics.at(metric));
+  if (!q.empty()) {
+    std::vector<double> sorted = q;
+    std::sort(sorted.begin(), sorted.end());
+    const double med = sorted.size() % 2 ? sorted[sorted.size() / 2]
+                                         : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+    s += fmt::format("ranked {} of {} feasible by {}: chosen {:.4f}, median {:.4f}\n", q.size(), r.feasible.size(), metric,
+                     q.front(), med);
+  }
   return s;
 }
 
