@@ -3,7 +3,9 @@
 #include "cli/format.h"
 #include "model/accounting.h"
 #include "model/config.h"
+#include "common/error.h"
 #include "search/cost_model.h"
+#include "search/throughput.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -21,7 +23,24 @@ struct InfoArgs {
   int64_t context = 8192;
   int64_t batch = 1;
   std::string budget;
+  std::string throughput;  // predicted generation speed with this throughput model
+  int64_t prompt_tokens = 65536, output_tokens = 1024;
 };
+
+// Predicted generation time on the card the throughput model was measured on (search/throughput.h).
+void print_speed(const ModelConfig& c, const InfoArgs& a) {
+  const std::string path = a.throughput == "default" ? default_throughput_path() : a.throughput;
+  if (path.empty()) fail_input("--throughput default: configs/throughput/h200-bf16.json is not in this source tree");
+  const ThroughputModel m = load_throughput(path);
+  const Workload w{a.batch, a.prompt_tokens, a.output_tokens};
+  const GenerationEstimate e = m.estimate(c, w);
+  std::cout << "\n"
+            << table({{fmt::format("predicted on {} ({}, {})", m.card, m.dtype, m.date), "seconds"},
+                      {fmt::format("prefill, {} x {} tokens", w.batch, w.prompt_tokens), fmt::format("{:.3f}", e.prefill_s)},
+                      {fmt::format("decode step at context {}", w.prompt_tokens + w.output_tokens / 2),
+                       fmt::format("{:.5f}", e.decode_s_per_token)},
+                      {fmt::format("generation, {} new tokens", w.output_tokens), fmt::format("{:.3f}", e.generation_s)}});
+}
 
 // The deployment memory of the shape under a budget file (search's cost model).
 void print_budget(const ModelConfig& c, const std::string& path, bool json) {
@@ -108,6 +127,7 @@ void run_info(const InfoArgs& a) {
                       {"Mamba SSM state per sequence (fp32)", gib(ssm_bytes_seq)},
                       {fmt::format("total, batch {} x {} tokens", a.batch, a.context), gib(state_total)}});
   if (!a.budget.empty()) print_budget(c, a.budget, false);
+  if (!a.throughput.empty()) print_speed(c, a);
 }
 
 }  // namespace
@@ -122,6 +142,10 @@ void register_info(CLI::App& app) {
   cmd->add_option("--batch", args->batch, "Sequences for the state figures")->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--budget", args->budget, "Deployment budget JSON: memory breakdown and whether it fits");
+  cmd->add_option("--throughput", args->throughput,
+                  "Throughput model JSON ('default': configs/throughput/h200-bf16.json): predicted generation time");
+  cmd->add_option("--prompt-tokens", args->prompt_tokens, "Prompt tokens for --throughput")->capture_default_str();
+  cmd->add_option("--output-tokens", args->output_tokens, "New tokens for --throughput")->capture_default_str();
   cmd->callback([args] { run_info(*args); });
 }
 
