@@ -12,6 +12,7 @@ void register_info(CLI::App& app);
 void register_init(CLI::App& app);
 void register_forward(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_generate(CLI::App& app);  // cmd_generate.cpp
 void register_convert(CLI::App& app);
 void register_data(CLI::App& app);
 void register_search(CLI::App& app);

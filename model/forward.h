@@ -48,9 +48,20 @@ at::Tensor lm_head_logits(const Model& m, const at::Tensor& normed);
 // Full forward: float32 logits [B, L, V].
 at::Tensor forward_logits(const Model& m, const at::Tensor& ids_BL, const ForwardOptions& opt = {});
 
+// What a mixer's full-sequence pass leaves behind for incremental decoding (model/decode.h),
+// filled only when a caller passes one. Mamba: the conv input xBC [B, L, conv_dim] (before the
+// conv, model dtype; a view, no copy) and the SSM state after the last position [B, H, P, N]
+// (fp32). Attention: K and V [B, Hkv, L, hd] before GQA repetition.
+struct MixerTail {
+  at::Tensor conv_input_BLC, ssm_state_BHPN;
+  at::Tensor k_BHLD, v_BHLD;
+};
+
 // One block's mixer, on the normed input [B, L, d] (mixers.cpp).
-at::Tensor mamba_mixer(const Model& m, int64_t layer, const at::Tensor& u_BLD, const Observer* obs);
-at::Tensor attention_mixer(const Model& m, int64_t layer, const at::Tensor& u_BLD, const Observer* obs);
+at::Tensor mamba_mixer(const Model& m, int64_t layer, const at::Tensor& u_BLD, const Observer* obs,
+                       MixerTail* tail = nullptr);
+at::Tensor attention_mixer(const Model& m, int64_t layer, const at::Tensor& u_BLD, const Observer* obs,
+                           MixerTail* tail = nullptr);
 at::Tensor mlp_mixer(const Model& m, int64_t layer, const at::Tensor& u_BLD, const Observer* obs);
 
 }  // namespace mp

@@ -13,7 +13,7 @@
 
 namespace mp {
 
-at::Tensor mamba_mixer(const Model& m, int64_t layer, const at::Tensor& u, const Observer* obs) {
+at::Tensor mamba_mixer(const Model& m, int64_t layer, const at::Tensor& u, const Observer* obs, MixerTail* tail) {
   const ModelConfig& c = m.config;
   const at::Tensor& A_log = m.layer_w(layer, "mixer.A_log");
   const at::Tensor& conv_w = m.layer_w(layer, "mixer.conv1d.weight");
@@ -30,6 +30,7 @@ at::Tensor mamba_mixer(const Model& m, int64_t layer, const at::Tensor& u, const
   at::Tensor xBC = zxbcdt.narrow(-1, I, conv_dim);
   at::Tensor dt = zxbcdt.narrow(-1, I + conv_dim, H);
   if (obs) (*obs)(layer, Site::MambaX, xBC.narrow(-1, 0, I).reshape({Bsz, L, H, P}));
+  if (tail) tail->conv_input_BLC = xBC;
 
   at::Tensor conv_b = c.use_conv_bias ? m.layer_w(layer, "mixer.conv1d.bias") : at::Tensor();
   xBC = causal_conv1d(xBC, conv_w, conv_b, /*silu=*/true);
@@ -42,13 +43,15 @@ at::Tensor mamba_mixer(const Model& m, int64_t layer, const at::Tensor& u, const
   so.chunk_size = c.chunk_size;
   so.dt_min = c.time_step_limit_lo;
   so.dt_max = c.time_step_limit_hi;
-  at::Tensor y = ssd_scan(x, dt, A, Bm, Cm, m.layer_w(layer, "mixer.D"), m.layer_w(layer, "mixer.dt_bias"), so)
-                     .y_BLHP.reshape({Bsz, L, I});
+  SsdResult scan = ssd_scan(x, dt, A, Bm, Cm, m.layer_w(layer, "mixer.D"), m.layer_w(layer, "mixer.dt_bias"), so,
+                            /*initial_state_BHPN=*/{}, /*return_final_state=*/tail != nullptr);
+  if (tail) tail->ssm_state_BHPN = scan.final_state_BHPN;
+  at::Tensor y = scan.y_BLHP.reshape({Bsz, L, I});
   at::Tensor g = gated_rms_norm(y, z, m.layer_w(layer, "mixer.norm.weight"), G, c.layer_norm_epsilon);
   return at::linear(g, m.layer_w(layer, "mixer.out_proj.weight"));
 }
 
-at::Tensor attention_mixer(const Model& m, int64_t layer, const at::Tensor& u, const Observer* obs) {
+at::Tensor attention_mixer(const Model& m, int64_t layer, const at::Tensor& u, const Observer* obs, MixerTail* tail) {
   const int64_t hd = m.config.head_dim;
   const at::Tensor& Wq = m.layer_w(layer, "mixer.q_proj.weight");
   const at::Tensor& Wk = m.layer_w(layer, "mixer.k_proj.weight");
@@ -59,6 +62,10 @@ at::Tensor attention_mixer(const Model& m, int64_t layer, const at::Tensor& u, c
   at::Tensor q = at::linear(u, Wq).view({Bsz, L, Hq, hd}).transpose(1, 2);
   at::Tensor k = at::linear(u, Wk).view({Bsz, L, Hkv, hd}).transpose(1, 2);
   at::Tensor v = at::linear(u, m.layer_w(layer, "mixer.v_proj.weight")).view({Bsz, L, Hkv, hd}).transpose(1, 2);
+  if (tail) {
+    tail->k_BHLD = k;
+    tail->v_BHLD = v;
+  }
   if (Hq != Hkv) {
     k = k.repeat_interleave(Hq / Hkv, 1);
     v = v.repeat_interleave(Hq / Hkv, 1);

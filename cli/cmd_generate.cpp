@@ -1,0 +1,70 @@
+// minipuzzle generate: token ids in, generated ids out, with prefill and decode speed reported
+// separately (model/generate.h does the work). Greedy at temperature 0.
+#include "cli/commands.h"
+#include "model/generate.h"
+#include "model/model.h"
+
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <memory>
+#include <vector>
+
+namespace mp::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model, device = "cpu", dtype = "fp32";
+  std::vector<int64_t> prompt;
+  GenerateOptions opt;
+  bool json = false;
+};
+
+void run_generate(const GenerateArgs& a) {
+  LoadOptions lo;
+  lo.device = parse_device(a.device);
+  lo.dtype = parse_dtype(a.dtype);
+  Model m = load_model(a.model, lo);
+  at::Tensor prompt = at::tensor(a.prompt, at::kLong).unsqueeze(0);
+  GenerateResult r = generate(m, prompt, a.opt);
+  at::Tensor t = r.tokens_BN.select(0, 0).contiguous();
+  std::vector<int64_t> ids(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+  if (a.json) {
+    nlohmann::json j = {{"prompt_ids", a.prompt},
+                        {"generated_ids", ids},
+                        {"prefill", {{"tokens", r.prefill_tokens}, {"seconds", r.prefill_seconds},
+                                     {"tokens_per_second", r.prefill_tokens_per_second()}}},
+                        {"decode", {{"tokens", r.decode_tokens}, {"seconds", r.decode_seconds},
+                                    {"tokens_per_second", r.decode_tokens_per_second()}}}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << fmt::format("{}\n", fmt::join(ids, ","));
+    std::cerr << fmt::format("prefill {} tokens in {:.4f} s ({:.1f} tokens/s) | decode {} tokens in {:.4f} s ({:.1f} tokens/s)\n",
+                             r.prefill_tokens, r.prefill_seconds, r.prefill_tokens_per_second(), r.decode_tokens,
+                             r.decode_seconds, r.decode_tokens_per_second());
+  }
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate token ids after a prompt (prefill, then one token a step)");
+  cmd->add_option("--model", a->model, "Checkpoint folder")->required();
+  cmd->add_option("--prompt-ids", a->prompt, "Prompt token ids, comma-separated (e.g. 1,2,3)")->required()->delimiter(',');
+  cmd->add_option("--max-new-tokens", a->opt.max_new_tokens, "Tokens to generate")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", a->opt.temperature, "0: greedy; > 0: sample from softmax(logits / T)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", a->opt.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Machine-readable output");
+  cmd->callback([a] { run_generate(*a); });
+}
+
+}  // namespace mp::cli

@@ -1,0 +1,79 @@
+// InferenceCache: allocation from the model's per-layer tensor shapes, its byte count, and the
+// benchmark filler. Nothing here runs the model.
+#include "common/error.h"
+#include "model/decode.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace mp {
+
+InferenceCache::InferenceCache(const Model& m, int64_t batch_, int64_t max_len_) : batch(batch_), max_len(max_len_) {
+  if (batch < 1) fail_input("inference cache: batch must be at least 1, got {}", batch);
+  if (max_len < 1) fail_input("inference cache: max_len must be at least 1, got {}", max_len);
+  const ModelConfig& c = m.config;
+  const auto opts = at::TensorOptions().device(m.device()).dtype(m.dtype());
+  layers.resize(c.num_layers());
+  for (int64_t i = 0; i < c.num_layers(); ++i) {
+    LayerCache& lc = layers[i];
+    lc.type = c.layers[i];
+    if (lc.type == LayerType::Mamba) {
+      const at::Tensor& conv_w = m.layer_w(i, "mixer.conv1d.weight");  // [C, 1, K]
+      const int64_t C = conv_w.size(0), K = conv_w.size(-1);
+      const int64_t H = m.layer_w(i, "mixer.A_log").size(0);
+      const int64_t I = m.layer_w(i, "mixer.norm.weight").size(0);
+      const int64_t N = (C - I) / (2 * c.n_groups);
+      lc.conv_BCK = at::zeros({batch, C, K - 1}, opts);
+      lc.ssm_BHPN = at::zeros({batch, H, I / H, N}, opts.dtype(at::kFloat));
+    } else if (lc.type == LayerType::Attention) {
+      const int64_t hd = c.head_dim;
+      const int64_t Hkv = m.layer_w(i, "mixer.k_proj.weight").size(0) / hd;
+      lc.k_BHTD = at::zeros({batch, Hkv, max_len, hd}, opts);
+      lc.v_BHTD = at::zeros({batch, Hkv, max_len, hd}, opts);
+    }
+  }
+}
+
+uint64_t InferenceCache::bytes() const {
+  uint64_t total = 0;
+  for (const LayerCache& lc : layers) {
+    for (const at::Tensor* t : {&lc.conv_BCK, &lc.ssm_BHPN, &lc.k_BHTD, &lc.v_BHTD}) {
+      if (t->defined()) total += static_cast<uint64_t>(t->numel()) * t->element_size();
+    }
+  }
+  return total;
+}
+
+namespace {
+
+// dst <- N(0, 1) drawn on the CPU from `gen` and copied over, one [positions, D] slab at a time
+// (bounded host memory even for a many-GiB cache on a GPU; same values on every device).
+void fill_randn(at::Tensor dst, at::Generator& gen) {
+  if (dst.numel() == 0) return;
+  if (dst.dim() > 2) {
+    for (int64_t i = 0; i < dst.size(0); ++i) fill_randn(dst.select(0, i), gen);
+    return;
+  }
+  dst.copy_(at::randn(dst.sizes(), gen, at::TensorOptions().dtype(at::kFloat)));
+}
+
+}  // namespace
+
+void fill_for_benchmark(InferenceCache& cache, int64_t length, uint64_t seed) {
+  if (length < 0 || length > cache.max_len)
+    fail_input("fill_for_benchmark: length {} is outside the cache's capacity [0, {}]", length, cache.max_len);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (LayerCache& lc : cache.layers) {
+    if (lc.type == LayerType::Mamba) {
+      fill_randn(lc.conv_BCK, gen);
+      fill_randn(lc.ssm_BHPN, gen);
+    } else if (lc.type == LayerType::Attention) {
+      fill_randn(lc.k_BHTD.narrow(2, 0, length), gen);
+      fill_randn(lc.v_BHTD.narrow(2, 0, length), gen);
+      lc.length = length;
+    }
+  }
+  cache.length = length;
+}
+
+}  // namespace mp
