@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "distill/dist/control_channel.h"
 #include "distill/dist/dist_env.h"
+#include "distill/dist/local_launch.h"
 #include "distill/dist/tcp_communicator.h"
 #include "tests/dist_test_util.h"
 
@@ -94,6 +95,12 @@ TEST(DistEnv, BadVariablesAreUsageErrorsNamingThem) {
             std::string::npos);
   EXPECT_NE(usage_error({{"MP_DIST_BACKEND", "mpi"}}).find("MP_DIST_BACKEND"), std::string::npos);
   EXPECT_NE(usage_error({{"MP_DIST_TIMEOUT", "0"}}).find("MP_DIST_TIMEOUT"), std::string::npos);
+}
+
+TEST(DistEnv, NprocIsRemovedFromTheChildCommandLine) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(mp::dist::without_option(V{"train", "--nproc", "2", "--steps", "3"}, "--nproc"), (V{"train", "--steps", "3"}));
+  EXPECT_EQ(mp::dist::without_option(V{"train", "--nproc=4", "--quiet"}, "--nproc"), (V{"train", "--quiet"}));
 }
 
 TEST(DistTcp, AllReduceEqualsThePlainSumOnEveryRank) {
