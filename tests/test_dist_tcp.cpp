@@ -217,12 +217,12 @@ TEST(DistTcp, AllReduceFailsClearlyWhenAPeerIsGoneOrSilent) {
     const int port = mp::dist::find_free_port();
     std::string error;
     run_ranks(2, [&](int64_t r) {
-      ControlChannel ch(thread_rank_env(r, 2, port, silent ? 0.3 : 60), 1);
+      ControlChannel ch(thread_rank_env(r, 2, port), 1);
       if (r == 1) {
         if (silent) std::this_thread::sleep_for(std::chrono::seconds(2));
         return;  // gone: its sockets close
       }
-      TcpCommunicator comm(0, 2, ch.data_peers(), ch.timeout_s(), [&](int64_t q) { return ch.pid_of(q); });
+      TcpCommunicator comm(0, 2, ch.data_peers(), silent ? 0.3 : 60.0, [&](int64_t q) { return ch.pid_of(q); });
       at::Tensor x = at::ones({10});
       try {
         comm.start_all_reduce_sum(x)->wait();
