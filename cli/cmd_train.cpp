@@ -108,6 +108,8 @@ void run(const TrainArgs& a) {
     if (env.distributed())
       fail_usage("--nproc {} inside a launched job ({} is {}): use either --nproc or a launcher", a.nproc,
                  env.world_var, env.world_size);
+    if (c.device.rfind("cuda:", 0) == 0)
+      fail_usage("--nproc {}: rank r runs on cuda:r; pass --device cuda instead of {}", a.nproc, c.device);
     validate_train_config(c, a.nproc);
     const int code = dist::launch_local_ranks(static_cast<int>(a.nproc), dist::without_option(command_line(), "--nproc"));
     if (code != 0) {

@@ -204,6 +204,7 @@ TEST_F(DistCli, BadLauncherSettingsAreOneLineAndExitTwo) {
   expect_one_line_error(run_cli_env("WORLD_SIZE=2 RANK=0 " + m, train("o", 2) + " --micro-batch 2 --global-batch 6"),
                         "global batch 6 is not a multiple of micro batch 2 x 2 rank(s)");
   expect_one_line_error(run_cli(train("o", 2) + " --nproc 0"), "--nproc: expected a number of processes >= 1");
+  expect_one_line_error(run_cli(train("o", 2) + " --nproc 2 --device cuda:1"), "pass --device cuda instead of cuda:1");
   expect_one_line_error(run_cli_env("WORLD_SIZE=2 RANK=0 " + m, train("o", 2) + " --nproc 2"),
                         "--nproc 2 inside a launched job");
   EXPECT_FALSE(fs::exists(dir.file("o")));
