@@ -1,10 +1,16 @@
 // minipuzzle train | distill: one training loop (distill/trainer.h), two entry points.
 // Every setting is a key of TrainConfig; its flag is the key with '-' for '_' (train_config_keys()
 // is the one table). --recipe FILE loads a JSON recipe first; flags given on the line override it.
+// Data parallel (docs/distributed.md): launcher variables in the environment (RANK, WORLD_SIZE,
+// ...) make this process one rank (distill/dist/data_parallel.h); --nproc N starts N ranks here
+// (distill/dist/local_launch.h). Only rank 0 prints the summary.
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "distill/dist/data_parallel.h"
+#include "distill/dist/dist_env.h"
+#include "distill/dist/local_launch.h"
 #include "distill/train_config.h"
 #include "distill/trainer.h"
 
@@ -12,6 +18,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -21,7 +29,7 @@ namespace {
 
 struct TrainArgs {
   std::string mode, recipe;
-  int64_t stop_at = 0;
+  int64_t stop_at = 0, nproc = 1;
   bool json = false;
   std::map<std::string, std::string> values;  // key -> text given on the line
   std::map<std::string, bool> flags;          // bool keys
@@ -94,7 +102,24 @@ void run(const TrainArgs& a) {
   c = train_config_from_json(overrides, "command line", c);
   TrainHooks hooks;
   hooks.stop_at = a.stop_at;
-  print_summary(run_training(c, hooks), a.json);
+  const dist::DistEnv env = dist::dist_env_from_environment();
+  if (a.nproc != 1) {
+    if (a.nproc < 1) fail_usage("--nproc: expected a number of processes >= 1, got {}", a.nproc);
+    if (env.distributed())
+      fail_usage("--nproc {} inside a launched job ({} is {}): use either --nproc or a launcher", a.nproc,
+                 env.world_var, env.world_size);
+    if (c.device.rfind("cuda:", 0) == 0)
+      fail_usage("--nproc {}: rank r runs on cuda:r; pass --device cuda instead of {}", a.nproc, c.device);
+    validate_train_config(c, a.nproc);
+    const int code = dist::launch_local_ranks(static_cast<int>(a.nproc), dist::without_option(command_line(), "--nproc"));
+    if (code != 0) {
+      std::fflush(stdout);
+      std::exit(code);
+    }
+    return;
+  }
+  const TrainSummary s = env.distributed() ? dist::run_data_parallel(c, env, hooks) : run_training(c, hooks);
+  if (env.rank == 0) print_summary(s, a.json);
 }
 
 void add_command(CLI::App& app, const char* mode, const char* description) {
@@ -117,6 +142,9 @@ void add_command(CLI::App& app, const char* mode, const char* description) {
     a->options[k.key] = o;
   }
   cmd->add_option("--stop-at", a->stop_at, "Stop after this many steps, writing a checkpoint (resume later)");
+  cmd->add_option("--nproc", a->nproc,
+                  "Data parallel on this host: run N ranks (one per GPU with --device cuda); the global batch is "
+                  "split over them (see docs/distributed.md) [default: 1]");
   cmd->add_flag("--json", a->json, "Print the summary as JSON");
   cmd->callback([a] { run(*a); });
 }

@@ -2,11 +2,18 @@
 // call one library function, and print; they hold no logic of their own.
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace CLI {
 class App;
 }
 
 namespace mp::cli {
+
+// The arguments after the program name, as main() received them (for --nproc re-execution).
+void set_command_line(int argc, char** argv);
+const std::vector<std::string>& command_line();
 
 void register_info(CLI::App& app);
 void register_init(CLI::App& app);

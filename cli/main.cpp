@@ -9,7 +9,16 @@
 #include <cstdio>
 #include <string>
 
+namespace mp::cli {
+namespace {
+std::vector<std::string> g_args;
+}
+void set_command_line(int argc, char** argv) { g_args.assign(argv + 1, argv + argc); }
+const std::vector<std::string>& command_line() { return g_args; }
+}  // namespace mp::cli
+
 int main(int argc, char** argv) {
+  mp::cli::set_command_line(argc, argv);
   CLI::App app{"minipuzzle: score, search, prune and distill Nemotron-H hybrid models"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every subcommand");

@@ -73,6 +73,11 @@ struct Student {
       model.weights[opt->names()[i]] = w;
     }
   }
+  std::vector<at::Tensor> weights() const {
+    std::vector<at::Tensor> w;
+    for (const std::string& n : opt->names()) w.push_back(model.weights.at(n));
+    return w;
+  }
   std::vector<at::Tensor> grads() const {
     std::vector<at::Tensor> g;
     for (const std::string& n : opt->names()) {
@@ -160,7 +165,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   const int64_t vocab = base.config.vocab_size;
   WindowSampler sampler(IndexedDataset::open(cfg.data), L, cfg.seed, vocab);
   at::Tensor eval_windows;
-  if (!cfg.eval_data.empty()) {
+  if (!cfg.eval_data.empty() && main_rank) {
     WindowSampler ev(IndexedDataset::open(cfg.eval_data), L, cfg.seed, vocab);
     eval_windows = ev.fixed_windows(std::min(cfg.eval_samples, ev.num_windows()));
   }
@@ -225,6 +230,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   int64_t step = state.step;
   int64_t last_saved = resume_dir ? step : -1;
   ResidualRecorder rec_s(student.model.config.num_layers()), rec_t(teacher ? teacher->config.num_layers() : 1);
+  if (hooks.on_weights) hooks.on_weights(student.weights());
 
   while (step < total && !(hooks.stop_at > 0 && step >= hooks.stop_at)) {
     const auto t_step = std::chrono::steady_clock::now();
@@ -255,7 +261,13 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
         rec_s.clear(), rec_t.clear();
       }
       sl.loss += loss.item<double>() / accum, sl.kl += r.kl / accum, sl.ce += r.ce / accum;
+      if (hooks.before_backward) hooks.before_backward(step, a, a + 1 == accum);
       (loss * (1.0 / static_cast<double>(accum))).backward();
+    }
+    if (hooks.average) {
+      std::vector<double> v = {sl.loss, sl.kl, sl.ce, sl.hidden};
+      hooks.average(v);
+      sl.loss = v[0], sl.kl = v[1], sl.ce = v[2], sl.hidden = v[3];
     }
     std::vector<at::Tensor> grads = student.grads();
     if (hooks.after_backward) hooks.after_backward(step, grads);

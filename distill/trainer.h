@@ -4,9 +4,9 @@
 // One optimizer step: for each of global_batch / (micro_batch x world) micro-batches, draw
 // micro_batch x world windows from the sampler, keep this rank's rows (r, r + W, ...), run the
 // student (and the teacher without grad), form the loss, backward (scaled by 1 / micro-batches).
-// Then: hooks.after_backward(grads) (where a data-parallel all-reduce goes), a finite check of
-// loss and gradient norm, clipping, AdamW on fp32 masters, copy masters into the compute-dtype
-// student. Records go to OUTPUT/metrics.jsonl; checkpoints every save_every steps
+// Then: hooks.average(losses) and hooks.after_backward(grads) (data parallel: means over ranks,
+// distill/dist/data_parallel.h), a finite check of loss and gradient norm, clipping, AdamW on
+// fp32 masters, copy masters into the compute-dtype student. Records go to OUTPUT/metrics.jsonl; checkpoints every save_every steps
 // (checkpoint.h); the trained student to OUTPUT/final; a summary to OUTPUT/summary.json.
 //
 // Invariants: on CPU the same config gives bit-identical weights, and a run stopped after a
@@ -31,8 +31,19 @@
 
 namespace mp {
 
+// Seams for data parallelism (distill/dist/data_parallel.h) and tests. Steps are 0-based here
+// (the number of steps completed before this one). Rank 0 alone writes files and prints progress
+// and evaluates; every rank runs the same steps.
 struct TrainHooks {
   int64_t rank = 0, world_size = 1;
+  // Once, before the first step: the student's weight tensors in parameter order. They stay the
+  // same tensors (updated in place) for the whole run, so autograd hooks may be put on them.
+  std::function<void(const std::vector<at::Tensor>& weights)> on_weights;
+  // Before each micro-batch's backward; `last` marks the step's last micro-batch.
+  std::function<void(int64_t step, int64_t micro, bool last)> before_backward;
+  // After the micro-batches of a step: the step's mean loss, kl, ce, hidden loss, replaced in
+  // place (data parallel: by their mean over ranks, so every rank decides alike).
+  std::function<void(std::vector<double>& losses)> average;
   // After the last micro-batch's backward, before clipping; grads in parameter order (in place).
   std::function<void(int64_t step, const std::vector<at::Tensor>& grads)> after_backward;
   // Stop once this many steps are complete, writing a checkpoint there (0: run to the end).

@@ -27,8 +27,10 @@ ScratchDir::~ScratchDir() {
   fs::remove_all(path_, ec);
 }
 
-CliResult run_cli(const std::string& args) {
-  std::string cmd = std::string(MP_CLI_PATH) + " " + args + " 2>&1";
+CliResult run_cli(const std::string& args) { return run_cli_env("", args); }
+
+CliResult run_cli_env(const std::string& env, const std::string& args) {
+  std::string cmd = (env.empty() ? "" : "env " + env + " ") + std::string(MP_CLI_PATH) + " " + args + " 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");
   CliResult r{-1, ""};
   if (!pipe) return r;

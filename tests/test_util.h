@@ -23,6 +23,8 @@ struct CliResult {
 };
 // Runs the built `minipuzzle` binary with the given argument string (shell-quoted by the caller).
 CliResult run_cli(const std::string& args);
+// The same with extra environment variables ("A=1 B=2", shell-quoted by the caller).
+CliResult run_cli_env(const std::string& env, const std::string& args);
 
 std::string source_path(const std::string& relative);  // path inside the source tree
 
