@@ -5,6 +5,7 @@
 #include "common/progress.h"
 #include "data/sampler.h"
 #include "distill/checkpoint.h"
+#include "distill/curves.h"
 #include "distill/hidden_loss.h"
 #include "distill/kd_loss.h"
 #include "distill/metrics.h"
@@ -244,6 +245,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
       at::Tensor ids = batch.narrow(1, 0, L), targets = batch.narrow(1, 1, L).reshape({B * L});
       ForwardOptions fs_opt, ft_opt;
       if (!pairs.empty()) fs_opt.observer = &rec_s.observer(), ft_opt.observer = &rec_t.observer();
+      fs_opt.recompute = cfg.recompute;
       at::Tensor hs = apply_final_norm(student.model, forward_hidden(student.model, ids, fs_opt));
       at::Tensor ht;
       if (teacher) {
@@ -323,6 +325,9 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   if (main_rank) {
     if (sum.finished) save_model(student.detached(), cfg.output + "/final");
     write_file_atomic(cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
+    write_file_atomic(cfg.output + "/loss.svg",
+                      render_svg(run_loss_chart(read_run_records(cfg.output, cfg.mode),
+                                                fmt::format("{}: loss by training tokens", cfg.mode))));
   }
   return sum;
 }

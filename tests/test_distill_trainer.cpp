@@ -95,6 +95,21 @@ TEST_F(DistillFixture, ResumeEqualsAnUnbrokenRunBitForBit) {
   for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i]["loss"], rb[i]["loss"]) << i;
 }
 
+// Recomputing activations in the backward changes memory, not results: the same weights.
+TEST_F(DistillFixture, ActivationRecomputationGivesTheSameRun) {
+  mp::TrainConfig a = config("distill", "kept");
+  a.loss = "kl+ce";
+  mp::run_training(a);
+  mp::TrainConfig b = a;
+  b.output = dir.file("recomputed");
+  b.recompute = true;
+  mp::run_training(b);
+  expect_same_weights(a.output + "/final", b.output + "/final");
+  EXPECT_TRUE(fs::exists(b.output + "/loss.svg"));
+  b.output = dir.file("refused"), b.hidden_loss = "cosine";
+  EXPECT_THROW(mp::run_training(b), mp::Error);
+}
+
 TEST_F(DistillFixture, ResumeSkipsALeftoverPartialCheckpoint) {
   mp::TrainConfig a = config("distill", "straight");
   mp::run_training(a);
