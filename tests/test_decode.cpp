@@ -96,6 +96,40 @@ TEST(Decode, PrefillThenStepsMatchTheFullForward) {
   }
 }
 
+// Layers narrower than the config (as per-layer pruning leaves them): the cache takes its widths
+// from the tensors. Mamba layer 0 keeps heads {0, 2} (one per group), attention layer 1 keeps kv
+// head 0 with its query heads {0, 1}, MLP layer 2 keeps 20 of 48 channels.
+TEST(Decode, LayersNarrowerThanTheConfigWork) {
+  mp::Model m = decode_model(cases()[0], 18);
+  auto rows = [](const at::Tensor& t, const at::Tensor& idx) { return t.index_select(0, idx).contiguous(); };
+  auto cols = [](const at::Tensor& t, const at::Tensor& idx) { return t.index_select(1, idx).contiguous(); };
+  auto w = [&](int64_t layer, const char* suffix) -> at::Tensor& {
+    return m.weights.at("backbone.layers." + std::to_string(layer) + "." + suffix);
+  };
+  const int64_t I = 32, GN2 = 32;  // 4 heads x 8; 2 groups x 8 state x (B, C)
+  const at::Tensor heads = at::tensor(std::vector<int64_t>{0, 2});
+  const at::Tensor chan = at::cat({at::arange(0, 8), at::arange(16, 24)});  // channels of heads 0, 2
+  const at::Tensor in_rows = at::cat({chan, I + chan, 2 * I + at::arange(GN2), 2 * I + GN2 + heads});
+  w(0, "mixer.in_proj.weight") = rows(w(0, "mixer.in_proj.weight"), in_rows);
+  const at::Tensor conv_rows = at::cat({chan, I + at::arange(GN2)});
+  w(0, "mixer.conv1d.weight") = rows(w(0, "mixer.conv1d.weight"), conv_rows);
+  w(0, "mixer.conv1d.bias") = rows(w(0, "mixer.conv1d.bias"), conv_rows);
+  for (const char* t : {"mixer.dt_bias", "mixer.A_log", "mixer.D"}) w(0, t) = rows(w(0, t), heads);
+  w(0, "mixer.norm.weight") = rows(w(0, "mixer.norm.weight"), chan);
+  w(0, "mixer.out_proj.weight") = cols(w(0, "mixer.out_proj.weight"), chan);
+  w(1, "mixer.q_proj.weight") = w(1, "mixer.q_proj.weight").narrow(0, 0, 16).contiguous();
+  w(1, "mixer.k_proj.weight") = w(1, "mixer.k_proj.weight").narrow(0, 0, 8).contiguous();
+  w(1, "mixer.v_proj.weight") = w(1, "mixer.v_proj.weight").narrow(0, 0, 8).contiguous();
+  w(1, "mixer.o_proj.weight") = w(1, "mixer.o_proj.weight").narrow(1, 0, 16).contiguous();
+  w(2, "mixer.up_proj.weight") = w(2, "mixer.up_proj.weight").narrow(0, 0, 20).contiguous();
+  w(2, "mixer.down_proj.weight") = w(2, "mixer.down_proj.weight").narrow(1, 0, 20).contiguous();
+  mp::InferenceCache cache(m, 2, 30);
+  EXPECT_EQ(cache.layers[0].ssm_BHPN.sizes(), (std::vector<int64_t>{2, 2, 8, 8}));
+  EXPECT_EQ(cache.layers[0].conv_BCK.sizes(), (std::vector<int64_t>{2, 16 + GN2, 3}));
+  EXPECT_EQ(cache.layers[1].k_BHTD.sizes(), (std::vector<int64_t>{2, 1, 30, 8}));
+  check_against_forward(m, ids_for(2, 30, 9), 11, "narrowed layers");
+}
+
 TEST(Decode, StepsFromAnEmptyCacheMatchTheFullForward) {
   at::NoGradGuard ng;
   for (const Case& k : cases()) {
