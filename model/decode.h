@@ -59,8 +59,8 @@ at::Tensor decode_step(const Model& m, InferenceCache& cache, const at::Tensor& 
 
 // For benchmarks only: pretends `length` tokens were already seen, without running a prefill.
 // Sets the cache's and every attention layer's length to `length` and fills K/V positions
-// [0, length), conv and SSM states with N(0, 1) values drawn on the CPU (the same on every
-// device), deterministic in `seed`. Decode timings at long context are then realistic (same shapes, same
+// [0, length), conv and SSM states with N(0, 1) values drawn on the cache's device after
+// at::manual_seed(seed) (deterministic on one device; reseeds the global generators). Decode timings at long context are then realistic (same shapes, same
 // work); its logits are meaningless. Bad input when length is outside [0, max_len].
 void fill_for_benchmark(InferenceCache& cache, int64_t length, uint64_t seed);
 

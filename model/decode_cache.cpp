@@ -46,15 +46,15 @@ uint64_t InferenceCache::bytes() const {
 
 namespace {
 
-// dst <- N(0, 1) drawn on the CPU from `gen` and copied over, one [positions, D] slab at a time
-// (bounded host memory even for a many-GiB cache on a GPU; same values on every device).
-void fill_randn(at::Tensor dst, at::Generator& gen) {
+// dst <- N(0, 1) drawn on dst's device (a many-GiB cache on a GPU fills in milliseconds), one
+// [positions, D] slab at a time so the fp32 temporary stays small.
+void fill_randn(at::Tensor dst) {
   if (dst.numel() == 0) return;
   if (dst.dim() > 2) {
-    for (int64_t i = 0; i < dst.size(0); ++i) fill_randn(dst.select(0, i), gen);
+    for (int64_t i = 0; i < dst.size(0); ++i) fill_randn(dst.select(0, i));
     return;
   }
-  dst.copy_(at::randn(dst.sizes(), gen, at::TensorOptions().dtype(at::kFloat)));
+  dst.copy_(at::randn(dst.sizes(), at::TensorOptions().dtype(at::kFloat).device(dst.device())));
 }
 
 }  // namespace
@@ -62,14 +62,14 @@ void fill_randn(at::Tensor dst, at::Generator& gen) {
 void fill_for_benchmark(InferenceCache& cache, int64_t length, uint64_t seed) {
   if (length < 0 || length > cache.max_len)
     fail_input("fill_for_benchmark: length {} is outside the cache's capacity [0, {}]", length, cache.max_len);
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::manual_seed(seed);  // every device's default generator: same seed, same cache on one device
   for (LayerCache& lc : cache.layers) {
     if (lc.type == LayerType::Mamba) {
-      fill_randn(lc.conv_BCK, gen);
-      fill_randn(lc.ssm_BHPN, gen);
+      fill_randn(lc.conv_BCK);
+      fill_randn(lc.ssm_BHPN);
     } else if (lc.type == LayerType::Attention) {
-      fill_randn(lc.k_BHTD.narrow(2, 0, length), gen);
-      fill_randn(lc.v_BHTD.narrow(2, 0, length), gen);
+      fill_randn(lc.k_BHTD.narrow(2, 0, length));
+      fill_randn(lc.v_BHTD.narrow(2, 0, length));
       lc.length = length;
     }
   }
