@@ -12,7 +12,8 @@
 // their counts (search/throughput.h has the model).
 // check: the parent and candidates (from a search under the budget, spread over the predicted
 // speed-ups, and any given configs), each timed as prefill(P) + O decode steps at context P + O/2,
-// against the prediction. Times: CUDA-synchronised wall clock, median of repeats.
+// against the prediction. Times: CUDA-synchronised wall clock, median of repeats; the models are
+// held together and measured in turn within each repeat unless --sequential.
 #include "bench/bench_util.h"
 #include "model/config.h"
 #include "model/decode.h"
@@ -199,9 +200,34 @@ Measured measure_generation(const mp::ModelConfig& c, at::Device dev, const mp::
   return r;
 }
 
+// All models resident at once, measured in turn within each repeat, so that drift of the card's
+// clocks or the host's launch rate over the run falls on every model alike (a decode step at
+// batch 1 is tens of small kernels a layer, sensitive to the host). Medians over repeats.
+std::vector<Measured> measure_interleaved(const std::vector<mp::ModelConfig>& configs, at::Device dev,
+                                          const mp::Workload& w, int reps) {
+  std::vector<mp::Model> models;
+  for (size_t i = 0; i < configs.size(); ++i) models.push_back(mp::bench::random_model_on(configs[i], dev, at::kBFloat16, i));
+  const int64_t ctx = w.prompt_tokens + w.output_tokens / 2;
+  std::vector<std::vector<double>> pre(models.size()), dec(models.size());
+  for (int r = 0; r <= reps; ++r) {  // r = 0 warms every model up and is not counted
+    for (size_t i = 0; i < models.size(); ++i) {
+      const double p = time_prefill(models[i], dev, w.batch, w.prompt_tokens, 1);
+      const double d = time_decode(models[i], dev, w.batch, ctx, 64, 1);
+      if (r > 0) pre[i].push_back(p), dec[i].push_back(d);
+    }
+  }
+  std::vector<Measured> out(models.size());
+  for (size_t i = 0; i < models.size(); ++i) {
+    out[i].prefill_s = median(pre[i]), out[i].decode_s = median(dec[i]);
+    out[i].generation_s = out[i].prefill_s + static_cast<double>(w.output_tokens) * out[i].decode_s;
+    out[i].ok = true;
+  }
+  return out;
+}
+
 int check(const std::string& throughput, const std::string& parent_path, const std::string& budget_path, int64_t n_auto,
           const std::vector<std::string>& candidate_paths, const mp::Workload& w, at::Device dev, int reps,
-          const std::string& out) {
+          bool sequential, const std::string& out) {
   const mp::ThroughputModel tm = mp::load_throughput(throughput);
   const mp::ModelConfig parent = mp::load_config(parent_path);
   std::vector<std::pair<std::string, mp::ModelConfig>> cands;
@@ -217,7 +243,16 @@ int check(const std::string& throughput, const std::string& parent_path, const s
       cands.push_back({r.feasible[at].candidate.key(), r.feasible[at].config});
     }
   }
-  const Measured mp_parent = measure_generation(parent, dev, w, reps);
+  std::vector<Measured> measured;
+  if (sequential) {
+    measured.push_back(measure_generation(parent, dev, w, reps));
+    for (const auto& [name, c] : cands) measured.push_back(measure_generation(c, dev, w, reps));
+  } else {
+    std::vector<mp::ModelConfig> all{parent};
+    for (const auto& [name, c] : cands) all.push_back(c);
+    measured = measure_interleaved(all, dev, w, reps);
+  }
+  const Measured mp_parent = measured[0];
   if (!mp_parent.ok) throw std::runtime_error("parent: " + mp_parent.why);
   const mp::GenerationEstimate pp = tm.estimate(parent, w);
   nlohmann::json rows = nlohmann::json::array();
@@ -227,8 +262,9 @@ int check(const std::string& throughput, const std::string& parent_path, const s
   std::cout << fmt::format("{:<36} {:>10} {:>10} {:>9} {:>9} {:>8}\n", "candidate", "measured s", "predicted", "speedup",
                            "pred. sp", "error");
   double worst = 0;
-  for (const auto& [name, c] : cands) {
-    const Measured mc = measure_generation(c, dev, w, reps);
+  for (size_t k = 0; k < cands.size(); ++k) {
+    const auto& [name, c] = cands[k];
+    const Measured mc = measured[k + 1];
     const mp::GenerationEstimate pc = tm.estimate(c, w);
     nlohmann::json row = {{"name", name}, {"pattern", c.pattern()}, {"config", mp::config_to_json(c)},
                           {"predicted", {{"prefill_s", pc.prefill_s}, {"decode_s", pc.decode_s_per_token},
@@ -254,7 +290,9 @@ int check(const std::string& throughput, const std::string& parent_path, const s
                                              {"generation_s", mp_parent.generation_s}}},
                         {"parent_predicted", {{"prefill_s", pp.prefill_s}, {"decode_s", pp.decode_s_per_token},
                                               {"generation_s", pp.generation_s}}},
-                        {"candidates", rows}, {"worst_speedup_relative_error", worst}};
+                        {"candidates", rows}, {"worst_speedup_relative_error", worst},
+                        {"measurement", sequential ? "one model at a time, median of repeats"
+                                                   : "all models resident, measured in turn each repeat, medians"}};
   if (!out.empty()) std::ofstream(out) << doc.dump(2) << "\n";
   std::cout << fmt::format("worst speed-up error {:.1f}%\n", 100 * worst);
   return 0;
@@ -269,6 +307,7 @@ int main(int argc, char** argv) {
   int reps = 3;
   app.add_option("--device", device)->capture_default_str();
   app.add_option("--reps", reps, "Timed repeats (median)")->capture_default_str();
+  app.fallthrough();  // --device / --reps may also follow the subcommand
 
   CLI::App* me = app.add_subcommand("measure", "Time single-type stacks and fit the model");
   std::string families = "demo,8b,56b", out_samples, out_model;
@@ -293,6 +332,8 @@ int main(int argc, char** argv) {
   ch->add_option("--prompt-tokens", w.prompt_tokens)->capture_default_str();
   ch->add_option("--output-tokens", w.output_tokens)->capture_default_str();
   ch->add_option("--batch", w.batch)->capture_default_str();
+  bool sequential = false;
+  ch->add_flag("--sequential", sequential, "One model on the card at a time (models too big to hold together)");
   ch->add_option("--out", out);
   CLI11_PARSE(app, argc, argv);
 
@@ -300,7 +341,7 @@ int main(int argc, char** argv) {
     at::NoGradGuard no_grad;
     const at::Device dev = mp::parse_device(device);
     if (me->parsed()) return measure(families, root, dev, card, commit, date, reps, out_samples, out_model);
-    return check(throughput, parent, budget, n_auto, candidates, w, dev, reps, out);
+    return check(throughput, parent, budget, n_auto, candidates, w, dev, reps, sequential, out);
   } catch (const std::exception& e) {
     std::cerr << "bench_throughput: " << e.what() << "\n";
     return 1;
