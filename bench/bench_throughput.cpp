@@ -137,6 +137,46 @@ std::vector<Family> families_named(const std::string& list, const std::string& r
   return out;
 }
 
+int fit_and_write(const std::vector<mp::ThroughputSample>& samples, const std::string& card, const std::string& commit,
+                  const std::string& date, const std::string& out_model);
+
+int fit_samples(const std::string& path, const std::string& card, const std::string& commit, const std::string& date,
+                const std::string& out_model) {
+  std::vector<mp::ThroughputSample> samples;
+  for (const auto& j : nlohmann::json::parse(std::ifstream(path))) samples.push_back(mp::sample_from_json(j, path));
+  return fit_and_write(samples, card, commit, date, out_model);
+}
+
+// The recorded measurements of a check against another model's predictions (no GPU needed).
+int rescore(const std::string& throughput, const std::string& check_path, const std::string& out) {
+  const mp::ThroughputModel tm = mp::load_throughput(throughput);
+  nlohmann::json doc = nlohmann::json::parse(std::ifstream(check_path));
+  const mp::Workload w{doc["workload"]["batch"], doc["workload"]["prompt_tokens"], doc["workload"]["output_tokens"]};
+  const mp::ModelConfig parent = mp::load_config(doc["parent"].get<std::string>());
+  const mp::GenerationEstimate pp = tm.estimate(parent, w);
+  const double parent_measured = doc["parent_measured"]["generation_s"];
+  doc["parent_predicted"] = {{"prefill_s", pp.prefill_s}, {"decode_s", pp.decode_s_per_token}, {"generation_s", pp.generation_s}};
+  double worst = 0;
+  std::cout << fmt::format("{:<36} {:>9} {:>9} {:>8}\n", "candidate", "speedup", "pred. sp", "error");
+  for (auto& row : doc["candidates"]) {
+    if (!row.contains("measured")) continue;
+    const mp::ModelConfig c = mp::config_from_json(row["config"], check_path);
+    const mp::GenerationEstimate pc = tm.estimate(c, w);
+    const double ms = parent_measured / row["measured"]["generation_s"].get<double>(), ps = pp.generation_s / pc.generation_s;
+    row["predicted"] = {{"prefill_s", pc.prefill_s}, {"decode_s", pc.decode_s_per_token}, {"generation_s", pc.generation_s},
+                        {"speedup", ps}};
+    row["speedup_relative_error"] = ps / ms - 1.0;
+    worst = std::max(worst, std::abs(ps / ms - 1.0));
+    std::cout << fmt::format("{:<36} {:>8.3f}x {:>8.3f}x {:>7.1f}%\n", row["name"].get<std::string>().substr(0, 36), ms, ps,
+                             100 * (ps / ms - 1.0));
+  }
+  doc["throughput_model"] = throughput;
+  doc["worst_speedup_relative_error"] = worst;
+  std::cout << fmt::format("worst speed-up error {:.1f}%\n", 100 * worst);
+  if (!out.empty()) std::ofstream(out) << doc.dump(2) << "\n";
+  return 0;
+}
+
 int measure(const std::string& families, const std::string& root, at::Device dev, const std::string& card,
             const std::string& commit, const std::string& date, int reps, const std::string& out_samples,
             const std::string& out_model) {
@@ -168,13 +208,19 @@ int measure(const std::string& families, const std::string& root, at::Device dev
   nlohmann::json js = nlohmann::json::array();
   for (const auto& s : samples) js.push_back(mp::sample_to_json(s));
   if (!out_samples.empty()) std::ofstream(out_samples) << js.dump(1) << "\n";
+  std::cout << fmt::format("{} samples in {:.0f} s\n", samples.size(), std::chrono::duration<double>(Clock::now() - t_all).count());
+  return fit_and_write(samples, card, commit, date, out_model);
+}
+
+int fit_and_write(const std::vector<mp::ThroughputSample>& samples, const std::string& card, const std::string& commit,
+                  const std::string& date, const std::string& out_model) {
   mp::ThroughputModel tm = mp::fit_throughput(samples);
   tm.card = card, tm.commit = commit, tm.date = date;
   tm.runtime = "minipuzzle prefill / decode_step, eager LibTorch, bf16, own SSD + conv1d CUDA kernels";
   if (!out_model.empty()) std::ofstream(out_model) << mp::throughput_to_json(tm).dump(2) << "\n";
-  std::cout << fmt::format("{} samples in {:.0f} s; fit: prefill rms {:.1f}% (worst {:.1f}%), decode rms {:.1f}% "
+  std::cout << fmt::format("fit ({} samples, decode {}): prefill rms {:.1f}% (worst {:.1f}%), decode rms {:.1f}% "
                            "(worst {:.1f}%)\n",
-                           samples.size(), std::chrono::duration<double>(Clock::now() - t_all).count(),
+                           samples.size(), tm.decode_combine == mp::DecodeCombine::Overlap ? "max(host, device)" : "sum",
                            100 * tm.rms_rel_error[0], 100 * tm.max_rel_error[0], 100 * tm.rms_rel_error[1],
                            100 * tm.max_rel_error[1]);
   return 0;
@@ -319,8 +365,23 @@ int main(int argc, char** argv) {
   me->add_option("--out-samples", out_samples);
   me->add_option("--out-model", out_model);
 
+  std::string throughput, out;
+  CLI::App* fi = app.add_subcommand("fit", "Fit a model to recorded samples (measure --out-samples)");
+  std::string samples_in;
+  fi->add_option("--samples", samples_in)->required();
+  fi->add_option("--card", card)->capture_default_str();
+  fi->add_option("--commit", commit);
+  fi->add_option("--date", date);
+  fi->add_option("--out-model", out_model);
+
+  CLI::App* rs = app.add_subcommand("rescore", "Predictions of another model for a recorded check's measurements");
+  std::string check_in;
+  rs->add_option("--check", check_in, "JSON written by check --out")->required();
+  rs->add_option("--throughput", throughput)->required();
+  rs->add_option("--out", out);
+
   CLI::App* ch = app.add_subcommand("check", "Predicted against measured speed-ups of whole candidates");
-  std::string throughput, parent, budget, out;
+  std::string parent, budget;
   std::vector<std::string> candidates;
   int64_t n_auto = 0;
   mp::Workload w;
@@ -341,6 +402,8 @@ int main(int argc, char** argv) {
     at::NoGradGuard no_grad;
     const at::Device dev = mp::parse_device(device);
     if (me->parsed()) return measure(families, root, dev, card, commit, date, reps, out_samples, out_model);
+    if (fi->parsed()) return fit_samples(samples_in, card, commit, date, out_model);
+    if (rs->parsed()) return rescore(throughput, check_in, out);
     return check(throughput, parent, budget, n_auto, candidates, w, dev, reps, sequential, out);
   } catch (const std::exception& e) {
     std::cerr << "bench_throughput: " << e.what() << "\n";

@@ -40,6 +40,34 @@ std::vector<double> design_row(const ModelConfig& c, Phase ph, int64_t batch, in
 
 int64_t phase_index(Phase p) { return static_cast<int64_t>(p); }
 
+// Which design-matrix columns are per-layer (host) terms: feature 0 of every part.
+std::vector<bool> host_columns(Phase ph) {
+  std::vector<bool> host;
+  for (int p = 0; p < kNumParts; ++p)
+    for (size_t j = 0; j < part_feature_names(static_cast<Part>(p), ph).size(); ++j) host.push_back(j == 0);
+  return host;
+}
+
+// max(host, device) = 1 on every (relative) row: rows bound by the host constrain the host
+// columns, the others the device columns. Alternate assignment and NNLS from the additive fit
+// until the assignment is stable (or 50 rounds; it settles in a few).
+Eigen::VectorXd fit_overlap(const Eigen::MatrixXd& A, Eigen::VectorXd x, const std::vector<bool>& host) {
+  Eigen::MatrixXd H = A, D = A;
+  for (Eigen::Index j = 0; j < A.cols(); ++j) (host[j] ? D : H).col(j).setZero();
+  std::vector<bool> side, last;
+  for (int round = 0; round < 50; ++round) {
+    const Eigen::VectorXd h = H * x, d = D * x;
+    side.assign(static_cast<size_t>(A.rows()), false);
+    for (Eigen::Index i = 0; i < A.rows(); ++i) side[i] = h(i) >= d(i);
+    if (side == last) break;
+    last = side;
+    Eigen::MatrixXd M(A.rows(), A.cols());
+    for (Eigen::Index i = 0; i < A.rows(); ++i) M.row(i) = side[i] ? H.row(i) : D.row(i);
+    x = nnls(M, Eigen::VectorXd::Ones(A.rows()));
+  }
+  return x;
+}
+
 }  // namespace
 
 const char* phase_name(Phase p) { return p == Phase::Prefill ? "prefill" : "decode"; }
@@ -97,16 +125,18 @@ std::vector<double> part_features(const ModelConfig& c, Part part, Phase phase, 
 
 double ThroughputModel::predict(const ModelConfig& c, Phase phase, int64_t batch, int64_t length) const {
   const auto n = part_counts(c);
-  double s = 0;
+  double s = 0, host = 0;  // host: the per-layer terms (feature 0 of every part)
   for (int p = 0; p < kNumParts; ++p) {
     const std::vector<double> f = part_features(c, static_cast<Part>(p), phase, batch, length);
     const std::vector<double>& k = coefficients[phase_index(phase)][p];
     if (k.size() != f.size())
       fail_input("throughput model: {} {} has {} coefficients, expected {}", phase_name(phase),
                  part_name(static_cast<Part>(p)), k.size(), f.size());
-    for (size_t i = 0; i < f.size(); ++i) s += n[p] * k[i] * f[i];
+    host += n[p] * k[0] * f[0];
+    for (size_t i = 1; i < f.size(); ++i) s += n[p] * k[i] * f[i];
   }
-  return s;
+  if (phase == Phase::Decode && decode_combine == DecodeCombine::Overlap) return std::max(host, s);
+  return host + s;
 }
 
 GenerationEstimate ThroughputModel::estimate(const ModelConfig& c, const Workload& w) const {
@@ -121,8 +151,9 @@ double ThroughputModel::speedup(const ModelConfig& parent, const ModelConfig& ca
   return estimate(parent, w).generation_s / estimate(candidate, w).generation_s;
 }
 
-ThroughputModel fit_throughput(const std::vector<ThroughputSample>& samples) {
+ThroughputModel fit_throughput(const std::vector<ThroughputSample>& samples, DecodeCombine combine) {
   ThroughputModel m;
+  m.decode_combine = combine;
   for (Phase ph : {Phase::Prefill, Phase::Decode}) {
     std::vector<const ThroughputSample*> rows;
     for (const auto& s : samples)
@@ -143,7 +174,8 @@ ThroughputModel fit_throughput(const std::vector<ThroughputSample>& samples) {
       for (size_t j = 0; j < cols; ++j) A(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = r[j] / s.seconds;
       y(static_cast<Eigen::Index>(i)) = 1.0;
     }
-    const Eigen::VectorXd x = nnls(A, y);
+    Eigen::VectorXd x = nnls(A, y);
+    if (ph == Phase::Decode && combine == DecodeCombine::Overlap) x = fit_overlap(A, x, host_columns(ph));
     size_t k = 0;
     for (int p = 0; p < kNumParts; ++p) {
       auto& coef = m.coefficients[phase_index(ph)][p];
@@ -165,7 +197,8 @@ ThroughputModel fit_throughput(const std::vector<ThroughputSample>& samples) {
 
 nlohmann::json throughput_to_json(const ThroughputModel& m) {
   nlohmann::json j = {{"format", "minipuzzle-throughput"}, {"version", 1}, {"card", m.card}, {"dtype", m.dtype},
-                      {"date", m.date}, {"commit", m.commit}, {"runtime", m.runtime}};
+                      {"date", m.date}, {"commit", m.commit}, {"runtime", m.runtime},
+                      {"decode_combine", m.decode_combine == DecodeCombine::Overlap ? "overlap" : "sum"}};
   for (Phase ph : {Phase::Prefill, Phase::Decode}) {
     nlohmann::json c, f;
     for (int p = 0; p < kNumParts; ++p) {
@@ -187,6 +220,10 @@ ThroughputModel throughput_from_json(const nlohmann::json& j, const std::string&
   ThroughputModel m;
   m.card = j.value("card", ""), m.dtype = j.value("dtype", ""), m.date = j.value("date", "");
   m.commit = j.value("commit", ""), m.runtime = j.value("runtime", "");
+  const std::string combine = j.value("decode_combine", "sum");
+  if (combine != "sum" && combine != "overlap")
+    fail_input("{}: decode_combine '{}', expected sum or overlap", source, combine);
+  m.decode_combine = combine == "overlap" ? DecodeCombine::Overlap : DecodeCombine::Sum;
   for (Phase ph : {Phase::Prefill, Phase::Decode}) {
     for (int p = 0; p < kNumParts; ++p) {
       const Part part = static_cast<Part>(p);

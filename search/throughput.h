@@ -63,8 +63,17 @@ struct ThroughputSample {
   double seconds = 0;
 };
 
+// How a decode step's layer terms combine. A decode step at batch 1 runs tens of small kernels a
+// layer; the host enqueues them while the GPU works through earlier ones, so the step takes the
+// longer of the two, not their sum:
+//   sum:     sum over layers of every term
+//   overlap: max(host, device), host = sum of the per-layer ("layer"/"model") terms, device = sum
+//            of the byte terms
+enum class DecodeCombine { Sum, Overlap };
+
 struct ThroughputModel {
   std::string card, dtype = "bf16", date, commit, runtime;
+  DecodeCombine decode_combine = DecodeCombine::Sum;
   // coefficients[phase][part][feature], seconds per unit of the feature.
   std::array<std::array<std::vector<double>, kNumParts>, 2> coefficients;
   // Fit quality on the samples: root-mean-square and worst relative error, per phase.
@@ -78,9 +87,12 @@ struct ThroughputModel {
 };
 
 // Non-negative least squares on relative error (each run weighted by 1 / its time, so a 0.2 ms
-// decode step counts as much as a 2 s prefill). Bad input without samples of both phases or with
-// fewer samples than coefficients in a phase.
-ThroughputModel fit_throughput(const std::vector<ThroughputSample>& samples);
+// decode step counts as much as a 2 s prefill). With `combine` Overlap the decode fit alternates:
+// each sample is host- or device-bound under the current coefficients, the two groups are fitted
+// on their own terms, until no sample changes side. Bad input without samples of both phases or
+// with fewer samples than coefficients in a phase.
+ThroughputModel fit_throughput(const std::vector<ThroughputSample>& samples,
+                               DecodeCombine combine = DecodeCombine::Overlap);
 
 nlohmann::json throughput_to_json(const ThroughputModel& m);
 ThroughputModel throughput_from_json(const nlohmann::json& j, const std::string& source);

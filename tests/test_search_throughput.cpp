@@ -95,16 +95,32 @@ std::vector<mp::ThroughputSample> samples_from(const mp::ThroughputModel& truth)
 }
 
 TEST(Throughput, FitRecoversKnownCostsAndPredictsWholeModels) {
-  const mp::ThroughputModel truth = known_model();
-  const mp::ThroughputModel fit = mp::fit_throughput(samples_from(truth));
-  EXPECT_LT(fit.rms_rel_error[0], 1e-6);
-  EXPECT_LT(fit.rms_rel_error[1], 1e-6);
-  // Whole models the fit never saw (mixed layer types) are predicted as the known costs say.
-  for (const char* f : {"nemotron-h-8b/config.json", "nemotron-h-56b/config.json", "nemotron-h-47b/config.json"}) {
-    const mp::ModelConfig c = cfg(f);
-    const mp::Workload w;
-    EXPECT_NEAR(fit.estimate(c, w).generation_s / truth.estimate(c, w).generation_s, 1.0, 1e-4) << f;
+  for (mp::DecodeCombine combine : {mp::DecodeCombine::Sum, mp::DecodeCombine::Overlap}) {
+    mp::ThroughputModel truth = known_model();
+    truth.decode_combine = combine;
+    const mp::ThroughputModel fit = mp::fit_throughput(samples_from(truth), combine);
+    EXPECT_LT(fit.rms_rel_error[0], 1e-6);
+    EXPECT_LT(fit.rms_rel_error[1], 1e-6) << "combine " << static_cast<int>(combine);
+    // Whole models the fit never saw (mixed layer types) are predicted as the known costs say.
+    for (const char* f : {"nemotron-h-8b/config.json", "nemotron-h-56b/config.json", "nemotron-h-47b/config.json"}) {
+      const mp::ModelConfig c = cfg(f);
+      const mp::Workload w;
+      EXPECT_NEAR(fit.estimate(c, w).generation_s / truth.estimate(c, w).generation_s, 1.0, 1e-4) << f;
+    }
   }
+}
+
+// Overlap: a decode step takes the longer of the host's launches and the device's work.
+TEST(Throughput, OverlapTakesTheLongerOfHostAndDevice) {
+  mp::ThroughputModel m = known_model();
+  const mp::ModelConfig c = cfg("nemotron-h-8b/config.json");
+  const double sum = m.predict(c, mp::Phase::Decode, 1, 4096);
+  m.decode_combine = mp::DecodeCombine::Overlap;
+  const double over = m.predict(c, mp::Phase::Decode, 1, 4096);
+  double host = 1 * m.coefficients[1][3][0];  // the head
+  for (mp::LayerType t : c.layers) host += m.coefficients[1][t == mp::LayerType::Mamba ? 0 : t == mp::LayerType::Attention ? 1 : 2][0];
+  EXPECT_NEAR(over, std::max(host, sum - host), 1e-12);
+  EXPECT_LT(over, sum);
 }
 
 TEST(Throughput, PredictionsFollowTheShape) {
