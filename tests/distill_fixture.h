@@ -24,6 +24,19 @@ inline const char* kDistillTinyConfig = R"({"hybrid_override_pattern": "M*-M-", 
 
 inline ModelConfig distill_tiny_config() { return config_from_json_text(kDistillTinyConfig, "tiny"); }
 
+// DIR/config.json (the tiny config with a byte vocabulary) and DIR/tok (byte tokens of a repeated
+// sentence, from `minipuzzle data from-text`): what the CLI-level train/distill tests start from.
+inline void write_byte_model_and_tokens(const ScratchDir& dir) {
+  std::string cfg = kDistillTinyConfig;
+  cfg.replace(cfg.find("\"vocab_size\": 61"), 16, "\"vocab_size\": 256");
+  std::ofstream(dir.file("config.json")) << cfg;
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "We the People of the United States, in Order to form a more perfect Union. ";
+  std::ofstream(dir.file("a.txt")) << text;
+  auto r = run_cli("data from-text " + dir.file("a.txt") + " --output " + dir.file("tok"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+}
+
 // A 37-token motif repeated: next-token prediction is learnable from a few tokens of context.
 inline void write_repetitive_data(const std::string& prefix, int64_t tokens, int64_t vocab = 61) {
   IndexedDatasetWriter w(prefix, TokenDType::U16);

@@ -73,16 +73,7 @@ double max_rel_weight_diff(const std::string& a, const std::string& b) {
 
 class DistCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string cfg = mp::test::kDistillTinyConfig;
-    cfg.replace(cfg.find("\"vocab_size\": 61"), 16, "\"vocab_size\": 256");
-    std::ofstream(dir.file("config.json")) << cfg;
-    std::string text;
-    for (int i = 0; i < 40; ++i) text += "We the People of the United States, in Order to form a more perfect Union. ";
-    std::ofstream(dir.file("a.txt")) << text;
-    auto r = run_cli("data from-text " + dir.file("a.txt") + " --output " + dir.file("tok"));
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
+  void SetUp() override { mp::test::write_byte_model_and_tokens(dir); }
   // `from`: --config (random init) by default, or --model DIR.
   std::string train(const std::string& out, int steps, const std::string& from = "") const {
     return "train " + (from.empty() ? "--config " + dir.file("config.json") : from) + " --data " + dir.file("tok") + " --output " + dir.file(out) +
@@ -126,8 +117,8 @@ TEST_F(DistCli, TwoRanksMatchOneRankAtTheSameGlobalBatch) {
   ASSERT_EQ(r2.exit_code, 0) << r2.output;
   expect_same_run("one", "two", 1e-5);
   // Only rank 0 wrote and printed: one summary, the same files, one record per step.
-  EXPECT_EQ(entries(dir.file("two")), (std::set<std::string>{"checkpoint-3", "final", "latest", "metrics.jsonl",
-                                                             "summary.json", "train_config.json"}));
+  EXPECT_EQ(entries(dir.file("two")), (std::set<std::string>{"checkpoint-3", "final", "latest", "loss.svg",
+                                                             "metrics.jsonl", "summary.json", "train_config.json"}));
   EXPECT_EQ(mp::test::read_metrics(dir.file("two"), "train").size(), 5u);
   size_t summaries = 0;
   for (size_t p = 0; (p = r2.output.find("final student:", p)) != std::string::npos; ++p) ++summaries;

@@ -17,16 +17,7 @@ namespace {
 
 class DistillCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string cfg = mp::test::kDistillTinyConfig;
-    cfg.replace(cfg.find("\"vocab_size\": 61"), 16, "\"vocab_size\": 256");
-    std::ofstream(dir.file("config.json")) << cfg;
-    std::string text;
-    for (int i = 0; i < 40; ++i) text += "We the People of the United States, in Order to form a more perfect Union. ";
-    std::ofstream(dir.file("a.txt")) << text;
-    auto r = run_cli("data from-text " + dir.file("a.txt") + " --output " + dir.file("tok"));
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
+  void SetUp() override { mp::test::write_byte_model_and_tokens(dir); }
   std::string common(const std::string& out) const {
     return " --data " + dir.file("tok") + " --output " + dir.file(out) +
            " --seq-len 32 --micro-batch 2 --global-batch 4 --quiet";
