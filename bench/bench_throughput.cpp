@@ -298,12 +298,12 @@ int check(const std::string& throughput, const std::string& parent_path, const s
     for (const auto& [name, c] : cands) all.push_back(c);
     measured = measure_interleaved(all, dev, w, reps);
   }
-  const Measured mp_parent = measured[0];
-  if (!mp_parent.ok) throw std::runtime_error("parent: " + mp_parent.why);
+  const Measured parent_measured = measured[0];
+  if (!parent_measured.ok) throw std::runtime_error("parent: " + parent_measured.why);
   const mp::GenerationEstimate pp = tm.estimate(parent, w);
   nlohmann::json rows = nlohmann::json::array();
   std::cout << fmt::format("workload: batch {}, {} prompt + {} new tokens; parent {} measured {:.3f} s (predicted {:.3f} s)\n",
-                           w.batch, w.prompt_tokens, w.output_tokens, parent.pattern(), mp_parent.generation_s,
+                           w.batch, w.prompt_tokens, w.output_tokens, parent.pattern(), parent_measured.generation_s,
                            pp.generation_s);
   std::cout << fmt::format("{:<36} {:>10} {:>10} {:>9} {:>9} {:>8}\n", "candidate", "measured s", "predicted", "speedup",
                            "pred. sp", "error");
@@ -319,7 +319,7 @@ int check(const std::string& throughput, const std::string& parent_path, const s
       row["skipped"] = mc.why;
       std::cout << fmt::format("{:<36} skipped: {}\n", name.substr(0, 36), mc.why);
     } else {
-      const double ms = mp_parent.generation_s / mc.generation_s, ps = pp.generation_s / pc.generation_s;
+      const double ms = parent_measured.generation_s / mc.generation_s, ps = pp.generation_s / pc.generation_s;
       const double err = ps / ms - 1.0;
       worst = std::max(worst, std::abs(err));
       row["measured"] = {{"prefill_s", mc.prefill_s}, {"decode_s", mc.decode_s}, {"generation_s", mc.generation_s},
@@ -332,8 +332,8 @@ int check(const std::string& throughput, const std::string& parent_path, const s
   }
   nlohmann::json doc = {{"throughput_model", throughput}, {"card", tm.card}, {"parent", parent_path},
                         {"workload", {{"batch", w.batch}, {"prompt_tokens", w.prompt_tokens}, {"output_tokens", w.output_tokens}}},
-                        {"parent_measured", {{"prefill_s", mp_parent.prefill_s}, {"decode_s", mp_parent.decode_s},
-                                             {"generation_s", mp_parent.generation_s}}},
+                        {"parent_measured", {{"prefill_s", parent_measured.prefill_s}, {"decode_s", parent_measured.decode_s},
+                                             {"generation_s", parent_measured.generation_s}}},
                         {"parent_predicted", {{"prefill_s", pp.prefill_s}, {"decode_s", pp.decode_s_per_token},
                                               {"generation_s", pp.generation_s}}},
                         {"candidates", rows}, {"worst_speedup_relative_error", worst},

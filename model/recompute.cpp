@@ -11,6 +11,16 @@ namespace mp {
 namespace {
 
 using torch::autograd::AutogradContext;
+
+// Layer i's tensors as the model holds them (leaves with requires_grad during training), in name
+// order: the names sharing the prefix "backbone.layers.{i}." are contiguous in the sorted map.
+std::vector<at::Tensor> layer_weights(const Model& m, int64_t layer) {
+  const std::string prefix = layer_prefix(layer);
+  std::vector<at::Tensor> out;
+  for (auto it = m.weights.lower_bound(prefix); it != m.weights.end() && it->first.rfind(prefix, 0) == 0; ++it)
+    out.push_back(it->second);
+  return out;
+}
 using torch::autograd::variable_list;
 
 // Inputs, in the order backward returns their gradients: the block input, the model (no
@@ -20,7 +30,6 @@ struct RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
                             at::TensorList params) {
     ctx->saved_data["model"] = reinterpret_cast<int64_t>(m);
     ctx->saved_data["layer"] = layer;
-    ctx->saved_data["params"] = static_cast<int64_t>(params.size());
     ctx->save_for_backward({h});
     at::NoGradGuard no_grad;
     return block_forward(*m, layer, h);
@@ -30,11 +39,10 @@ struct RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
     const Model& m = *reinterpret_cast<const Model*>(ctx->saved_data["model"].toInt());
     const int64_t layer = ctx->saved_data["layer"].toInt();
     at::Tensor h = ctx->get_saved_variables()[0].detach().requires_grad_(true);
-    // The layer's weights as the model holds them (leaves with requires_grad): the gradient is
-    // taken with respect to them and handed back through this node, not accumulated here.
+    // The gradient is taken with respect to the layer's weights and handed back through this
+    // node, not accumulated here.
     std::vector<at::Tensor> inputs{h};
-    for (const auto& [name, t] : m.weights)
-      if (name.rfind(layer_prefix(layer), 0) == 0) inputs.push_back(t);
+    for (const at::Tensor& t : layer_weights(m, layer)) inputs.push_back(t);
     at::Tensor out;
     {
       at::AutoGradMode grad_on(true);
@@ -51,9 +59,7 @@ struct RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
 }  // namespace
 
 at::Tensor block_forward_recomputed(const Model& m, int64_t layer, const at::Tensor& h_BLD) {
-  std::vector<at::Tensor> params;
-  for (const auto& [name, t] : m.weights)
-    if (name.rfind(layer_prefix(layer), 0) == 0) params.push_back(t);
+  const std::vector<at::Tensor> params = layer_weights(m, layer);
   return RecomputedBlock::apply(h_BLD, &m, layer, at::TensorList(params));
 }
 
