@@ -1,7 +1,6 @@
 // Times our CUDA SSD scan and causal conv1d at Nemotron-H shapes (bf16) with CUDA events.
 // For each shape: forward per kernel variant (internal chunk, p-tile), forward+backward through
-// mp::ssd_scan (backward = recomputed LibTorch-ops path, see kernels/cuda_dispatch.h), a check
-// against ssd_scan_ops, and the floor: max(bytes / copy bandwidth, FLOPs / bf16 matmul rate),
+// mp::ssd_scan, the backward alone per internal chunk, checks against ssd_scan_ops, and the floor: max(bytes / copy bandwidth, FLOPs / bf16 matmul rate),
 // both measured here. Writes one JSON object per line to --out; bench/bench_ssd_triton.py times
 // Triton at the same shapes and scripts/gpu_kernels.sh prints both side by side.
 //   bench_ssd [--out FILE] [--quick]
@@ -129,7 +128,43 @@ int main(int argc, char** argv) {
                    ms, floor_ms, err);
       if (ms < best) best = ms, best_q = q, best_pt = pt, best_seg = seg;
     }
-    // Forward + backward through the autograd Function (backward: recomputed ops path).
+    // Backward alone (our CUDA kernels) at each internal chunk; at the first shape also checked
+    // against the LibTorch-ops path's gradients on the same inputs.
+    double best_bwd = 1e30;
+    int best_bq = 0;
+    {
+      at::Tensor gy = at::randn({b, L, H, P}, bf);
+      for (int q : {64, 128}) {
+        std::vector<at::Tensor> g;
+        try {
+          g = mp::ssd_scan_cuda_backward(x, dt, A, Bm, Cm, D, bias, {}, opt, gy, {}, q);
+        } catch (const std::exception& e) {
+          std::printf("bwd Q=%d failed: %.200s\n", q, e.what());
+          continue;
+        }
+        if (g.empty()) continue;
+        const double ms = median_ms([&] { mp::ssd_scan_cuda_backward(x, dt, A, Bm, Cm, D, bias, {}, opt, gy, {}, q); }, 2, 10);
+        double err = -1;
+        if (&s == &shapes.front()) {
+          at::AutoGradMode grad(true);
+          std::vector<at::Tensor> lv{x, dt, A, Bm, Cm, D, bias};
+          for (auto& t : lv) t = t.detach().to(at::kFloat).requires_grad_(true);
+          at::Tensor y = mp::ssd_scan_ops(lv[0], lv[1], lv[2], lv[3], lv[4], lv[5], lv[6], opt).y_BLHP;
+          auto r = torch::autograd::grad({y}, lv, {gy.to(at::kFloat)});
+          err = 0;
+          for (size_t i = 0; i < 7; ++i)
+            err = std::max(err, ((g[i].to(at::kFloat) - r[i]).norm() / r[i].norm()).item<double>());
+        }
+        std::printf("%-4s b=%ld chunk=%ld bwd Q=%d: %.3f ms%s\n", s.name, (long)b, (long)s.chunk, q, ms,
+                    err >= 0 ? (" (max grad rel err vs ops " + std::to_string(err) + ")").c_str() : "");
+        std::fprintf(out,
+                     "{\"kind\":\"ssd_bwd\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,"
+                     "\"Q\":%d,\"ms\":%.4f,\"max_grad_rel_err\":%.3e}\n",
+                     card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, q, ms, err);
+        if (ms < best_bwd) best_bwd = ms, best_bq = q;
+      }
+    }
+    // Forward + backward through the autograd Function (both in CUDA).
     double fb = -1;
     if (!quick || true) {
       at::AutoGradMode grad(true);
@@ -142,17 +177,18 @@ int main(int argc, char** argv) {
               at::Tensor y = mp::ssd_scan(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], opt).y_BLHP;
               torch::autograd::grad({y}, leaves, {gy});
             },
-            1, 3);
+            2, 10);
       } catch (const std::exception& e) {
         std::printf("fwd+bwd failed: %.200s\n", e.what());
       }
     }
-    std::printf("%-4s b=%ld chunk=%ld best fwd %.3f ms (Q=%d PT=%d S=%d), fwd+bwd %.2f ms\n", s.name, (long)b,
-                (long)s.chunk, best, best_q, best_pt, best_seg, fb);
+    std::printf("%-4s b=%ld chunk=%ld best fwd %.3f ms (Q=%d PT=%d S=%d), best bwd %.3f ms (Q=%d), fwd+bwd %.2f ms\n",
+                s.name, (long)b, (long)s.chunk, best, best_q, best_pt, best_seg, best_bwd, best_bq, fb);
     std::fprintf(out,
                  "{\"kind\":\"ssd_best\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,\"fwd_ms\":%.4f,"
-                 "\"Q\":%d,\"PT\":%d,\"S\":%d,\"fwdbwd_ms\":%.3f,\"floor_ms\":%.4f}\n",
-                 card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, best, best_q, best_pt, best_seg, fb, floor_ms);
+                 "\"Q\":%d,\"PT\":%d,\"S\":%d,\"bwd_ms\":%.4f,\"bwd_Q\":%d,\"fwdbwd_ms\":%.3f,\"floor_ms\":%.4f}\n",
+                 card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, best, best_q, best_pt, best_seg, best_bwd, best_bq,
+                 fb, floor_ms);
     std::fflush(out);
   }
 

@@ -2,13 +2,15 @@
 // there and LibTorch has CUDA (compile definition MP_WITH_CUDA_KERNELS); mp::ssd_scan and
 // mp::causal_conv1d call these for CUDA tensors. Each is a torch::autograd::Function:
 //   - causal_conv1d_cuda: forward and backward (dx, dweight, dbias) in CUDA;
-//   - ssd_scan_cuda: forward in CUDA; backward recomputes the chunked LibTorch-ops path
-//     (ssd_scan_ops) under autograd on the saved inputs: exact, but with the ops path's speed.
+//   - ssd_scan_cuda: forward and backward in CUDA (the backward recomputes chunk states from
+//     the saved inputs).
 #pragma once
 
 #include "kernels/ssd_scan.h"
 
 #include <ATen/core/Tensor.h>
+
+#include <vector>
 
 namespace mp {
 
@@ -26,6 +28,15 @@ SsdResult ssd_scan_cuda_forward(const at::Tensor& x_BLHP, const at::Tensor& dt_B
                                 const at::Tensor& dt_bias_H, const SsdOptions& opt,
                                 const at::Tensor& initial_state_BHPN, int chunk = 0, int p_tile = 0,
                                 int segments = 0);
+// The backward's gradients {dx, ddt, dA, dB, dC, dD, ddt_bias, dinit, 4 x undefined} through
+// the CUDA kernels (ssd_scan_bwd.cu), in each input's dtype; dfinal may be undefined. Empty when
+// the kernels refuse the shapes. chunk: 0 = automatic, 64 or 128 for 16-bit inputs (tuning).
+std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH,
+                                               const at::Tensor& A_H, const at::Tensor& B_BLGN,
+                                               const at::Tensor& C_BLGN, const at::Tensor& D_H,
+                                               const at::Tensor& dt_bias_H, const at::Tensor& initial_state_BHPN,
+                                               const SsdOptions& opt, const at::Tensor& dy_BLHP,
+                                               const at::Tensor& dfinal_BHPN, int chunk = 0);
 // The (chunk, p_tile, segments) the forward would use for these shapes and overrides.
 void ssd_scan_cuda_plan(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& B_BLGN, int chunk,
                         int p_tile, int segments, int* out_chunk, int* out_p_tile, int* out_segments);

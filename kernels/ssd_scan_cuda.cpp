@@ -4,8 +4,9 @@
 // is always computed (fp32) so the Function has a fixed output list.
 // Long sequences run as a segmented (two-level) scan that needs an fp32 workspace; it is taken
 // from the caching allocator per call (mp_ssd_scan_fwd_workspace_bytes says how much).
-// Backward: not a CUDA kernel yet. It recomputes ssd_scan_ops (the chunked LibTorch path, exact)
-// on the saved inputs under autograd and differentiates it.
+// Backward: the CUDA kernels of ssd_scan_bwd.cu (chunk states recomputed from the saved inputs,
+// no activations saved beyond them). Shapes those kernels refuse (not expected for the supported
+// forward shapes) fall back to differentiating ssd_scan_ops on the saved inputs.
 #include "kernels/cuda/ssd_scan.cuh"
 #include "kernels/cuda_dispatch.h"
 #include "kernels/cuda_torch_util.h"
@@ -112,6 +113,69 @@ void ssd_scan_cuda_plan(const at::Tensor& x, const at::Tensor& dt, const at::Ten
   mp_ssd_scan_fwd_plan(&a, out_chunk, out_p_tile, out_segments);
 }
 
+std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_in, const at::Tensor& dt, const at::Tensor& A_H,
+                                               const at::Tensor& B_in, const at::Tensor& C_in, const at::Tensor& D_H,
+                                               const at::Tensor& dt_bias_H, const at::Tensor& s0_in,
+                                               const SsdOptions& opt, const at::Tensor& dy_in,
+                                               const at::Tensor& dfinal_in, int chunk) {
+  c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = last_contig(x_in), B = last_contig(B_in), C = last_contig(C_in);
+  const at::Tensor dy = last_contig(dy_in.to(x.scalar_type()));
+  const at::Tensor A = f32c(A_H), D = f32c(D_H), bias = f32c(dt_bias_H), s0 = f32c(s0_in), dfin = f32c(dfinal_in);
+  MpSsdBwdArgs a{};
+  MpSsdFwdArgs& f = a.f;
+  f = shape_args(x, dt, B);
+  f.x = x.data_ptr();   f.x_sb = x.stride(0);   f.x_sl = x.stride(1);   f.x_sh = x.stride(2);
+  f.dt = dt.data_ptr(); f.dt_sb = dt.stride(0); f.dt_sl = dt.stride(1); f.dt_sh = dt.stride(2);
+  f.A = A.data_ptr<float>();
+  f.D = D.data_ptr<float>();
+  f.dt_bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  f.B = B.data_ptr();   f.B_sb = B.stride(0);   f.B_sl = B.stride(1);   f.B_sg = B.stride(2);
+  f.C = C.data_ptr();   f.C_sb = C.stride(0);   f.C_sl = C.stride(1);   f.C_sg = C.stride(2);
+  f.init_state = s0.defined() ? s0.data_ptr<float>() : nullptr;
+  f.dt_softplus = opt.dt_softplus ? 1 : 0;
+  const bool clamp = opt.dt_min > 0.0 || std::isfinite(opt.dt_max);
+  f.dt_min = clamp ? (float)opt.dt_min : -INFINITY;
+  f.dt_max = clamp && std::isfinite(opt.dt_max) ? (float)opt.dt_max : INFINITY;
+  f.chunk = chunk;
+  if (!mp_ssd_scan_bwd_supported(&a)) return {};
+
+  const int64_t b = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), G = B.size(2), N = B.size(3);
+  at::Tensor dx = at::empty({b, L, H, P}, x.options());
+  at::Tensor dB = at::empty({b, L, G, N}, x.options()), dC = at::empty({b, L, G, N}, x.options());
+  at::Tensor ddt = at::empty({b, L, H}, x.options().dtype(at::kFloat));
+  at::Tensor sums = at::zeros({3, H}, x.options().dtype(at::kFloat));  // dA, dD, ddt_bias
+  at::Tensor dinit = s0.defined() ? at::empty({b, H, P, N}, x.options().dtype(at::kFloat)) : at::Tensor();
+  if (g_poison) {
+    for (at::Tensor* t : {&dx, &dB, &dC, &ddt}) t->fill_(NAN);
+    if (dinit.defined()) dinit.fill_(NAN);
+  }
+  a.dy = dy.data_ptr(); a.dy_sb = dy.stride(0); a.dy_sl = dy.stride(1); a.dy_sh = dy.stride(2);
+  a.dfinal = dfin.defined() ? dfin.data_ptr<float>() : nullptr;
+  a.dx = dx.data_ptr(); a.dx_sb = dx.stride(0); a.dx_sl = dx.stride(1); a.dx_sh = dx.stride(2);
+  a.dB = dB.data_ptr();
+  a.dC = dC.data_ptr();
+  a.ddt = ddt.data_ptr<float>();
+  a.dA = sums[0].data_ptr<float>();
+  a.dD = sums[1].data_ptr<float>();
+  a.ddt_bias = bias.defined() ? sums[2].data_ptr<float>() : nullptr;
+  a.dinit = dinit.defined() ? dinit.data_ptr<float>() : nullptr;
+  at::Tensor ws = at::empty({(mp_ssd_scan_bwd_workspace_bytes(&a) + 3) / 4}, x.options().dtype(at::kFloat));
+  a.workspace = ws.data_ptr<float>();
+  const cudaError_t err = mp_ssd_scan_bwd(&a, c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(err == cudaSuccess, "ssd_scan CUDA backward failed: ", cudaGetErrorString(err));
+  // Gradients in each input's own dtype; absent optional inputs get none.
+  return {dx,
+          ddt.to(dt.scalar_type()),
+          sums[0].to(A_H.scalar_type()),
+          dB,
+          dC,
+          sums[1].to(D_H.scalar_type()),
+          dt_bias_H.defined() ? sums[2].to(dt_bias_H.scalar_type()) : at::Tensor(),
+          s0_in.defined() ? dinit.to(s0_in.scalar_type()) : at::Tensor(),
+          at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+}
+
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -144,6 +208,16 @@ class SsdScanFunction : public torch::autograd::Function<SsdScanFunction> {
     opt.dt_softplus = ctx->saved_data["softplus"].toBool();
     opt.dt_min = ctx->saved_data["dt_min"].toDouble();
     opt.dt_max = ctx->saved_data["dt_max"].toDouble();
+    const at::Tensor dy = grads[0].defined() ? grads[0] : at::zeros_like(saved[0]);
+    const at::Tensor dfin = grads.size() > 1 ? grads[1] : at::Tensor();
+    variable_list k = ssd_scan_cuda_backward(saved[0], saved[1], saved[2], saved[3], saved[4], saved[5],
+                                             present(saved[6]), present(saved[7]), opt, dy, dfin);
+    if (!k.empty()) return k;
+    return ops_backward(saved, grads, opt);
+  }
+
+  // Fallback: autograd through the chunked ops path on the saved inputs.
+  static variable_list ops_backward(const variable_list& saved, const variable_list& grads, const SsdOptions& opt) {
     at::AutoGradMode enable(true);
     variable_list leaves(saved.size()), wrt;
     std::vector<size_t> wrt_index;

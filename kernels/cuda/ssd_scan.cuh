@@ -54,3 +54,37 @@ int64_t mp_ssd_scan_fwd_workspace_bytes(const MpSsdFwdArgs* a);
 void mp_ssd_scan_fwd_plan(const MpSsdFwdArgs* a, int* chunk, int* p_tile, int* segments);
 // Launches the forward; returns the launch error (cudaSuccess on success).
 cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);
+
+// ---- Backward (ssd_scan_bwd.cu) ----------------------------------------------------------------
+// Per-chunk states for the backward, chunk length a->chunk (which must be one the forward takes
+// as is: 32 for fp32, 64 or 128 for 16-bit). states is fp32 [batch, nchunks, H, P, N], decay fp32
+// [batch, nchunks, H] (scratch).
+//   adjoint = 0: states[c] = the state entering chunk c (edge_in = initial state or null);
+//                edge_out = the final state (or null).
+//   adjoint = 1: the caller passes dy as x and C as B; states[c] = the adjoint (dL/dS) of the state
+//                leaving chunk c (edge_in = dL/d final state or null); edge_out = dL/d initial state.
+cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* states, float* decay,
+                                const float* edge_in, float* edge_out, cudaStream_t stream);
+
+struct MpSsdBwdArgs {
+  MpSsdFwdArgs f;  // the forward's inputs (f.y, f.final_state, f.segments, f.workspace unused)
+  const void* dy; int64_t dy_sb, dy_sl, dy_sh;  // dL/dy, x's dtype, last dim contiguous
+  const float* dfinal;                          // dL/d final state [B, H, P, N] fp32, or null
+  // Outputs. dx: x's dtype [B, L, H, P] with the strides below; dB, dC: x's dtype, contiguous
+  // [B, L, G, N]; ddt: fp32 contiguous [B, L, H] (gradient of the raw dt); dA, dD, ddt_bias: fp32
+  // [H], ZEROED by the caller (accumulated with atomics); dinit: fp32 [B, H, P, N] or null.
+  void* dx; int64_t dx_sb, dx_sl, dx_sh;
+  void* dB;
+  void* dC;
+  float* ddt;
+  float* dA;
+  float* dD;
+  float* ddt_bias;
+  float* dinit;
+  float* workspace;  // mp_ssd_scan_bwd_workspace_bytes(this) bytes
+};
+
+// Shapes as the forward (mp_ssd_scan_fwd_supported); the chunk is the backward's own choice.
+int mp_ssd_scan_bwd_supported(const MpSsdBwdArgs* a);
+int64_t mp_ssd_scan_bwd_workspace_bytes(const MpSsdBwdArgs* a);
+cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream);

@@ -24,103 +24,14 @@
 // Padding: rows past the sequence end get dt = 0 and zero x, B, C: they neither decay nor feed S.
 #include "kernels/cuda/ssd_scan.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <mma.h>
+#include "kernels/cuda/ssd_common.cuh"
 
 #include <cmath>
 #include <type_traits>
 
 namespace {
 
-namespace wm = nvcuda::wmma;
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * 32;
-
-template <typename T> __device__ __forceinline__ float to_f(T v);
-template <> __device__ __forceinline__ float to_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
-// exp for the decay factors: exact expf for fp32 inputs; the hardware ex2 path (__expf, a few
-// ulp) for 16-bit inputs, whose operands are rounded to 8 or 11 bits anyway.
-template <typename T> __device__ __forceinline__ float dexp(float v) { return __expf(v); }
-template <> __device__ __forceinline__ float dexp<float>(float v) { return expf(v); }
-
-__device__ __forceinline__ float load_any(const void* p, int dtype, int64_t i) {
-  if (dtype == MP_BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-  if (dtype == MP_F16) return __half2float(static_cast<const __half*>(p)[i]);
-  return static_cast<const float*>(p)[i];
-}
-
-// ---- 16x16 tile products: acc (16x16 fp32) += A (16 x K) * B (K x 16), operands in shared memory.
-// Layout tags: Row = element (r, k) at p[r * ld + k]; Col = element (r, k) at p[k * ld + r].
-struct Row {};
-struct Col {};
-
-template <typename T>
-struct TileOps {  // tensor cores (T = __half or __nv_bfloat16)
-  using Acc = wm::fragment<wm::accumulator, 16, 16, 16, float>;
-  template <typename L> using WL = typename std::conditional<std::is_same<L, Row>::value, wm::row_major, wm::col_major>::type;
-  __device__ static void zero(Acc& c) { wm::fill_fragment(c, 0.0f); }
-  __device__ static void scale(Acc& c, float s) {
-#pragma unroll
-    for (int i = 0; i < c.num_elements; ++i) c.x[i] *= s;
-  }
-  __device__ static void store(float* p, int ld, const Acc& c) { wm::store_matrix_sync(p, c, ld, wm::mem_row_major); }
-  __device__ static void load(Acc& c, const float* p, int ld) { wm::load_matrix_sync(c, p, ld, wm::mem_row_major); }
-  // A is M x K (16 rows), B is K x N (16 columns); offsets of the k-th slab depend on layout.
-  template <typename LA, typename LB>
-  __device__ static void mma(Acc& c, const T* a, int lda, const T* b, int ldb, int K) {
-    wm::fragment<wm::matrix_a, 16, 16, 16, T, WL<LA>> fa;
-    wm::fragment<wm::matrix_b, 16, 16, 16, T, WL<LB>> fb;
-    for (int k = 0; k < K; k += 16) {
-      wm::load_matrix_sync(fa, a + (std::is_same<LA, Row>::value ? k : k * lda), lda);
-      wm::load_matrix_sync(fb, b + (std::is_same<LB, Row>::value ? k * ldb : k), ldb);
-      wm::mma_sync(c, fa, fb, c);
-    }
-  }
-};
-
-template <>
-struct TileOps<float> {  // exact fp32: lane owns row lane/2, columns (lane%2)*8 .. +8
-  struct Acc { float x[8]; };
-  __device__ static void zero(Acc& c) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) c.x[j] = 0.f;
-  }
-  __device__ static void scale(Acc& c, float s) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) c.x[j] *= s;
-  }
-  __device__ static void store(float* p, int ld, const Acc& c) {
-    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) p[r * ld + c0 + j] = c.x[j];
-    __syncwarp();
-  }
-  __device__ static void load(Acc& c, const float* p, int ld) {
-    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) c.x[j] = p[r * ld + c0 + j];
-  }
-  template <typename LA, typename LB>
-  __device__ static void mma(Acc& c, const float* a, int lda, const float* b, int ldb, int K) {
-    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
-    for (int k = 0; k < K; ++k) {
-      const float av = std::is_same<LA, Row>::value ? a[r * lda + k] : a[k * lda + r];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const float bv = std::is_same<LB, Row>::value ? b[k * ldb + c0 + j] : b[(c0 + j) * ldb + k];
-        c.x[j] = fmaf(av, bv, c.x[j]);
-      }
-    }
-  }
-};
+using namespace mp_ssd;
 
 // Shared-memory plan, in bytes, for one block; each buffer starts 128-byte aligned. The
 // state-only pass (pass 1 of the segmented scan) needs no C, W or operand copy of S.
@@ -128,8 +39,6 @@ struct Plan {
   int ldN, ldP, ldQ;
   int offC, offB, offX, offXw, offW, offS, offStage, offDt, offAcs, offEa, offFw, total;
 };
-
-__host__ __device__ inline int align128(int v) { return (v + 127) & ~127; }
 
 __host__ __device__ inline Plan make_plan(int Q, int PT, int N, int esize, bool state_only) {
   Plan p;
@@ -154,34 +63,6 @@ __host__ __device__ inline Plan make_plan(int Q, int PT, int N, int esize, bool 
   return p;
 }
 
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-  const int n = valid ? 16 : 0;  // 0: nothing read, 16 zero bytes written
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-
-// Copies rows [t0, t0 + Q) x cols [0, ncols) of a strided [L, ncols] slab into shared memory
-// (leading dim ld), zero-filling rows at or past L. With `vec`: asynchronous 16-byte copies
-// (all in flight at once; the caller waits with cp_async_wait_all + __syncthreads).
-template <typename T>
-__device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int t0, int Q, int L, int ncols, bool vec) {
-  if (vec) {
-    constexpr int V = 16 / sizeof(T);
-    const int nv = ncols / V;
-    for (int i = threadIdx.x; i < Q * nv; i += kThreads) {
-      const int r = i / nv, c = (i - r * nv) * V;
-      const bool ok = t0 + r < L;
-      cp_async16(dst + r * ld + c, ok ? src + (int64_t)(t0 + r) * row_stride + c : src, ok);
-    }
-  } else {
-    for (int i = threadIdx.x; i < Q * ncols; i += kThreads) {
-      const int r = i / ncols, c = i - r * ncols;
-      dst[r * ld + c] = (t0 + r < L) ? src[(int64_t)(t0 + r) * row_stride + c] : from_f<T>(0.f);
-    }
-  }
-}
-
 // Segmented (two-level) scan. The chunks are split into nseg segments of seg_chunks chunks;
 // a block handles one (b, h, p-tile, segment). Single pass: nseg = 1, init/fin = the caller's
 // initial/final state. Pass 1 (kStateOnly): from a zero state, the segment's local end state
@@ -192,6 +73,10 @@ struct Seg {
   const float* init;  // [b, nseg, H, P, N] state entering each segment; null = zero
   float* fin;         // [b, nseg, H, P, N] state leaving each segment; null = not written
   float* decay;       // [b, nseg, H] (kStateOnly only); null = not written
+  // kStateOnly only: the backward's adjoint chunk states (ssd_scan_bwd.cu). The caller passes
+  // dy as x and C as B, and each row is weighted by exp(Acs_l) instead of dt_s exp(Acs_end - Acs_s),
+  // so the pass yields sum_l exp(Acs_l) dy_l^T C_l, the chunk's own part of the adjoint entering it.
+  bool adjoint;
 };
 
 template <typename T, int Q, int PT, bool kStateOnly>
@@ -305,7 +190,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
         const float ac = v[e] + excl;
         acs[l] = ac;
         if (!kStateOnly) ea[l] = dexp<T>(ac);
-        fw[l] = dtv[l] * dexp<T>(end - ac);
+        fw[l] = (kStateOnly && sg.adjoint) ? dexp<T>(ac) : dtv[l] * dexp<T>(end - ac);
       }
     }
     if (vec) cp_async_wait_all();
@@ -397,8 +282,11 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
 
 // Pass 2: per (b, h, p, n) element, in place over the segments: local end state -> entering state.
 //   enter[0] = init (or 0);  enter[s+1] = decay[s] * enter[s] + local[s];  final = enter[nseg].
+// reverse: the same recurrence from the last segment to the first (the backward's adjoint states:
+// init = d final state, fin = d initial state).
 __global__ void __launch_bounds__(256) ssd_seg_combine(int64_t per_b, int PN, int H, int nseg, int64_t total,
-                                                        float* ws, const float* decay, const float* init, float* fin) {
+                                                        float* ws, const float* decay, const float* init, float* fin,
+                                                        bool reverse) {
   const int64_t i = (int64_t)blockIdx.x * 256 + threadIdx.x;
   if (i >= total) return;
   const int64_t b = i / per_b, r = i - b * per_b;
@@ -406,15 +294,17 @@ __global__ void __launch_bounds__(256) ssd_seg_combine(int64_t per_b, int PN, in
   float cur = init ? init[i] : 0.f;
   float* p = ws + b * nseg * per_b + r;
   const float* d = decay + b * nseg * H + h;
-  for (int s0 = 0; s0 < nseg; s0 += 8) {
+  for (int s0 = 0; s0 < nseg; s0 += 8) {  // 8 loads in flight, then the dependent chain
     float loc[8], dec[8];
 #pragma unroll
-    for (int u = 0; u < 8; ++u)
-      if (s0 + u < nseg) loc[u] = p[(int64_t)(s0 + u) * per_b], dec[u] = d[(int64_t)(s0 + u) * H];
+    for (int u = 0; u < 8; ++u) {
+      const int64_t sg = reverse ? nseg - 1 - (s0 + u) : s0 + u;
+      if (s0 + u < nseg) loc[u] = p[sg * per_b], dec[u] = d[sg * H];
+    }
 #pragma unroll
     for (int u = 0; u < 8; ++u)
       if (s0 + u < nseg) {
-        p[(int64_t)(s0 + u) * per_b] = cur;
+        p[(reverse ? nseg - 1 - (s0 + u) : s0 + u) * (int64_t)per_b] = cur;
         cur = dec[u] * cur + loc[u];
       }
   }
@@ -564,18 +454,37 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   const int smem3 = make_plan(c.Q, c.PT, a->dstate, es, false).total;
   const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / c.PT);
   KernFn full = kern_for(a->dtype, c.Q, c.PT, false);
-  if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, Seg{1, nch, a->init_state, a->final_state, nullptr}, stream);
+  if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, Seg{1, nch, a->init_state, a->final_state, nullptr, false}, stream);
 
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;
   float* ws = a->workspace;
   float* decay = ws + total * c.nseg;
   const int smem1 = make_plan(c.Q, c.PT, a->dstate, es, true).total;
   cudaError_t e = launch_kernel(kern_for(a->dtype, c.Q, c.PT, true), smem1, base * c.nseg, *a, vec,
-                                Seg{c.nseg, c.seg_chunks, nullptr, ws, decay}, stream);
+                                Seg{c.nseg, c.seg_chunks, nullptr, ws, decay, false}, stream);
   if (e != cudaSuccess) return e;
   ssd_seg_combine<<<(unsigned)((total + 255) / 256), 256, 0, stream>>>(per_b, a->headdim * a->dstate, a->heads, c.nseg,
-                                                                       total, ws, decay, a->init_state, a->final_state);
+                                                                       total, ws, decay, a->init_state, a->final_state, false);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  return launch_kernel(full, smem3, base * c.nseg, *a, vec, Seg{c.nseg, c.seg_chunks, ws, nullptr, nullptr}, stream);
+  return launch_kernel(full, smem3, base * c.nseg, *a, vec, Seg{c.nseg, c.seg_chunks, ws, nullptr, nullptr, false}, stream);
+}
+
+cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* states, float* decay,
+                                const float* edge_in, float* edge_out, cudaStream_t stream) {
+  int Q = 0, PT = 0;
+  if (!mp_ssd_scan_fwd_supported(a) || !choose(a, max_smem_optin(), &Q, &PT) || Q != a->chunk) return cudaErrorInvalidValue;
+  const int nch = (a->seqlen + Q - 1) / Q, V = 16 / esize_of(a->dtype);
+  const bool vec = aligned16(a->x) && aligned16(a->B) && a->x_sl % V == 0 && a->x_sb % V == 0 && a->x_sh % V == 0 &&
+                   a->B_sl % V == 0 && a->B_sb % V == 0 && a->B_sg % V == 0;
+  const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / PT);
+  const int smem1 = make_plan(Q, PT, a->dstate, esize_of(a->dtype), true).total;
+  cudaError_t e = launch_kernel(kern_for(a->dtype, Q, PT, true), smem1, base * nch, *a, vec,
+                                Seg{nch, 1, nullptr, states, decay, adjoint != 0}, stream);
+  if (e != cudaSuccess) return e;
+  const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;
+  ssd_seg_combine<<<(unsigned)((total + 255) / 256), 256, 0, stream>>>(per_b, a->headdim * a->dstate, a->heads, nch,
+                                                                       total, states, decay, edge_in, edge_out,
+                                                                       adjoint != 0);
+  return cudaGetLastError();
 }

@@ -1,0 +1,135 @@
+// Device helpers shared by the SSD scan kernels (ssd_scan_fwd.cu, ssd_scan_bwd.cu): dtype
+// conversions, the decay exp, 16x16 tile products on tensor cores (or exact fp32 FMA), and
+// asynchronous row loads into shared memory. Header-only, CUDA only, no LibTorch.
+#pragma once
+
+#include "kernels/cuda/ssd_scan.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+
+#include <type_traits>
+
+namespace mp_ssd {
+
+namespace wm = nvcuda::wmma;
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+
+template <typename T> __device__ __forceinline__ float to_f(T v);
+template <> __device__ __forceinline__ float to_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+// exp for the decay factors: exact expf for fp32 inputs; the hardware ex2 path (__expf, a few
+// ulp) for 16-bit inputs, whose operands are rounded to 8 or 11 bits anyway.
+template <typename T> __device__ __forceinline__ float dexp(float v) { return __expf(v); }
+template <> __device__ __forceinline__ float dexp<float>(float v) { return expf(v); }
+
+__device__ __forceinline__ float load_any(const void* p, int dtype, int64_t i) {
+  if (dtype == MP_BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+  if (dtype == MP_F16) return __half2float(static_cast<const __half*>(p)[i]);
+  return static_cast<const float*>(p)[i];
+}
+
+// ---- 16x16 tile products: acc (16x16 fp32) += A (16 x K) * B (K x 16), operands in shared memory.
+// Layout tags: Row = element (r, k) at p[r * ld + k]; Col = element (r, k) at p[k * ld + r].
+struct Row {};
+struct Col {};
+
+template <typename T>
+struct TileOps {  // tensor cores (T = __half or __nv_bfloat16)
+  using Acc = wm::fragment<wm::accumulator, 16, 16, 16, float>;
+  template <typename L> using WL = typename std::conditional<std::is_same<L, Row>::value, wm::row_major, wm::col_major>::type;
+  __device__ static void zero(Acc& c) { wm::fill_fragment(c, 0.0f); }
+  __device__ static void scale(Acc& c, float s) {
+#pragma unroll
+    for (int i = 0; i < c.num_elements; ++i) c.x[i] *= s;
+  }
+  __device__ static void store(float* p, int ld, const Acc& c) { wm::store_matrix_sync(p, c, ld, wm::mem_row_major); }
+  __device__ static void load(Acc& c, const float* p, int ld) { wm::load_matrix_sync(c, p, ld, wm::mem_row_major); }
+  // A is M x K (16 rows), B is K x N (16 columns); offsets of the k-th slab depend on layout.
+  template <typename LA, typename LB>
+  __device__ static void mma(Acc& c, const T* a, int lda, const T* b, int ldb, int K) {
+    wm::fragment<wm::matrix_a, 16, 16, 16, T, WL<LA>> fa;
+    wm::fragment<wm::matrix_b, 16, 16, 16, T, WL<LB>> fb;
+    for (int k = 0; k < K; k += 16) {
+      wm::load_matrix_sync(fa, a + (std::is_same<LA, Row>::value ? k : k * lda), lda);
+      wm::load_matrix_sync(fb, b + (std::is_same<LB, Row>::value ? k * ldb : k), ldb);
+      wm::mma_sync(c, fa, fb, c);
+    }
+  }
+};
+
+template <>
+struct TileOps<float> {  // exact fp32: lane owns row lane/2, columns (lane%2)*8 .. +8
+  struct Acc { float x[8]; };
+  __device__ static void zero(Acc& c) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) c.x[j] = 0.f;
+  }
+  __device__ static void scale(Acc& c, float s) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) c.x[j] *= s;
+  }
+  __device__ static void store(float* p, int ld, const Acc& c) {
+    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) p[r * ld + c0 + j] = c.x[j];
+    __syncwarp();
+  }
+  __device__ static void load(Acc& c, const float* p, int ld) {
+    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) c.x[j] = p[r * ld + c0 + j];
+  }
+  template <typename LA, typename LB>
+  __device__ static void mma(Acc& c, const float* a, int lda, const float* b, int ldb, int K) {
+    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
+    for (int k = 0; k < K; ++k) {
+      const float av = std::is_same<LA, Row>::value ? a[r * lda + k] : a[k * lda + r];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float bv = std::is_same<LB, Row>::value ? b[k * ldb + c0 + j] : b[(c0 + j) * ldb + k];
+        c.x[j] = fmaf(av, bv, c.x[j]);
+      }
+    }
+  }
+};
+
+__host__ __device__ inline int align128(int v) { return (v + 127) & ~127; }
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+  const int n = valid ? 16 : 0;  // 0: nothing read, 16 zero bytes written
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// Copies rows [t0, t0 + Q) x cols [0, ncols) of a strided [L, ncols] slab into shared memory
+// (leading dim ld), zero-filling rows at or past L. With `vec`: asynchronous 16-byte copies
+// (all in flight at once; the caller waits with cp_async_wait_all + __syncthreads).
+template <typename T>
+__device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int t0, int Q, int L, int ncols, bool vec) {
+  if (vec) {
+    constexpr int V = 16 / sizeof(T);
+    const int nv = ncols / V;
+    for (int i = threadIdx.x; i < Q * nv; i += kThreads) {
+      const int r = i / nv, c = (i - r * nv) * V;
+      const bool ok = t0 + r < L;
+      cp_async16(dst + r * ld + c, ok ? src + (int64_t)(t0 + r) * row_stride + c : src, ok);
+    }
+  } else {
+    for (int i = threadIdx.x; i < Q * ncols; i += kThreads) {
+      const int r = i / ncols, c = i - r * ncols;
+      dst[r * ld + c] = (t0 + r < L) ? src[(int64_t)(t0 + r) * row_stride + c] : from_f<T>(0.f);
+    }
+  }
+}
+
+}  // namespace mp_ssd

@@ -1,0 +1,628 @@
+// Mamba-2 SSD scan, backward: chunk-parallel CUDA kernels.
+//
+// Per batch b, head h, chunk of Q steps from t0 (local rows l, s), with dt the effective step
+// (bias, softplus, clamp), Acs the inclusive cumulative sum of dt*A in the chunk, and
+//   E_ls = exp(Acs_l - Acs_s) (s <= l, else 0),  e_s = exp(Acs_end - Acs_s),
+// the forward of one chunk is
+//   y_l   = sum_s (C_l.B_s) E_ls dt_s x_s + exp(Acs_l) C_l S_in^T + D x_l
+//   S_out = exp(Acs_end) S_in + sum_s e_s dt_s x_s B_s^T.
+// Given dy and dS_out (the adjoint of S_out; the next chunk's dS_in), with Z_ls = dy_l.x_s,
+// CB_ls = C_l.B_s, M = CB * E * dt_s, Wz = Z * E * dt_s, V = B dS_out^T (V_s = dS_out B_s):
+//   dx_s   = sum_l M_ls dy_l + dt_s e_s V_s + D dy_s
+//   dB_s  += sum_l Wz_ls C_l + dt_s e_s x_s^T dS_out                  (summed over the group's heads)
+//   dC_l  += sum_s Wz_ls B_s + exp(Acs_l) S_in^T dy_l                  (likewise)
+//   ddt_s  = sum_l Z_ls CB_ls E_ls + e_s x_s.V_s + A dAcs-suffix_s      (direct terms, then via Acs)
+//   dAcs_l = sum_s R_ls - sum_l' R_l'l   (R = Z * M: the intra-chunk decays)
+//          + exp(Acs_l) C_l.(S_in^T dy_l)                               (inter-chunk term)
+//          - q_l, and at l = end: + sum_s q_s + exp(Acs_end) <dS_out, S_in>,  q_s = dt_s e_s x_s.V_s
+//   da_t   = sum_{l >= t} dAcs_l,  dA += sum_t dt_t da_t,  dD += sum dy.x,  dS_in = exp(Acs_end) dS_out + ...
+// The raw dt's gradient goes through the clamp (zero outside) and softplus (sigmoid).
+//
+// Launch sequence (mp_ssd_scan_bwd):
+//   1. states entering every chunk (fp32) and 2. adjoints leaving every chunk (fp32): the forward's
+//      state-only kernel with one chunk per segment, then the segment combine (ssd_scan_fwd.cu);
+//      pass 2 also yields dL/d initial state;
+//   3. ssd_bwd_dbc_kernel, one block per (b, chunk, group, 64-wide slice of N), looping over the
+//      group's heads: dB and dC accumulate in tensor-core fragments across heads, so no atomics
+//      and no per-head copies; it also adds the inter-chunk and end terms of dAcs (global, fp32);
+//   4. ssd_bwd_dx_kernel, one block per (b, chunk, head): dx, the rest of dAcs, the reverse
+//      cumulative sum, ddt, and the per-head sums dA, dD, ddt_bias (atomics).
+// Operands of tensor-core products are rounded to the input dtype (as in the forward); every
+// elementwise step and every accumulator is fp32. fp32 inputs use exact fp32 tile products.
+#include "kernels/cuda/ssd_scan.cuh"
+
+#include "kernels/cuda/ssd_common.cuh"
+
+#include <cmath>
+
+namespace {
+
+using namespace mp_ssd;
+
+constexpr int kNs = 64;  // N-slice width: the N dimension is streamed through shared memory in slices
+
+// Bump allocator over dynamic shared memory; every buffer 128-byte aligned. Host and device
+// run the same sequence, so the host's total is the kernel's need.
+struct Carve {
+  int off = 0;
+  __host__ __device__ int take(int bytes) {
+    const int o = off;
+    off = align128(off + bytes);
+    return o;
+  }
+};
+
+template <typename T> __host__ __device__ constexpr int pad_of() { return 16 / (int)sizeof(T); }
+
+// Shared-memory layout of ssd_bwd_dx_kernel.
+struct DxPlan {
+  int X, dY, Wt, B, C, dS, stage, vec, total;
+};
+template <typename T>
+__host__ __device__ DxPlan dx_plan(int Q, int P) {
+  const int es = sizeof(T), ldP = P + pad_of<T>(), ldQ = Q + pad_of<T>(), ldS = kNs + pad_of<T>();
+  Carve cv;
+  DxPlan p;
+  p.X = cv.take(Q * ldP * es);
+  p.dY = cv.take(Q * ldP * es);
+  p.Wt = cv.take(Q * ldQ * es);
+  p.B = cv.take(Q * ldS * es);
+  p.C = cv.take(Q * ldS * es);
+  p.dS = cv.take(P * ldS * es);
+  p.stage = cv.take(kWarps * 512 * 4);
+  p.vec = cv.take(7 * Q * 4);
+  p.total = cv.off;
+  return p;
+}
+
+// Shared-memory layout of ssd_bwd_dbc_kernel.
+struct DbcPlan {
+  int B, C, X, Xw, dY, Sin, dS, Wz, stage, vec, total;
+};
+template <typename T>
+__host__ __device__ DbcPlan dbc_plan(int Q, int P) {
+  const int es = sizeof(T), ldP = P + pad_of<T>(), ldQ = Q + pad_of<T>(), ldS = kNs + pad_of<T>();
+  Carve cv;
+  DbcPlan p;
+  p.B = cv.take(Q * ldS * es);
+  p.C = cv.take(Q * ldS * es);
+  p.X = cv.take(Q * ldP * es);
+  p.Xw = cv.take(Q * ldP * es);
+  p.dY = cv.take(Q * ldP * es);
+  p.Sin = cv.take(P * ldS * es);
+  p.dS = cv.take(P * ldS * es);
+  p.Wz = cv.take(Q * ldQ * es);
+  p.stage = cv.take(kWarps * 512 * 4);
+  p.vec = cv.take(5 * Q * 4);
+  p.total = cv.off;
+  return p;
+}
+
+// One whole warp: the chunk's effective dt (0 past L), the inclusive sum of dt*A and, if `pre`
+// is non-null, dt + bias before softplus/clamp (for the chain rule). Q = 32 * E rows.
+template <int Q>
+__device__ void chunk_dt(const MpSsdFwdArgs& a, int b, int h, int t0, float Ah, float bias, float* dtv, float* acs,
+                         float* pre) {
+  constexpr int E = Q / 32;
+  const int lane = threadIdx.x & 31;
+  float v[E], run = 0.f;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    const int l = lane * E + e, t = t0 + l;
+    float d = 0.f, raw = 0.f;
+    if (t < a.seqlen) {
+      raw = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
+      d = a.dt_softplus ? (raw > 20.f ? raw : log1pf(expf(raw))) : raw;
+      d = fminf(fmaxf(d, a.dt_min), a.dt_max);
+    }
+    dtv[l] = d;
+    if (pre) pre[l] = raw;
+    run += d * Ah;
+    v[e] = run;
+  }
+  float incl = run;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float n = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += n;
+  }
+  const float excl = incl - run;
+#pragma unroll
+  for (int e = 0; e < E; ++e) acs[lane * E + e] = v[e] + excl;
+}
+
+// Lower-triangular tile index k -> (i, j), j <= i.
+__device__ __forceinline__ void tri_tile(int k, int& i, int& j) {
+  i = 0;
+  while ((i + 1) * (i + 2) / 2 <= k) ++i;
+  j = k - i * (i + 1) / 2;
+}
+
+// Sum over the 16 lanes that hold one row of a staged 16x16 tile (lanes 0-15 and 16-31 hold two rows).
+__device__ __forceinline__ float row16_sum(float v) {
+#pragma unroll
+  for (int o = 8; o >= 1; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o >= 1; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Copies a [P, ns] slice (columns n0..n0+ns) of one fp32 [P, N] state into shared memory as T.
+// Returns this thread's part of sum(src * other) when `other` is non-null (an inner product).
+template <typename T>
+__device__ float load_state_slice(T* dst, int ld, const float* src, int N, int n0, int P, int ns,
+                                  const float* other = nullptr) {
+  float dot = 0.f;
+  const int nv = ns / 4;  // ns and N are multiples of 16, n0 of 64: float4 loads are aligned
+  for (int i = threadIdx.x; i < P * nv; i += kThreads) {
+    const int p = i / nv, n = (i - p * nv) * 4;
+    const float4 v = *reinterpret_cast<const float4*>(src + (int64_t)p * N + n0 + n);
+    T* d = dst + p * ld + n;
+    d[0] = from_f<T>(v.x), d[1] = from_f<T>(v.y), d[2] = from_f<T>(v.z), d[3] = from_f<T>(v.w);
+    if (other) {
+      const float4 o = *reinterpret_cast<const float4*>(other + (int64_t)p * N + n0 + n);
+      dot += v.x * o.x + v.y * o.y + v.z * o.z + v.w * o.w;
+    }
+  }
+  return dot;
+}
+
+// ---- dB, dC (and the inter-chunk / end terms of dAcs): block per (b, chunk, group, N-slice) ----
+template <typename T, int Q>
+__global__ void __launch_bounds__(kThreads) ssd_bwd_dbc_kernel(MpSsdBwdArgs ba, const float* Sf, const float* Sb,
+                                                               float* dacs_g, bool vec) {
+  using Ops = TileOps<T>;
+  using Acc = typename Ops::Acc;
+  const MpSsdFwdArgs& a = ba.f;
+  constexpr int nTq = Q / 16, MAXT = (2 * nTq * (kNs / 16) + kWarps - 1) / kWarps;
+  const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G;
+  const int nch = (L + Q - 1) / Q, nsl = (N + kNs - 1) / kNs;
+  int bid = blockIdx.x;
+  const int sl = bid % nsl;
+  bid /= nsl;
+  const int g = bid % G;
+  bid /= G;
+  const int c = bid % nch, b = bid / nch;
+  const int t0 = c * Q, n0 = sl * kNs, ns = min(kNs, N - n0), nTs = ns / 16;
+  const int ldP = P + pad_of<T>(), ldQ = Q + pad_of<T>(), ldS = kNs + pad_of<T>();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const DbcPlan pl = dbc_plan<T>(Q, P);
+  T* Bs = reinterpret_cast<T*>(smem + pl.B);
+  T* Cs = reinterpret_cast<T*>(smem + pl.C);
+  T* Xs = reinterpret_cast<T*>(smem + pl.X);
+  T* Xw = reinterpret_cast<T*>(smem + pl.Xw);
+  T* dYs = reinterpret_cast<T*>(smem + pl.dY);
+  T* Sin = reinterpret_cast<T*>(smem + pl.Sin);
+  T* dSo = reinterpret_cast<T*>(smem + pl.dS);
+  T* Wz = reinterpret_cast<T*>(smem + pl.Wz);
+  float* st0 = reinterpret_cast<float*>(smem + pl.stage) + warp * 512;
+  float* dtv = reinterpret_cast<float*>(smem + pl.vec);
+  float* acs = dtv + Q;
+  float* ea = acs + Q;    // exp(Acs_l)
+  float* ee = ea + Q;     // e_s = exp(Acs_end - Acs_s)
+  float* dint = ee + Q;   // this head's inter-chunk dAcs term, this slice's part
+
+  const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg + n0;
+  const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg + n0;
+  load_rows<T>(Bs, ldS, Bg, a.B_sl, t0, Q, L, ns, vec);
+  load_rows<T>(Cs, ldS, Cg, a.C_sl, t0, Q, L, ns, vec);
+
+  // Accumulator tile k = warp + kWarps * i: k < nTq*nTs -> dC tile (k / nTs, k % nTs), else dB.
+  const int nOut = nTq * nTs;
+  Acc acc[MAXT];
+#pragma unroll
+  for (int i = 0; i < MAXT; ++i) Ops::zero(acc[i]);
+
+  for (int hh = 0; hh < Hg; ++hh) {
+    const int h = g * Hg + hh;
+    __syncthreads();  // the previous head's reads of every buffer are done
+    const T* xg = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh;
+    const T* dyg = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh;
+    load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, P, vec);
+    load_rows<T>(dYs, ldP, dyg, ba.dy_sl, t0, Q, L, P, vec);
+    if (warp == 0) {
+      chunk_dt<Q>(a, b, h, t0, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, nullptr);
+      __syncwarp();
+      const float end = acs[Q - 1];
+      for (int l = lane; l < Q; l += 32) {
+        ea[l] = dexp<T>(acs[l]);
+        ee[l] = dexp<T>(end - acs[l]);
+        dint[l] = 0.f;
+      }
+    }
+    const int64_t soff = ((int64_t)(b * nch + c) * H + h) * P * N;
+    load_state_slice<T>(Sin, ldS, Sf + soff, N, n0, P, ns);
+    float endsum = load_state_slice<T>(dSo, ldS, Sb + soff, N, n0, P, ns, Sf + soff);  // <dS_out, S_in>
+    if (vec) cp_async_wait_all();
+    __syncthreads();
+
+    // End term of dAcs: exp(Acs_end) <dS_out, S_in> (this slice's part).
+    endsum = warp_sum(endsum);
+    if (lane == 0 && endsum != 0.f)
+      atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + Q - 1, endsum * ea[Q - 1]);
+    for (int e = threadIdx.x; e < Q * P; e += kThreads) {
+      const int s = e / P, p = e - s * P;
+      Xw[s * ldP + p] = from_f<T>(to_f(Xs[s * ldP + p]) * dtv[s] * ee[s]);
+    }
+    // Wz = (dY X^T) * E * dt_s on the lower tiles (the upper ones are never read).
+    for (int k = warp; k < nTq * (nTq + 1) / 2; k += kWarps) {
+      int i, j;
+      tri_tile(k, i, j);
+      Acc z;
+      Ops::zero(z);
+      Ops::template mma<Row, Col>(z, dYs + i * 16 * ldP, ldP, Xs + j * 16 * ldP, ldP, P);
+      Ops::store(st0, 16, z);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int l = i * 16 + (e >> 4), s = j * 16 + (e & 15);
+        Wz[l * ldQ + s] = from_f<T>(s <= l ? st0[e] * dexp<T>(acs[l] - acs[s]) * dtv[s] : 0.f);
+      }
+      __syncwarp();
+    }
+    __syncthreads();
+
+#pragma unroll
+    for (int i = 0; i < MAXT; ++i) {
+      const int k = warp + kWarps * i;
+      if (k < nOut) {  // dC tile: += diag(exp Acs) dY S_in  (and its dAcs dot with C), += Wz B
+        const int ti = k / nTs, tj = k % nTs;
+        Acc u;
+        Ops::zero(u);
+        Ops::template mma<Row, Row>(u, dYs + ti * 16 * ldP, ldP, Sin + tj * 16, ldS, P);
+        Ops::store(st0, 16, u);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) {
+          const int l = ti * 16 + (e >> 4), n = tj * 16 + (e & 15);
+          const float uv = st0[e] * ea[l];
+          st0[e] = uv;
+          const float d = row16_sum(uv * to_f(Cs[l * ldS + n]));
+          if ((lane & 15) == 0) atomicAdd(dint + l, d);
+        }
+        __syncwarp();
+        Ops::load(u, st0, 16);
+        __syncwarp();
+#pragma unroll
+        for (int x = 0; x < (int)(sizeof(u.x) / sizeof(u.x[0])); ++x) acc[i].x[x] += u.x[x];
+        Ops::template mma<Row, Row>(acc[i], Wz + ti * 16 * ldQ, ldQ, Bs + tj * 16, ldS, (ti + 1) * 16);
+      } else if (k < 2 * nOut) {  // dB tile: += Xw dS_out + Wz^T C
+        const int ti = (k - nOut) / nTs, tj = (k - nOut) % nTs;
+        Ops::template mma<Row, Row>(acc[i], Xw + ti * 16 * ldP, ldP, dSo + tj * 16, ldS, P);
+        Ops::template mma<Col, Row>(acc[i], Wz + ti * 16 + ti * 16 * ldQ, ldQ, Cs + ti * 16 * ldS + tj * 16, ldS,
+                                    Q - ti * 16);
+      }
+    }
+    __syncthreads();
+    for (int l = threadIdx.x; l < Q; l += kThreads)
+      if (dint[l] != 0.f) atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + l, dint[l]);
+  }
+
+  // dB, dC rows of this chunk (t < L), columns of this slice, in the input dtype.
+#pragma unroll
+  for (int i = 0; i < MAXT; ++i) {
+    const int k = warp + kWarps * i;
+    if (k < 2 * nOut) {
+      const bool isC = k < nOut;
+      const int kk = isC ? k : k - nOut, ti = kk / nTs, tj = kk % nTs;
+      T* out = static_cast<T*>(isC ? ba.dC : ba.dB);
+      Ops::store(st0, 16, acc[i]);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int t = t0 + ti * 16 + (e >> 4), n = n0 + tj * 16 + (e & 15);
+        if (t < L) out[(((int64_t)b * L + t) * G + g) * N + n] = from_f<T>(st0[e]);
+      }
+      __syncwarp();
+    }
+  }
+}
+
+// ---- dx, ddt, dA, dD, ddt_bias: block per (b, chunk, head) ----
+template <typename T, int Q>
+__global__ void __launch_bounds__(kThreads) ssd_bwd_dx_kernel(MpSsdBwdArgs ba, const float* Sb, const float* dacs_g,
+                                                              bool vec) {
+  using Ops = TileOps<T>;
+  using Acc = typename Ops::Acc;
+  const MpSsdFwdArgs& a = ba.f;
+  constexpr int nTq = Q / 16, nCB = nTq * (nTq + 1) / 2, MAXT = (nCB + nTq * 8 + kWarps - 1) / kWarps;
+  const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
+  const int nch = (L + Q - 1) / Q, nTp = P / 16, nTot = nCB + nTq * nTp;
+  int bid = blockIdx.x;
+  const int h = bid % H;
+  bid /= H;
+  const int c = bid % nch, b = bid / nch;
+  const int g = h / (H / a.groups), t0 = c * Q;
+  const int ldP = P + pad_of<T>(), ldQ = Q + pad_of<T>(), ldS = kNs + pad_of<T>();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const DxPlan pl = dx_plan<T>(Q, P);
+  T* Xs = reinterpret_cast<T*>(smem + pl.X);
+  T* dYs = reinterpret_cast<T*>(smem + pl.dY);
+  T* Wt = reinterpret_cast<T*>(smem + pl.Wt);
+  T* Bs = reinterpret_cast<T*>(smem + pl.B);
+  T* Cs = reinterpret_cast<T*>(smem + pl.C);
+  T* dSo = reinterpret_cast<T*>(smem + pl.dS);
+  float* st0 = reinterpret_cast<float*>(smem + pl.stage) + warp * 512;
+  float* st1 = st0 + 256;
+  float* dtv = reinterpret_cast<float*>(smem + pl.vec);
+  float* acs = dtv + Q;
+  float* pre = acs + Q;   // dt + bias before softplus and clamp
+  float* ee = pre + Q;    // e_s
+  float* dacs = ee + Q;   // intra-chunk dAcs
+  float* ddt = dacs + Q;  // direct dt terms
+  float* xv = ddt + Q;    // x_s . V_s
+
+  const float Ah = a.A[h], Dh = a.D[h];
+  const T* xg = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh;
+  const T* dyg = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh;
+  const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg;
+  const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg;
+  const float* dSg = Sb + ((int64_t)(b * nch + c) * H + h) * P * N;
+  load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, P, vec);
+  load_rows<T>(dYs, ldP, dyg, ba.dy_sl, t0, Q, L, P, vec);
+  if (warp == 0) {
+    chunk_dt<Q>(a, b, h, t0, Ah, a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, pre);
+    __syncwarp();
+    for (int l = lane; l < Q; l += 32) ee[l] = dexp<T>(acs[Q - 1] - acs[l]);
+  }
+  for (int l = threadIdx.x; l < Q; l += kThreads) dacs[l] = ddt[l] = xv[l] = 0.f;
+
+  // CB = C B^T (lower tiles) and V = B dS_out^T, accumulated over slices of N.
+  // Tile k = warp + kWarps * i: k < nCB -> CB tile tri(k); else V tile ((k - nCB) / nTp, (k - nCB) % nTp).
+  Acc acc[MAXT];
+#pragma unroll
+  for (int i = 0; i < MAXT; ++i) Ops::zero(acc[i]);
+  for (int n0 = 0; n0 < N; n0 += kNs) {
+    const int ns = min(kNs, N - n0);
+    __syncthreads();
+    load_rows<T>(Bs, ldS, Bg + n0, a.B_sl, t0, Q, L, ns, vec);
+    load_rows<T>(Cs, ldS, Cg + n0, a.C_sl, t0, Q, L, ns, vec);
+    load_state_slice<T>(dSo, ldS, dSg, N, n0, P, ns);
+    if (vec) cp_async_wait_all();
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < MAXT; ++i) {
+      const int k = warp + kWarps * i;
+      if (k < nCB) {
+        int ti, tj;
+        tri_tile(k, ti, tj);
+        Ops::template mma<Row, Col>(acc[i], Cs + ti * 16 * ldS, ldS, Bs + tj * 16 * ldS, ldS, ns);
+      } else if (k < nTot) {
+        const int ti = (k - nCB) / nTp, tj = (k - nCB) % nTp;
+        Ops::template mma<Row, Col>(acc[i], Bs + ti * 16 * ldS, ldS, dSo + tj * 16 * ldS, ldS, ns);
+      }
+    }
+  }
+
+  // Z = dY X^T with CB: M = CB E dt_s -> Wt (operand of dx), R = Z M -> dAcs, Z CB E -> ddt.
+#pragma unroll
+  for (int i = 0; i < MAXT; ++i) {
+    const int k = warp + kWarps * i;
+    if (k < nCB) {
+      int ti, tj;
+      tri_tile(k, ti, tj);
+      Acc z;
+      Ops::zero(z);
+      Ops::template mma<Row, Col>(z, dYs + ti * 16 * ldP, ldP, Xs + tj * 16 * ldP, ldP, P);
+      Ops::store(st0, 16, acc[i]);
+      Ops::store(st1, 16, z);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int l = ti * 16 + (e >> 4), s = tj * 16 + (e & 15);
+        float m = 0.f;
+        if (s <= l) {
+          const float cbE = st0[e] * dexp<T>(acs[l] - acs[s]), zz = st1[e];
+          m = cbE * dtv[s];
+          if (s < l) {
+            atomicAdd(dacs + l, zz * m);
+            atomicAdd(dacs + s, -zz * m);
+          }
+          atomicAdd(ddt + s, zz * cbE);
+        }
+        Wt[l * ldQ + s] = from_f<T>(m);
+      }
+      __syncwarp();
+    }
+  }
+  __syncthreads();
+
+  // dx = M^T dY + dt_s e_s V + D dy;  x.V per row;  dD partial.
+  float dsum = 0.f;
+  T* dxg = static_cast<T*>(ba.dx) + b * ba.dx_sb + h * ba.dx_sh;
+#pragma unroll
+  for (int i = 0; i < MAXT; ++i) {
+    const int k = warp + kWarps * i;
+    if (k >= nCB && k < nTot) {
+      const int ti = (k - nCB) / nTp, tj = (k - nCB) % nTp;
+      Acc d;
+      Ops::zero(d);
+      Ops::template mma<Col, Row>(d, Wt + ti * 16 + ti * 16 * ldQ, ldQ, dYs + ti * 16 * ldP + tj * 16, ldP,
+                                  Q - ti * 16);
+      Ops::store(st0, 16, d);
+      Ops::store(st1, 16, acc[i]);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int s = ti * 16 + (e >> 4), p = tj * 16 + (e & 15);
+        const float v = st1[e], xx = to_f(Xs[s * ldP + p]), dyy = to_f(dYs[s * ldP + p]);
+        if (t0 + s < L) dxg[(int64_t)(t0 + s) * ba.dx_sl + p] = from_f<T>(st0[e] + dtv[s] * ee[s] * v + Dh * dyy);
+        dsum += xx * dyy;
+        const float r = row16_sum(xx * v);
+        if ((lane & 15) == 0) atomicAdd(xv + s, r);
+      }
+      __syncwarp();
+    }
+  }
+  dsum = warp_sum(dsum);
+  if (lane == 0 && dsum != 0.f) atomicAdd(ba.dD + h, dsum);
+  __syncthreads();
+
+  // dAcs -> da (suffix sums) -> ddt (chain rule through softplus and clamp), dA, ddt_bias.
+  if (warp == 0) {
+    constexpr int E = Q / 32;
+    const float* dg = dacs_g + ((int64_t)b * H + h) * nch * Q + t0;
+    float q[E], qs = 0.f;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int l = lane * E + e;
+      q[e] = dtv[l] * ee[l] * xv[l];
+      qs += q[e];
+    }
+    qs = warp_sum(qs);
+    float v[E], run = 0.f;
+#pragma unroll
+    for (int e = E - 1; e >= 0; --e) {  // suffix sums within the lane's rows
+      const int l = lane * E + e;
+      float d = dacs[l] + dg[l] - q[e];
+      if (l == Q - 1) d += qs;
+      run += d;
+      v[e] = run;
+    }
+    float incl = run;  // suffix sum over lanes >= this one
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float n = __shfl_down_sync(0xffffffffu, incl, o);
+      if (lane + o < 32) incl += n;
+    }
+    const float after = incl - run;  // rows of later lanes
+    float dA = 0.f, dbias = 0.f;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int l = lane * E + e, t = t0 + l;
+      if (t >= L) continue;
+      const float da = v[e] + after;
+      const float gdt = ddt[l] + ee[l] * xv[l] + Ah * da;  // dL/d(effective dt)
+      dA += dtv[l] * da;
+      const float raw = pre[l];
+      float sp = raw, deriv = 1.f;
+      if (a.dt_softplus && raw <= 20.f) {
+        sp = log1pf(expf(raw));
+        deriv = 1.f / (1.f + expf(-raw));
+      }
+      const float gr = (sp >= a.dt_min && sp <= a.dt_max) ? gdt * deriv : 0.f;
+      ba.ddt[((int64_t)b * L + t) * H + h] = gr;
+      dbias += gr;
+    }
+    dA = warp_sum(dA);
+    dbias = warp_sum(dbias);
+    if (lane == 0) {
+      atomicAdd(ba.dA + h, dA);
+      if (ba.ddt_bias) atomicAdd(ba.ddt_bias + h, dbias);
+    }
+  }
+}
+
+int esize_of(int dtype) { return dtype == MP_F32 ? 4 : 2; }
+
+int max_smem_optin() {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return 0;
+  return v;
+}
+
+int smem_need(int dtype, int Q, int P) {
+  const int a = dtype == MP_F32 ? dx_plan<float>(Q, P).total : dx_plan<__half>(Q, P).total;
+  const int b = dtype == MP_F32 ? dbc_plan<float>(Q, P).total : dbc_plan<__half>(Q, P).total;
+  return a > b ? a : b;
+}
+
+// The backward's chunk: 32 for fp32, else 64 (or 128 when asked and it fits).
+int bwd_chunk(const MpSsdBwdArgs* a) {
+  const int limit = max_smem_optin();
+  if (a->f.dtype == MP_F32) return smem_need(MP_F32, 32, a->f.headdim) <= limit ? 32 : 0;
+  const int q = a->f.chunk == 128 ? 128 : 64;
+  if (smem_need(a->f.dtype, q, a->f.headdim) <= limit) return q;
+  return smem_need(a->f.dtype, 64, a->f.headdim) <= limit ? 64 : 0;
+}
+
+struct Layout {
+  int Q, nch;
+  int64_t states, decay, dacs;  // element counts (fp32) of each workspace part
+};
+
+Layout layout(const MpSsdBwdArgs* a) {
+  Layout l;
+  l.Q = bwd_chunk(a);
+  l.nch = l.Q ? (a->f.seqlen + l.Q - 1) / l.Q : 0;
+  const int64_t bh = (int64_t)a->f.batch * a->f.heads;
+  l.states = bh * l.nch * a->f.headdim * a->f.dstate;
+  l.decay = bh * l.nch;
+  l.dacs = bh * l.nch * l.Q;
+  return l;
+}
+
+template <typename T, int Q>
+cudaError_t launch_tail(const MpSsdBwdArgs& a, const float* Sf, const float* Sb, float* dacs, bool vec,
+                        cudaStream_t stream) {
+  const int P = a.f.headdim, nch = (a.f.seqlen + Q - 1) / Q, nsl = (a.f.dstate + kNs - 1) / kNs;
+  const int s1 = dbc_plan<T>(Q, P).total, s2 = dx_plan<T>(Q, P).total;
+  auto k1 = ssd_bwd_dbc_kernel<T, Q>;
+  auto k2 = ssd_bwd_dx_kernel<T, Q>;
+  cudaError_t e = cudaFuncSetAttribute((const void*)k1, cudaFuncAttributeMaxDynamicSharedMemorySize, s1);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute((const void*)k2, cudaFuncAttributeMaxDynamicSharedMemorySize, s2);
+  if (e != cudaSuccess) return e;
+  k1<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups * nsl), kThreads, s1, stream>>>(a, Sf, Sb, dacs, vec);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.heads), kThreads, s2, stream>>>(a, Sb, dacs, vec);
+  return cudaGetLastError();
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+}  // namespace
+
+int mp_ssd_scan_bwd_supported(const MpSsdBwdArgs* a) {
+  if (!mp_ssd_scan_fwd_supported(&a->f) || a->f.headdim > 128) return 0;
+  return bwd_chunk(a) != 0 ? 1 : 0;
+}
+
+int64_t mp_ssd_scan_bwd_workspace_bytes(const MpSsdBwdArgs* a) {
+  if (!mp_ssd_scan_bwd_supported(a)) return 0;
+  const Layout l = layout(a);
+  return 4 * (2 * l.states + l.decay + l.dacs);
+}
+
+cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
+  if (!mp_ssd_scan_bwd_supported(a) || !a->workspace) return cudaErrorInvalidValue;
+  const Layout l = layout(a);
+  float* Sf = a->workspace;
+  float* Sb = Sf + l.states;
+  float* decay = Sb + l.states;
+  float* dacs = decay + l.decay;
+  // 1. The state entering every chunk.
+  MpSsdFwdArgs f = a->f;
+  f.chunk = l.Q;
+  f.p_tile = 0;
+  cudaError_t e = mp_ssd_chunk_states(&f, 0, Sf, decay, a->f.init_state, nullptr, stream);
+  if (e != cudaSuccess) return e;
+  // 2. The adjoint leaving every chunk: the same pass over (dy, C) with the adjoint weights.
+  MpSsdFwdArgs r = f;
+  r.x = a->dy, r.x_sb = a->dy_sb, r.x_sl = a->dy_sl, r.x_sh = a->dy_sh;
+  r.B = a->f.C, r.B_sb = a->f.C_sb, r.B_sl = a->f.C_sl, r.B_sg = a->f.C_sg;
+  e = mp_ssd_chunk_states(&r, 1, Sb, decay, a->dfinal, a->dinit, stream);
+  if (e != cudaSuccess) return e;
+  e = cudaMemsetAsync(dacs, 0, sizeof(float) * l.dacs, stream);
+  if (e != cudaSuccess) return e;
+  // 3-4. Everything else.
+  const int V = 16 / esize_of(a->f.dtype);
+  const MpSsdFwdArgs& x = a->f;
+  const bool vec = aligned16(x.x) && aligned16(x.B) && aligned16(x.C) && aligned16(a->dy) && x.x_sl % V == 0 &&
+                   x.x_sb % V == 0 && x.x_sh % V == 0 && x.B_sl % V == 0 && x.B_sb % V == 0 && x.B_sg % V == 0 &&
+                   x.C_sl % V == 0 && x.C_sb % V == 0 && x.C_sg % V == 0 && a->dy_sl % V == 0 && a->dy_sb % V == 0 &&
+                   a->dy_sh % V == 0;
+  switch (x.dtype) {
+    case MP_BF16:
+      return l.Q == 128 ? launch_tail<__nv_bfloat16, 128>(*a, Sf, Sb, dacs, vec, stream)
+                        : launch_tail<__nv_bfloat16, 64>(*a, Sf, Sb, dacs, vec, stream);
+    case MP_F16:
+      return l.Q == 128 ? launch_tail<__half, 128>(*a, Sf, Sb, dacs, vec, stream)
+                        : launch_tail<__half, 64>(*a, Sf, Sb, dacs, vec, stream);
+    default: return launch_tail<float, 32>(*a, Sf, Sb, dacs, vec, stream);
+  }
+}
