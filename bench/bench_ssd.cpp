@@ -3,7 +3,7 @@
 // mp::ssd_scan, the backward alone per internal chunk, checks against ssd_scan_ops, and the floor: max(bytes / copy bandwidth, FLOPs / bf16 matmul rate),
 // both measured here. Writes one JSON object per line to --out; bench/bench_ssd_triton.py times
 // Triton at the same shapes and scripts/gpu_kernels.sh prints both side by side.
-//   bench_ssd [--out FILE] [--quick]
+//   bench_ssd [--out FILE] [--quick] [--only MODEL:b:chunk] [--auto-only]
 #include "kernels/conv_norm.h"
 #include "kernels/cuda_dispatch.h"
 #include "kernels/ssd_scan.h"
@@ -52,10 +52,14 @@ struct Shape {
 
 int main(int argc, char** argv) {
   std::string out_path = "bench_ssd.jsonl";
-  bool quick = false;
+  bool quick = false, auto_only = false, profile_once = false;  // profile: one fwd, one bwd per shape (for ncu)
+  std::string only;  // "MODEL:b:chunk", e.g. 56B:1:128 (profiling one shape)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--auto-only")) auto_only = true;
+    else if (!std::strcmp(argv[i], "--profile-once")) profile_once = true;
   }
   if (!at::hasCUDA()) {
     std::fprintf(stderr, "bench_ssd: no CUDA device\n");
@@ -84,6 +88,12 @@ int main(int argc, char** argv) {
                                {"56B", 256, 64, 256, 8, 1, 8192, 128}, {"56B", 256, 64, 256, 8, 1, 8192, 256},
                                {"56B", 256, 64, 256, 8, 4, 8192, 256}};
   if (quick) shapes.resize(1);
+  if (!only.empty()) {
+    std::vector<Shape> keep;
+    for (const Shape& s : shapes)
+      if (only == std::string(s.name) + ":" + std::to_string(s.b) + ":" + std::to_string(s.chunk)) keep.push_back(s);
+    shapes = keep;
+  }
   // (Q, PT, segments); 0 = automatic, segments 1 = the single pass.
   struct Variant {
     int q, pt, seg;
@@ -102,11 +112,19 @@ int main(int argc, char** argv) {
     const double bytes = 2.0 * (2 * b * L * H * P + b * L * H + 2 * b * L * G * N);
     const double flops = 4.0 * b * L * H * P * N + 2.0 * b * L * G * s.chunk * N + 2.0 * b * L * H * s.chunk * P;
     const double floor_ms = std::max(bytes / bw, flops / rate) * 1e3;
+    if (profile_once) {
+      at::Tensor gy = at::randn({b, L, H, P}, bf);
+      mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {});
+      mp::ssd_scan_cuda_backward(x, dt, A, Bm, Cm, D, bias, {}, opt, gy, {}, 0);
+      cudaDeviceSynchronize();
+      continue;
+    }
     // Check: every variant against the LibTorch-ops path on the same inputs.
     at::Tensor ref = mp::ssd_scan_ops(x, dt, A, Bm, Cm, D, bias, opt).y_BLHP;
     double best = 1e30;
     int best_q = 0, best_pt = 0, best_seg = 0;
     for (const Variant& v : variants) {
+      if (auto_only && (v.q || v.pt || v.seg)) continue;
       int q = 0, pt = 0, seg = 0;
       mp::ssd_scan_cuda_plan(x, dt, Bm, v.q, v.pt, v.seg, &q, &pt, &seg);
       at::Tensor y;
@@ -192,6 +210,7 @@ int main(int argc, char** argv) {
     std::fflush(out);
   }
 
+  if (profile_once) return 0;
   // Conv1d at the 8B mixer's conv width (conv_dim = H*P + 2*G*N = 10240), bf16, K = 4, SiLU.
   for (int64_t b : {1, 4}) {
     const int64_t L = 8192, C = 10240;

@@ -57,13 +57,14 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);
 
 // ---- Backward (ssd_scan_bwd.cu) ----------------------------------------------------------------
 // Per-chunk states for the backward, chunk length a->chunk (which must be one the forward takes
-// as is: 32 for fp32, 64 or 128 for 16-bit). states is fp32 [batch, nchunks, H, P, N], decay fp32
-// [batch, nchunks, H] (scratch).
+// as is: 32 for fp32, 64 or 128 for 16-bit). `states` is [batch, nchunks, H, P, N] in x's dtype
+// (the backward's operand); `local` fp32 of the same shape and `decay` fp32 [batch, nchunks, H]
+// are scratch.
 //   adjoint = 0: states[c] = the state entering chunk c (edge_in = initial state or null);
 //                edge_out = the final state (or null).
 //   adjoint = 1: the caller passes dy as x and C as B; states[c] = the adjoint (dL/dS) of the state
 //                leaving chunk c (edge_in = dL/d final state or null); edge_out = dL/d initial state.
-cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* states, float* decay,
+cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local, float* decay, void* states,
                                 const float* edge_in, float* edge_out, cudaStream_t stream);
 
 struct MpSsdBwdArgs {

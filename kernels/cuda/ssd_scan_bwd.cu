@@ -19,9 +19,10 @@
 // The raw dt's gradient goes through the clamp (zero outside) and softplus (sigmoid).
 //
 // Launch sequence (mp_ssd_scan_bwd):
-//   1. states entering every chunk (fp32) and 2. adjoints leaving every chunk (fp32): the forward's
-//      state-only kernel with one chunk per segment, then the segment combine (ssd_scan_fwd.cu);
-//      pass 2 also yields dL/d initial state;
+//   1. states entering every chunk and 2. adjoints leaving every chunk: the forward's state-only
+//      kernel with one chunk per segment (fp32 local states), then a chunk combine that passes
+//      them on in fp32 and stores them in the input dtype, the operand of steps 3-4
+//      (ssd_scan_fwd.cu); pass 2 also yields dL/d initial state;
 //   3. ssd_bwd_dbc_kernel, one block per (b, chunk, group, 64-wide slice of N), looping over the
 //      group's heads: dB and dC accumulate in tensor-core fragments across heads, so no atomics
 //      and no per-head copies; it also adds the inter-chunk and end terms of dAcs (global, fp32);
@@ -151,29 +152,9 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Copies a [P, ns] slice (columns n0..n0+ns) of one fp32 [P, N] state into shared memory as T.
-// Returns this thread's part of sum(src * other) when `other` is non-null (an inner product).
-template <typename T>
-__device__ float load_state_slice(T* dst, int ld, const float* src, int N, int n0, int P, int ns,
-                                  const float* other = nullptr) {
-  float dot = 0.f;
-  const int nv = ns / 4;  // ns and N are multiples of 16, n0 of 64: float4 loads are aligned
-  for (int i = threadIdx.x; i < P * nv; i += kThreads) {
-    const int p = i / nv, n = (i - p * nv) * 4;
-    const float4 v = *reinterpret_cast<const float4*>(src + (int64_t)p * N + n0 + n);
-    T* d = dst + p * ld + n;
-    d[0] = from_f<T>(v.x), d[1] = from_f<T>(v.y), d[2] = from_f<T>(v.z), d[3] = from_f<T>(v.w);
-    if (other) {
-      const float4 o = *reinterpret_cast<const float4*>(other + (int64_t)p * N + n0 + n);
-      dot += v.x * o.x + v.y * o.y + v.z * o.z + v.w * o.w;
-    }
-  }
-  return dot;
-}
-
 // ---- dB, dC (and the inter-chunk / end terms of dAcs): block per (b, chunk, group, N-slice) ----
 template <typename T, int Q>
-__global__ void __launch_bounds__(kThreads) ssd_bwd_dbc_kernel(MpSsdBwdArgs ba, const float* Sf, const float* Sb,
+__global__ void __launch_bounds__(kThreads) ssd_bwd_dbc_kernel(MpSsdBwdArgs ba, const T* Sf, const T* Sb,
                                                                float* dacs_g, bool vec) {
   using Ops = TileOps<T>;
   using Acc = typename Ops::Acc;
@@ -236,13 +217,18 @@ __global__ void __launch_bounds__(kThreads) ssd_bwd_dbc_kernel(MpSsdBwdArgs ba, 
         dint[l] = 0.f;
       }
     }
-    const int64_t soff = ((int64_t)(b * nch + c) * H + h) * P * N;
-    load_state_slice<T>(Sin, ldS, Sf + soff, N, n0, P, ns);
-    float endsum = load_state_slice<T>(dSo, ldS, Sb + soff, N, n0, P, ns, Sf + soff);  // <dS_out, S_in>
-    if (vec) cp_async_wait_all();
+    const int64_t soff = ((int64_t)(b * nch + c) * H + h) * P * N + n0;  // states: always 16-byte aligned rows
+    load_rows<T>(Sin, ldS, Sf + soff, N, 0, P, P, ns, true);
+    load_rows<T>(dSo, ldS, Sb + soff, N, 0, P, P, ns, true);
+    cp_async_wait_all();
     __syncthreads();
 
     // End term of dAcs: exp(Acs_end) <dS_out, S_in> (this slice's part).
+    float endsum = 0.f;
+    for (int e = threadIdx.x; e < P * ns; e += kThreads) {
+      const int p = e / ns, n = e - p * ns;
+      endsum += to_f(Sin[p * ldS + n]) * to_f(dSo[p * ldS + n]);
+    }
     endsum = warp_sum(endsum);
     if (lane == 0 && endsum != 0.f)
       atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + Q - 1, endsum * ea[Q - 1]);
@@ -323,7 +309,7 @@ __global__ void __launch_bounds__(kThreads) ssd_bwd_dbc_kernel(MpSsdBwdArgs ba, 
 
 // ---- dx, ddt, dA, dD, ddt_bias: block per (b, chunk, head) ----
 template <typename T, int Q>
-__global__ void __launch_bounds__(kThreads) ssd_bwd_dx_kernel(MpSsdBwdArgs ba, const float* Sb, const float* dacs_g,
+__global__ void __launch_bounds__(kThreads) ssd_bwd_dx_kernel(MpSsdBwdArgs ba, const T* Sb, const float* dacs_g,
                                                               bool vec) {
   using Ops = TileOps<T>;
   using Acc = typename Ops::Acc;
@@ -362,7 +348,7 @@ __global__ void __launch_bounds__(kThreads) ssd_bwd_dx_kernel(MpSsdBwdArgs ba, c
   const T* dyg = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh;
   const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg;
   const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg;
-  const float* dSg = Sb + ((int64_t)(b * nch + c) * H + h) * P * N;
+  const T* dSg = Sb + ((int64_t)(b * nch + c) * H + h) * P * N;
   load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, P, vec);
   load_rows<T>(dYs, ldP, dyg, ba.dy_sl, t0, Q, L, P, vec);
   if (warp == 0) {
@@ -382,8 +368,8 @@ __global__ void __launch_bounds__(kThreads) ssd_bwd_dx_kernel(MpSsdBwdArgs ba, c
     __syncthreads();
     load_rows<T>(Bs, ldS, Bg + n0, a.B_sl, t0, Q, L, ns, vec);
     load_rows<T>(Cs, ldS, Cg + n0, a.C_sl, t0, Q, L, ns, vec);
-    load_state_slice<T>(dSo, ldS, dSg, N, n0, P, ns);
-    if (vec) cp_async_wait_all();
+    load_rows<T>(dSo, ldS, dSg + n0, N, 0, P, P, ns, true);
+    cp_async_wait_all();
     __syncthreads();
 #pragma unroll
     for (int i = 0; i < MAXT; ++i) {
@@ -531,18 +517,34 @@ int smem_need(int dtype, int Q, int P) {
   return a > b ? a : b;
 }
 
-// The backward's chunk: 32 for fp32, else 64 (or 128 when asked and it fits).
-int bwd_chunk(const MpSsdBwdArgs* a) {
-  const int limit = max_smem_optin();
-  if (a->f.dtype == MP_F32) return smem_need(MP_F32, 32, a->f.headdim) <= limit ? 32 : 0;
-  const int q = a->f.chunk == 128 ? 128 : 64;
-  if (smem_need(a->f.dtype, q, a->f.headdim) <= limit) return q;
-  return smem_need(a->f.dtype, 64, a->f.headdim) <= limit ? 64 : 0;
+// The chunk the forward's state pass runs at with these overrides (0 if none).
+int state_pass_chunk(const MpSsdFwdArgs& f, int q, int p_tile) {
+  MpSsdFwdArgs g = f;
+  g.chunk = q;
+  g.p_tile = p_tile;
+  g.segments = 0;
+  int c = 0, pt = 0, sg = 0;
+  mp_ssd_scan_fwd_plan(&g, &c, &pt, &sg);
+  return c;
 }
 
+// Whether chunk q can run: both kernels fit shared memory and the state pass takes q as is.
+bool chunk_fits(const MpSsdBwdArgs* a, int q) {
+  return smem_need(a->f.dtype, q, a->f.headdim) <= max_smem_optin() && state_pass_chunk(a->f, q, 0) == q;
+}
+
+// The backward's chunk: 32 for fp32, else 64 (or 128 when asked and it fits).
+int bwd_chunk(const MpSsdBwdArgs* a) {
+  if (a->f.dtype == MP_F32) return chunk_fits(a, 32) ? 32 : 0;
+  if (a->f.chunk == 128 && chunk_fits(a, 128)) return 128;
+  return chunk_fits(a, 64) ? 64 : 0;
+}
+
+// Workspace: fp32 local chunk states (scratch of both state passes), fp32 chunk decays, fp32
+// dAcs partials, then the entering states and the adjoints in the input dtype (16-byte aligned).
 struct Layout {
   int Q, nch;
-  int64_t states, decay, dacs;  // element counts (fp32) of each workspace part
+  int64_t states, decay, dacs;  // element counts of each part
 };
 
 Layout layout(const MpSsdBwdArgs* a) {
@@ -551,14 +553,16 @@ Layout layout(const MpSsdBwdArgs* a) {
   l.nch = l.Q ? (a->f.seqlen + l.Q - 1) / l.Q : 0;
   const int64_t bh = (int64_t)a->f.batch * a->f.heads;
   l.states = bh * l.nch * a->f.headdim * a->f.dstate;
-  l.decay = bh * l.nch;
+  l.decay = (bh * l.nch + 3) / 4 * 4;
   l.dacs = bh * l.nch * l.Q;
   return l;
 }
 
 template <typename T, int Q>
-cudaError_t launch_tail(const MpSsdBwdArgs& a, const float* Sf, const float* Sb, float* dacs, bool vec,
+cudaError_t launch_tail(const MpSsdBwdArgs& a, const void* Sf_, const void* Sb_, float* dacs, bool vec,
                         cudaStream_t stream) {
+  const T* Sf = static_cast<const T*>(Sf_);
+  const T* Sb = static_cast<const T*>(Sb_);
   const int P = a.f.headdim, nch = (a.f.seqlen + Q - 1) / Q, nsl = (a.f.dstate + kNs - 1) / kNs;
   const int s1 = dbc_plan<T>(Q, P).total, s2 = dx_plan<T>(Q, P).total;
   auto k1 = ssd_bwd_dbc_kernel<T, Q>;
@@ -585,27 +589,29 @@ int mp_ssd_scan_bwd_supported(const MpSsdBwdArgs* a) {
 int64_t mp_ssd_scan_bwd_workspace_bytes(const MpSsdBwdArgs* a) {
   if (!mp_ssd_scan_bwd_supported(a)) return 0;
   const Layout l = layout(a);
-  return 4 * (2 * l.states + l.decay + l.dacs);
+  return 4 * (l.states + l.decay + l.dacs) + 2 * (int64_t)esize_of(a->f.dtype) * l.states;
 }
 
 cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
   if (!mp_ssd_scan_bwd_supported(a) || !a->workspace) return cudaErrorInvalidValue;
   const Layout l = layout(a);
-  float* Sf = a->workspace;
-  float* Sb = Sf + l.states;
-  float* decay = Sb + l.states;
+  float* local = a->workspace;
+  float* decay = local + l.states;
   float* dacs = decay + l.decay;
+  unsigned char* Sf = reinterpret_cast<unsigned char*>(dacs + l.dacs);
+  unsigned char* Sb = Sf + esize_of(a->f.dtype) * l.states;
   // 1. The state entering every chunk.
   MpSsdFwdArgs f = a->f;
   f.chunk = l.Q;
-  f.p_tile = 0;
-  cudaError_t e = mp_ssd_chunk_states(&f, 0, Sf, decay, a->f.init_state, nullptr, stream);
+  // Whole 64-wide head-dim tiles where they fit at this chunk: B is then read once per head.
+  f.p_tile = f.headdim % 64 == 0 && state_pass_chunk(f, l.Q, 64) == l.Q ? 64 : 0;
+  cudaError_t e = mp_ssd_chunk_states(&f, 0, local, decay, Sf, a->f.init_state, nullptr, stream);
   if (e != cudaSuccess) return e;
   // 2. The adjoint leaving every chunk: the same pass over (dy, C) with the adjoint weights.
   MpSsdFwdArgs r = f;
   r.x = a->dy, r.x_sb = a->dy_sb, r.x_sl = a->dy_sl, r.x_sh = a->dy_sh;
   r.B = a->f.C, r.B_sb = a->f.C_sb, r.B_sl = a->f.C_sl, r.B_sg = a->f.C_sg;
-  e = mp_ssd_chunk_states(&r, 1, Sb, decay, a->dfinal, a->dinit, stream);
+  e = mp_ssd_chunk_states(&r, 1, local, decay, Sb, a->dfinal, a->dinit, stream);
   if (e != cudaSuccess) return e;
   e = cudaMemsetAsync(dacs, 0, sizeof(float) * l.dacs, stream);
   if (e != cudaSuccess) return e;
