@@ -216,6 +216,7 @@ TEST(CudaSsd, SegmentedScanMatchesSequential) {
 struct ConvCase {
   int64_t b, L, C, K;
   bool bias, silu;
+  int64_t pad = 0;  // > 0: x is a narrow (offset 8) of a [b, L, C + pad] tensor, as the model passes it
 };
 
 class CudaConv : public ::testing::TestWithParam<ConvCase> {};
@@ -238,10 +239,15 @@ TEST_P(CudaConv, ForwardAndGradientsMatchFloat64) {
 
     std::vector<at::Tensor> leaves;
     for (const at::Tensor& t : ref_leaves) leaves.push_back(t.detach().to(io).cuda().requires_grad_(true));
+    if (c.pad > 0) {
+      at::Tensor wide = at::zeros({c.b, c.L, c.C + c.pad}, leaves[0].options());
+      wide.narrow(2, 8, c.C).copy_(leaves[0].detach());
+      leaves[0] = wide.narrow(2, 8, c.C).detach().requires_grad_(true);
+    }
     at::Tensor y = mp::causal_conv1d(leaves[0], leaves[1], c.bias ? leaves[2] : at::Tensor(), c.silu);
     const double ftol = bf ? 5e-3 : 1e-5, gtol = bf ? 2e-2 : 1e-4;
     const std::string tag = std::string(bf ? "bf16" : "fp32") + " L=" + std::to_string(c.L) + " C=" +
-                            std::to_string(c.C) + " K=" + std::to_string(c.K);
+                            std::to_string(c.C) + " K=" + std::to_string(c.K) + " pad=" + std::to_string(c.pad);
     EXPECT_LE(rel_err(y, yref), ftol) << tag;
     auto g = torch::autograd::grad({y}, leaves, {gy.to(io).cuda()});
     const char* names[] = {"dx", "dweight", "dbias"};
@@ -254,7 +260,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaConv,
                          ::testing::Values(ConvCase{2, 1, 64, 4, true, true}, ConvCase{1, 37, 96, 2, false, true},
                                            ConvCase{2, 300, 264, 3, true, false},
                                            ConvCase{1, 129, 13, 4, true, true},  // odd channels: scalar path
-                                           ConvCase{2, 1000, 1024, 4, true, true}));
+                                           ConvCase{2, 1000, 1024, 4, true, true},
+                                           // long L, strided rows (narrow of a wider tensor), tile tails
+                                           ConvCase{2, 3001, 520, 4, true, true, 24}));
 
 TEST(CudaModel, ForwardOnCudaMatchesCpu) {
   SKIP_WITHOUT_GPU();
