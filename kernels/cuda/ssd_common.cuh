@@ -132,4 +132,28 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
   }
 }
 
+// Segmented (two-level) scan. The chunks are split into nseg segments of seg_chunks chunks;
+// a block handles one (b, h, p-tile, segment). Single pass: nseg = 1, init/fin = the caller's
+// initial/final state. Pass 1 (kStateOnly): from a zero state, the segment's local end state
+// (-> fin) and its total decay exp(sum dt A) (-> decay). Pass 2 (ssd_seg_combine) turns the
+// local states into entering states in place. Pass 3: the full kernel from init = entering states.
+struct Seg {
+  int nseg, seg_chunks;
+  const float* init;  // [b, nseg, H, P, N] state entering each segment; null = zero
+  float* fin;         // [b, nseg, H, P, N] state leaving each segment; null = not written
+  float* decay;       // [b, nseg, H] (kStateOnly only); null = not written
+  // kStateOnly only: the backward's adjoint chunk states (ssd_scan_bwd.cu). The caller passes
+  // dy as x and C as B, and each row is weighted by exp(Acs_l) instead of dt_s exp(Acs_end - Acs_s),
+  // so the pass yields sum_l exp(Acs_l) dy_l^T C_l, the chunk's own part of the adjoint entering it.
+  bool adjoint;
+};
+
+using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
+
+// The register-fragment forward (ssd_scan_fwd_mma.cu): 16-bit inputs, internal chunk 64,
+// head-dim tiles of 64, N a multiple of 32 up to 256. Null when the shape is not one of those.
+KernFn mma_fwd_kernel(const MpSsdFwdArgs* a);
+int mma_fwd_smem_bytes(const MpSsdFwdArgs* a);
+constexpr int kMmaQ = 64, kMmaPT = 64;
+
 }  // namespace mp_ssd

@@ -63,22 +63,6 @@ __host__ __device__ inline Plan make_plan(int Q, int PT, int N, int esize, bool 
   return p;
 }
 
-// Segmented (two-level) scan. The chunks are split into nseg segments of seg_chunks chunks;
-// a block handles one (b, h, p-tile, segment). Single pass: nseg = 1, init/fin = the caller's
-// initial/final state. Pass 1 (kStateOnly): from a zero state, the segment's local end state
-// (-> fin) and its total decay exp(sum dt A) (-> decay). Pass 2 (ssd_seg_combine) turns the
-// local states into entering states in place. Pass 3: the full kernel from init = entering states.
-struct Seg {
-  int nseg, seg_chunks;
-  const float* init;  // [b, nseg, H, P, N] state entering each segment; null = zero
-  float* fin;         // [b, nseg, H, P, N] state leaving each segment; null = not written
-  float* decay;       // [b, nseg, H] (kStateOnly only); null = not written
-  // kStateOnly only: the backward's adjoint chunk states (ssd_scan_bwd.cu). The caller passes
-  // dy as x and C as B, and each row is weighted by exp(Acs_l) instead of dt_s exp(Acs_end - Acs_s),
-  // so the pass yields sum_l exp(Acs_l) dy_l^T C_l, the chunk's own part of the adjoint entering it.
-  bool adjoint;
-};
-
 template <typename T, int Q, int PT, bool kStateOnly>
 __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
   using Ops = TileOps<T>;
@@ -311,7 +295,6 @@ __global__ void __launch_bounds__(256) ssd_seg_combine(int64_t per_b, int PN, in
   if (fin) fin[i] = cur;
 }
 
-using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
 
 template <typename T, int Q>
 KernFn kern_q(int PT, bool state_only) {
@@ -368,7 +351,15 @@ bool choose(const MpSsdFwdArgs* a, int smem_limit, int* Q, int* PT) {
 
 struct Config {
   int Q, PT, nseg, seg_chunks;
+  KernFn mma;  // the register-fragment kernel (ssd_scan_fwd_mma.cu) for the full passes, or null
 };
+
+// The register-fragment kernel when it takes the shape and no tuning override asks otherwise.
+KernFn mma_choice(const MpSsdFwdArgs* a) {
+  if (a->p_tile != 0 || (a->chunk != 0 && a->chunk != kMmaQ)) return nullptr;
+  KernFn k = mma_fwd_kernel(a);
+  return k && mma_fwd_smem_bytes(a) <= max_smem_optin() ? k : nullptr;
+}
 
 constexpr int kMinSegChunks = 2;               // automatic segments hold at least this many chunks
 constexpr double kMaxWorkspace = 1024.0 * 1048576.0;  // bytes of per-segment states, automatic choice
@@ -377,6 +368,17 @@ constexpr double kMaxWorkspace = 1024.0 * 1048576.0;  // bytes of per-segment st
 // waves of pass 3 and pass 1 blocks times their chunks per block (per-chunk times estimated on
 // an H200), plus the workspace traffic (pass 1 writes, pass 2 reads and writes, pass 3 reads).
 bool plan(const MpSsdFwdArgs* a, Config* cfg) {
+  cfg->mma = mma_choice(a);
+  if (cfg->mma) {
+    // One block per (b, h, 64-wide head-dim tile) fills the GPU at the model shapes; split the
+    // sequence only on request (the state-only pass 1 costs about as much as a pass-3 chunk here).
+    cfg->Q = kMmaQ, cfg->PT = kMmaPT;
+    const int nch = (a->seqlen + kMmaQ - 1) / kMmaQ;
+    const int S = a->segments > 0 ? (a->segments < nch ? a->segments : nch) : 1;
+    cfg->seg_chunks = (nch + S - 1) / S;
+    cfg->nseg = (nch + cfg->seg_chunks - 1) / cfg->seg_chunks;
+    return true;
+  }
   if (!choose(a, max_smem_optin(), &cfg->Q, &cfg->PT)) return false;
   const int Q = cfg->Q, PT = cfg->PT, es = esize_of(a->dtype);
   const int nch = (a->seqlen + Q - 1) / Q;
@@ -427,8 +429,8 @@ int mp_ssd_scan_fwd_supported(const MpSsdFwdArgs* a) {
 }
 
 void mp_ssd_scan_fwd_plan(const MpSsdFwdArgs* a, int* chunk, int* p_tile, int* segments) {
-  Config c{0, 0, 0, 0};
-  if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c)) c = Config{0, 0, 0, 0};
+  Config c{0, 0, 0, 0, nullptr};
+  if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c)) c = Config{0, 0, 0, 0, nullptr};
   *chunk = c.Q;
   *p_tile = c.PT;
   *segments = c.nseg;
@@ -451,9 +453,9 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
                    a->x_sh % V == 0 && a->B_sl % V == 0 && a->B_sb % V == 0 && a->B_sg % V == 0 &&
                    a->C_sl % V == 0 && a->C_sb % V == 0 && a->C_sg % V == 0;
   const int es = esize_of(a->dtype);
-  const int smem3 = make_plan(c.Q, c.PT, a->dstate, es, false).total;
+  const int smem3 = c.mma ? mma_fwd_smem_bytes(a) : make_plan(c.Q, c.PT, a->dstate, es, false).total;
   const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / c.PT);
-  KernFn full = kern_for(a->dtype, c.Q, c.PT, false);
+  KernFn full = c.mma ? c.mma : kern_for(a->dtype, c.Q, c.PT, false);
   if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, Seg{1, nch, a->init_state, a->final_state, nullptr, false}, stream);
 
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;

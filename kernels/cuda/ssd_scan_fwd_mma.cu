@@ -1,0 +1,304 @@
+// Mamba-2 SSD scan forward for 16-bit inputs on mma.sync tensor-core fragments held in registers.
+//
+// Same math and block walk as ssd_fwd_kernel (ssd_scan_fwd.cu): one block per (b, h, 64-wide
+// head-dim tile, segment) walks its chunks of Q = 64 steps in order, the state S [64, N] lives in
+// fp32 registers and a copy in the input dtype in shared memory is the operand of C S^T. The
+// difference is how the products are done: PTX mma.sync m16n8k16 with ldmatrix operand loads,
+// and every elementwise step (decay, causal mask, dt, exp(Acs) row scaling, D x) applied to the
+// accumulator registers directly, whose layout the PTX ISA fixes. Nothing is staged through
+// shared memory between products; W = mask(C B^T) * exp(Acs_l - Acs_s) * dt_s is built in
+// registers 16 columns at a time and fed straight back as the A operand of W X.
+//
+// Warp roles (8 warps): for y, warp w owns chunk rows 16 (w % 4) .. +16 and head-dim columns
+// 32 (w / 4) .. +32; for the state, rows 16 (w % 4) .. +16 of the 64 head-dim rows and columns
+// (N/2) (w / 4) .. +N/2 of the state. Fragment layouts (PTX ISA, m16n8k16, g = lane / 4, t = lane % 4):
+//   A 16x16: a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..)
+//   B 16x8 : b0 (k 2t..2t+1, col g), b1 (k 2t+8.., col g)
+//   C 16x8 : c0 c1 (g, 2t..2t+1), c2 c3 (g+8, 2t..2t+1)
+// so two adjacent C tiles, rounded to 16 bits, are exactly one A fragment (used for W).
+#include "kernels/cuda/ssd_common.cuh"
+
+namespace {
+
+using namespace mp_ssd;
+
+template <typename T> struct MmaType;
+template <> struct MmaType<__nv_bfloat16> { static constexpr bool bf = true; };
+template <> struct MmaType<__half> { static constexpr bool bf = false; };
+
+// d += a * b (16x8x16, fp32 accumulate).
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if (MmaType<T>::bf)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  T l = from_f<T>(lo), h = from_f<T>(hi);
+  return (uint32_t)(*reinterpret_cast<unsigned short*>(&l)) | ((uint32_t)(*reinterpret_cast<unsigned short*>(&h)) << 16);
+}
+
+// Shared memory: C, B [Q, N], X [Q, 64] (then Xw in place), S [64, N] in T; dt, Acs, exp(Acs), fw.
+struct MmaPlan {
+  int ldN, ldP, offC, offB, offX, offS, offVec, total;
+};
+__host__ __device__ inline MmaPlan mma_plan(int N) {
+  MmaPlan p;
+  p.ldN = N + 8;
+  p.ldP = kMmaPT + 8;
+  int o = 0;
+  p.offC = o;  o = align128(o + kMmaQ * p.ldN * 2);
+  p.offB = o;  o = align128(o + kMmaQ * p.ldN * 2);
+  p.offX = o;  o = align128(o + kMmaQ * p.ldP * 2);
+  p.offS = o;  o = align128(o + kMmaPT * p.ldN * 2);
+  p.offVec = o; o = align128(o + 4 * kMmaQ * 4);
+  p.total = o;
+  return p;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
+  constexpr int Q = kMmaQ, PT = kMmaPT, E = Q / 32;
+  constexpr int MAXS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
+  const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
+  const int ptiles = P / PT;
+  int bid = blockIdx.x;
+  const int pt = bid % ptiles;
+  bid /= ptiles;
+  const int h = bid % H;
+  bid /= H;
+  const int b = bid % a.batch, seg = bid / a.batch;
+  const int g = h / (H / a.groups), p0 = pt * PT;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  const int rb = warp & 3, ch = warp >> 2;  // y: rows 16 rb, cols 32 ch;  state: rows 16 rb, cols (N/2) ch
+  const int nS = N / 16;                    // state n8-tiles per warp
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const MmaPlan pl = mma_plan(N);
+  T* Cs = reinterpret_cast<T*>(smem + pl.offC);
+  T* Bs = reinterpret_cast<T*>(smem + pl.offB);
+  T* Xs = reinterpret_cast<T*>(smem + pl.offX);
+  T* Ss = reinterpret_cast<T*>(smem + pl.offS);
+  float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
+  float* acs = dtv + Q;
+  float* ea = acs + Q;  // exp(Acs_l)
+  float* fw = ea + Q;   // dt_s exp(Acs_end - Acs_s)
+  const int ldN = pl.ldN, ldP = pl.ldP;
+
+  const float Ah = a.A[h], Dh = a.D[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
+  const T* xg = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + p0;
+  const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg;
+  const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg;
+  T* yg = static_cast<T*>(a.y) + b * a.y_sb + h * a.y_sh + p0;
+  const int64_t state_off = ((int64_t)((b * sg.nseg + seg) * H + h) * P + p0) * N;
+
+  // State registers: tile i covers rows 16 rb + {g, g+8}, cols (N/2) ch + 8 i + {2t, 2t+1}.
+  float S[MAXS][4];
+  const int srow = 16 * rb + gq, scol0 = (N / 2) * ch + 2 * tq;
+#pragma unroll
+  for (int i = 0; i < MAXS; ++i) {
+    S[i][0] = S[i][1] = S[i][2] = S[i][3] = 0.f;
+    if (i < nS && sg.init) {
+      const float* src = sg.init + state_off + (int64_t)srow * N + scol0 + 8 * i;
+      const float2 lo = *reinterpret_cast<const float2*>(src), hi = *reinterpret_cast<const float2*>(src + 8 * N);
+      S[i][0] = lo.x, S[i][1] = lo.y, S[i][2] = hi.x, S[i][3] = hi.y;
+    }
+  }
+  auto publish_state = [&]() {
+#pragma unroll
+    for (int i = 0; i < MAXS; ++i)
+      if (i < nS) {
+        T* dst = Ss + srow * ldN + scol0 + 8 * i;
+        *reinterpret_cast<uint32_t*>(dst) = pack2<T>(S[i][0], S[i][1]);
+        *reinterpret_cast<uint32_t*>(dst + 8 * ldN) = pack2<T>(S[i][2], S[i][3]);
+      }
+  };
+  publish_state();
+
+  // ldmatrix lane addressing: lane l supplies row (l % 8) + 8 * ((l / 8) % 2) and column offset
+  // 8 * (l / 16) of a 16x16 block for A operands (non-transposed); the B-operand variants below.
+  const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
+  // B operand from a [col][k] (k contiguous) array, two n8 tiles x k16: rows j0 + (l%8) + 8 (l/16), col k0 + 8 ((l/8)%2).
+  const int br = (lane & 7) + (lane >> 4) * 8, bc = ((lane >> 3) & 1) * 8;
+
+  const int nchunks = (L + Q - 1) / Q;
+  const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
+  for (int c = c_begin; c < c_end; ++c) {
+    const int t0 = c * Q;
+    load_rows<T>(Cs, ldN, Cg, a.C_sl, t0, Q, L, N, vec);
+    load_rows<T>(Bs, ldN, Bg, a.B_sl, t0, Q, L, N, vec);
+    load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, PT, vec);
+    if (warp == 0) {
+      float v[E], run = 0.f, d[E];
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const int t = t0 + lane * E + e;
+        float dd = 0.f;
+        if (t < L) {
+          dd = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
+          if (a.dt_softplus) dd = dd > 20.f ? dd : log1pf(expf(dd));
+          dd = fminf(fmaxf(dd, a.dt_min), a.dt_max);
+        }
+        d[e] = dd;
+        run += dd * Ah;
+        v[e] = run;
+      }
+      float incl = run;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const float n = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += n;
+      }
+      const float excl = incl - run;
+      const float end = __shfl_sync(0xffffffffu, v[E - 1] + excl, 31);
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const int l = lane * E + e;
+        const float ac = v[e] + excl;
+        dtv[l] = d[e];
+        acs[l] = ac;
+        ea[l] = __expf(ac);
+        fw[l] = d[e] * __expf(end - ac);
+      }
+    }
+    if (vec) cp_async_wait_all();
+    __syncthreads();
+
+    // ---- y rows 16 rb .. +16, cols 32 ch .. +32: exp(Acs_l) (C S^T) + W X + D x ----
+    float Y[4][4];
+#pragma unroll
+    for (int n = 0; n < 4; ++n) Y[n][0] = Y[n][1] = Y[n][2] = Y[n][3] = 0.f;
+    const T* Crow = Cs + (16 * rb + lr) * ldN + lc;
+    for (int k = 0; k < N; k += 16) {
+      uint32_t af[4], b01[4], b23[4];
+      ldsm_x4(af, Crow + k);
+      // S^T as B: element (k = n, col = p) at Ss[p * ldN + n]: rows p = 32 ch + 16 q + br.
+      ldsm_x4(b01, Ss + (32 * ch + br) * ldN + k + bc);
+      ldsm_x4(b23, Ss + (32 * ch + 16 + br) * ldN + k + bc);
+      mma16816<T>(Y[0], af, b01[0], b01[1]);
+      mma16816<T>(Y[1], af, b01[2], b01[3]);
+      mma16816<T>(Y[2], af, b23[0], b23[1]);
+      mma16816<T>(Y[3], af, b23[2], b23[3]);
+    }
+    const int l0 = 16 * rb + gq, l1 = l0 + 8;
+    const float e0 = ea[l0], e1 = ea[l1], a0 = acs[l0], a1 = acs[l1];
+#pragma unroll
+    for (int n = 0; n < 4; ++n) Y[n][0] *= e0, Y[n][1] *= e0, Y[n][2] *= e1, Y[n][3] *= e1;
+    for (int j = 0; j <= rb; ++j) {
+      // Scores C B^T for rows 16 rb.., cols s = 16 j .. +16 (two n8 tiles), K = N.
+      float Sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+      for (int k = 0; k < N; k += 16) {
+        uint32_t af[4], bf[4];
+        ldsm_x4(af, Crow + k);
+        ldsm_x4(bf, Bs + (16 * j + br) * ldN + k + bc);
+        mma16816<T>(Sc[0], af, bf[0], bf[1]);
+        mma16816<T>(Sc[1], af, bf[2], bf[3]);
+      }
+      // W = scores * exp(Acs_l - Acs_s) * dt_s on s <= l, packed as the A operand (k = s).
+      uint32_t wf[4];
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+        const int s0 = 16 * j + 8 * n + 2 * tq, s1 = s0 + 1;
+        const float as0 = acs[s0], as1 = acs[s1], d0 = dtv[s0], d1 = dtv[s1];
+        const float w00 = s0 <= l0 ? Sc[n][0] * __expf(a0 - as0) * d0 : 0.f;
+        const float w01 = s1 <= l0 ? Sc[n][1] * __expf(a0 - as1) * d1 : 0.f;
+        const float w10 = s0 <= l1 ? Sc[n][2] * __expf(a1 - as0) * d0 : 0.f;
+        const float w11 = s1 <= l1 ? Sc[n][3] * __expf(a1 - as1) * d1 : 0.f;
+        wf[2 * n] = pack2<T>(w00, w01);
+        wf[2 * n + 1] = pack2<T>(w10, w11);
+      }
+      // X as B (k = s, col = p) from X [s][p]: transposed ldmatrix, two n8 tiles per load.
+#pragma unroll
+      for (int q = 0; q < 2; ++q) {
+        uint32_t xf[4];
+        ldsm_x4_t(xf, Xs + (16 * j + lr) * ldP + 32 * ch + 16 * q + lc);
+        mma16816<T>(Y[2 * q], wf, xf[0], xf[1]);
+        mma16816<T>(Y[2 * q + 1], wf, xf[2], xf[3]);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < 4; ++n) {
+      const int p = 32 * ch + 8 * n + 2 * tq;
+      if (t0 + l0 < L) {
+        const float x0 = to_f(Xs[l0 * ldP + p]), x1 = to_f(Xs[l0 * ldP + p + 1]);
+        *reinterpret_cast<uint32_t*>(yg + (int64_t)(t0 + l0) * a.y_sl + p) = pack2<T>(Y[n][0] + Dh * x0, Y[n][1] + Dh * x1);
+      }
+      if (t0 + l1 < L) {
+        const float x0 = to_f(Xs[l1 * ldP + p]), x1 = to_f(Xs[l1 * ldP + p + 1]);
+        *reinterpret_cast<uint32_t*>(yg + (int64_t)(t0 + l1) * a.y_sl + p) = pack2<T>(Y[n][2] + Dh * x0, Y[n][3] + Dh * x1);
+      }
+    }
+    __syncthreads();  // every read of X as X (y) and of S (C S^T) is done
+
+    // ---- state: S = exp(Acs_end) S + Xw^T B,  Xw_s = x_s dt_s exp(Acs_end - Acs_s) (in place of X) ----
+    for (int e = threadIdx.x; e < Q * PT / 2; e += kThreads) {
+      const int s = e / (PT / 2), p = (e - s * (PT / 2)) * 2;
+      T* px = Xs + s * ldP + p;
+      const float f = fw[s];
+      *reinterpret_cast<uint32_t*>(px) = pack2<T>(to_f(px[0]) * f, to_f(px[1]) * f);
+    }
+    __syncthreads();
+    const float dec = __expf(acs[Q - 1]);
+#pragma unroll
+    for (int i = 0; i < MAXS; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
+    for (int k = 0; k < Q; k += 16) {
+      // A = Xw^T (row p, k = s) from Xw [s][p]: transposed ldmatrix. Matrices (p 0-7, s 0-7),
+      // (p 8-15, s 0-7), (p 0-7, s 8-15), (p 8-15, s 8-15) -> a0..a3.
+      uint32_t af[4];
+      ldsm_x4_t(af, Xs + (k + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
+#pragma unroll
+      for (int i = 0; i < MAXS; i += 2)
+        if (i < nS) {
+          uint32_t bf[4];  // B (k = s, col = n) from B [s][n]: transposed, two n8 tiles
+          ldsm_x4_t(bf, Bs + (k + lr) * ldN + (N / 2) * ch + 8 * i + lc);
+          mma16816<T>(S[i], af, bf[0], bf[1]);
+          mma16816<T>(S[i + 1], af, bf[2], bf[3]);
+        }
+    }
+    __syncthreads();  // every read of S, C, B, Xw of this chunk is done
+    publish_state();
+  }
+
+  if (sg.fin) {
+#pragma unroll
+    for (int i = 0; i < MAXS; ++i)
+      if (i < nS) {
+        float* dst = sg.fin + state_off + (int64_t)srow * N + scol0 + 8 * i;
+        *reinterpret_cast<float2*>(dst) = make_float2(S[i][0], S[i][1]);
+        *reinterpret_cast<float2*>(dst + 8 * N) = make_float2(S[i][2], S[i][3]);
+      }
+  }
+}
+
+}  // namespace
+
+namespace mp_ssd {
+
+KernFn mma_fwd_kernel(const MpSsdFwdArgs* a) {
+  if (a->headdim % kMmaPT || a->dstate % 32 || a->dstate > 256) return nullptr;
+  if (a->dtype == MP_BF16) return ssd_fwd_mma_kernel<__nv_bfloat16>;
+  if (a->dtype == MP_F16) return ssd_fwd_mma_kernel<__half>;
+  return nullptr;
+}
+
+int mma_fwd_smem_bytes(const MpSsdFwdArgs* a) { return mma_plan(a->dstate).total; }
+
+}  // namespace mp_ssd
