@@ -56,9 +56,16 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return (uint32_t)(*reinterpret_cast<unsigned short*>(&l)) | ((uint32_t)(*reinterpret_cast<unsigned short*>(&h)) << 16);
 }
 
-// Shared memory: C, B [Q, N], X [Q, 64] (then Xw in place), S [64, N] in T; dt, Acs, exp(Acs), fw.
+// (lo * f0, hi * f1) of a packed pair, rounded back to T.
+template <typename T>
+__device__ __forceinline__ uint32_t scale2(uint32_t v, float f0, float f1) {
+  const T* e = reinterpret_cast<const T*>(&v);
+  return pack2<T>(to_f(e[0]) * f0, to_f(e[1]) * f1);
+}
+
+// Shared memory: C, B [Q, N], X [Q, 64], S [64, N] in T; dt, Acs, exp(Acs), fw; the score exchange.
 struct MmaPlan {
-  int ldN, ldP, offC, offB, offX, offS, offVec, total;
+  int ldN, ldP, offC, offB, offX, offS, offVec, offXch, total;
 };
 __host__ __device__ inline MmaPlan mma_plan(int N) {
   MmaPlan p;
@@ -70,7 +77,8 @@ __host__ __device__ inline MmaPlan mma_plan(int N) {
   p.offX = o;  o = align128(o + kMmaQ * p.ldP * 2);
   p.offS = o;  o = align128(o + kMmaPT * p.ldN * 2);
   p.offVec = o; o = align128(o + 4 * kMmaQ * 4);
-  p.total = o;
+  p.offXch = o; o = align128(o + 4 * 256 * 4);  // score exchange, one 16x16 fp32 tile per warp pair
+  p.total = o;  // 115,712 bytes at N = 256: exactly two blocks per SM (228 KB less 1 KB each)
   return p;
 }
 
@@ -101,6 +109,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   float* acs = dtv + Q;
   float* ea = acs + Q;  // exp(Acs_l)
   float* fw = ea + Q;   // dt_s exp(Acs_end - Acs_s)
+  float* xch = reinterpret_cast<float*>(smem + pl.offXch) + rb * 256 + lane * 8;
   const int ldN = pl.ldN, ldP = pl.ldP;
 
   const float Ah = a.A[h], Dh = a.D[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
@@ -203,14 +212,34 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
 #pragma unroll
     for (int n = 0; n < 4; ++n) Y[n][0] *= e0, Y[n][1] *= e0, Y[n][2] *= e1, Y[n][3] *= e1;
     for (int j = 0; j <= rb; ++j) {
-      // Scores C B^T for rows 16 rb.., cols s = 16 j .. +16 (two n8 tiles), K = N.
+      // Scores C B^T for rows 16 rb.., cols s = 16 j .. +16 (two n8 tiles). The two warps of a
+      // pair (same rb) each take half of K = N and swap partial sums through shared memory.
       float Sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-      for (int k = 0; k < N; k += 16) {
+      for (int k = ch * (N / 2); k < (ch + 1) * (N / 2); k += 16) {
         uint32_t af[4], bf[4];
         ldsm_x4(af, Crow + k);
         ldsm_x4(bf, Bs + (16 * j + br) * ldN + k + bc);
         mma16816<T>(Sc[0], af, bf[0], bf[1]);
         mma16816<T>(Sc[1], af, bf[2], bf[3]);
+      }
+      // Pair exchange (named barrier 1 + rb, 64 threads): warp 0 of the pair posts its half,
+      // warp 1 adds it and posts the sum, warp 0 reads the sum. Same lane layout on both sides.
+      if (ch == 0) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) xch[i] = Sc[i >> 2][i & 3];
+      }
+      asm volatile("bar.sync %0, 64;\n" ::"r"(1 + rb) : "memory");
+      if (ch == 1) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          Sc[i >> 2][i & 3] += xch[i];
+          xch[i] = Sc[i >> 2][i & 3];
+        }
+      }
+      asm volatile("bar.sync %0, 64;\n" ::"r"(1 + rb) : "memory");
+      if (ch == 0) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) Sc[i >> 2][i & 3] = xch[i];
       }
       // W = scores * exp(Acs_l - Acs_s) * dt_s on s <= l, packed as the A operand (k = s).
       uint32_t wf[4];
@@ -246,16 +275,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
         *reinterpret_cast<uint32_t*>(yg + (int64_t)(t0 + l1) * a.y_sl + p) = pack2<T>(Y[n][2] + Dh * x0, Y[n][3] + Dh * x1);
       }
     }
-    __syncthreads();  // every read of X as X (y) and of S (C S^T) is done
-
-    // ---- state: S = exp(Acs_end) S + Xw^T B,  Xw_s = x_s dt_s exp(Acs_end - Acs_s) (in place of X) ----
-    for (int e = threadIdx.x; e < Q * PT / 2; e += kThreads) {
-      const int s = e / (PT / 2), p = (e - s * (PT / 2)) * 2;
-      T* px = Xs + s * ldP + p;
-      const float f = fw[s];
-      *reinterpret_cast<uint32_t*>(px) = pack2<T>(to_f(px[0]) * f, to_f(px[1]) * f);
-    }
-    __syncthreads();
+    // ---- state: S = exp(Acs_end) S + Xw^T B,  Xw_s = x_s dt_s exp(Acs_end - Acs_s) ----
+    // No barrier before it: it reads only X, B and the per-row vectors, which nothing writes in
+    // this chunk, so warps with less y work (small rb) start on it while the others finish.
     const float dec = __expf(acs[Q - 1]);
 #pragma unroll
     for (int i = 0; i < MAXS; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
@@ -264,6 +286,12 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
       // (p 8-15, s 0-7), (p 0-7, s 8-15), (p 8-15, s 8-15) -> a0..a3.
       uint32_t af[4];
       ldsm_x4_t(af, Xs + (k + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
+      // Xw = X * fw[s]: a0, a1 hold s = k + 2t, k + 2t + 1; a2, a3 hold s = k + 8 + 2t, +1.
+      const float f0 = fw[k + 2 * tq], f1 = fw[k + 2 * tq + 1], f2 = fw[k + 8 + 2 * tq], f3 = fw[k + 9 + 2 * tq];
+      af[0] = scale2<T>(af[0], f0, f1);
+      af[1] = scale2<T>(af[1], f0, f1);
+      af[2] = scale2<T>(af[2], f2, f3);
+      af[3] = scale2<T>(af[3], f2, f3);
 #pragma unroll
       for (int i = 0; i < MAXS; i += 2)
         if (i < nS) {
