@@ -152,8 +152,9 @@ using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
 
 // The register-fragment forward (ssd_scan_fwd_mma.cu): 16-bit inputs, internal chunk 64,
 // head-dim tiles of 64, N a multiple of 32 up to 256. Null when the shape is not one of those.
-KernFn mma_fwd_kernel(const MpSsdFwdArgs* a);
-int mma_fwd_smem_bytes(const MpSsdFwdArgs* a);
+// state_only: the same kernel's state-only pass (Seg's pass 1 and adjoint mode).
+KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only = false);
+int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only = false);
 constexpr int kMmaQ = 64, kMmaPT = 64;
 
 }  // namespace mp_ssd

@@ -26,6 +26,7 @@
 
 #include "kernels/cuda/ssd_common.cuh"
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -370,11 +371,20 @@ constexpr double kMaxWorkspace = 1024.0 * 1048576.0;  // bytes of per-segment st
 bool plan(const MpSsdFwdArgs* a, Config* cfg) {
   cfg->mma = mma_choice(a);
   if (cfg->mma) {
-    // One block per (b, h, 64-wide head-dim tile) fills the GPU at the model shapes; split the
-    // sequence only on request (the state-only pass 1 costs about as much as a pass-3 chunk here).
+    // Segments only to fill the resident-block slots the (b, h, head-dim tile) blocks leave
+    // empty (8B at b = 1: 128 blocks, 264 slots on an H100/H200 -> 2): the state-only pass 1
+    // costs about half a full chunk, so splitting further does not pay.
     cfg->Q = kMmaQ, cfg->PT = kMmaPT;
     const int nch = (a->seqlen + kMmaQ - 1) / kMmaQ;
-    const int S = a->segments > 0 ? (a->segments < nch ? a->segments : nch) : 1;
+    int S = 1;
+    if (a->segments > 0) {
+      S = a->segments < nch ? a->segments : nch;
+    } else {
+      const int sms = device_attr(cudaDevAttrMultiProcessorCount) > 0 ? device_attr(cudaDevAttrMultiProcessorCount) : 1;
+      const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / kMmaPT);
+      const int64_t slots = (int64_t)sms * blocks_per_sm(cfg->mma, mma_fwd_smem_bytes(a));
+      S = (int)std::min<int64_t>(std::max<int64_t>(1, slots / base), nch / kMinSegChunks > 0 ? nch / kMinSegChunks : 1);
+    }
     cfg->seg_chunks = (nch + S - 1) / S;
     cfg->nseg = (nch + cfg->seg_chunks - 1) / cfg->seg_chunks;
     return true;
@@ -461,8 +471,9 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;
   float* ws = a->workspace;
   float* decay = ws + total * c.nseg;
-  const int smem1 = make_plan(c.Q, c.PT, a->dstate, es, true).total;
-  cudaError_t e = launch_kernel(kern_for(a->dtype, c.Q, c.PT, true), smem1, base * c.nseg, *a, vec,
+  const int smem1 = c.mma ? mma_fwd_smem_bytes(a, true) : make_plan(c.Q, c.PT, a->dstate, es, true).total;
+  cudaError_t e = launch_kernel(c.mma ? mma_fwd_kernel(a, true) : kern_for(a->dtype, c.Q, c.PT, true), smem1,
+                                base * c.nseg, *a, vec,
                                 Seg{c.nseg, c.seg_chunks, nullptr, ws, decay, false}, stream);
   if (e != cudaSuccess) return e;
   ssd_seg_combine<<<(unsigned)((total + 255) / 256), 256, 0, stream>>>(per_b, a->headdim * a->dstate, a->heads, c.nseg,
@@ -520,9 +531,12 @@ cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local
   const int nch = (a->seqlen + Q - 1) / Q, V = 16 / esize_of(a->dtype);
   const bool vec = aligned16(a->x) && aligned16(a->B) && a->x_sl % V == 0 && a->x_sb % V == 0 && a->x_sh % V == 0 &&
                    a->B_sl % V == 0 && a->B_sb % V == 0 && a->B_sg % V == 0;
+  // The register-fragment state pass where it applies (chunk 64, 64-wide head tiles), else WMMA.
+  KernFn k1 = Q == kMmaQ ? mma_fwd_kernel(a, true) : nullptr;
+  if (k1) PT = kMmaPT;
   const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / PT);
-  const int smem1 = make_plan(Q, PT, a->dstate, esize_of(a->dtype), true).total;
-  cudaError_t e = launch_kernel(kern_for(a->dtype, Q, PT, true), smem1, base * nch, *a, vec,
+  const int smem1 = k1 ? mma_fwd_smem_bytes(a, true) : make_plan(Q, PT, a->dstate, esize_of(a->dtype), true).total;
+  cudaError_t e = launch_kernel(k1 ? k1 : kern_for(a->dtype, Q, PT, true), smem1, base * nch, *a, vec,
                                 Seg{nch, 1, nullptr, local, decay, adjoint != 0}, stream);
   if (e != cudaSuccess) return e;
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total4 = per_b * a->batch / 4;

@@ -67,22 +67,27 @@ __device__ __forceinline__ uint32_t scale2(uint32_t v, float f0, float f1) {
 struct MmaPlan {
   int ldN, ldP, offC, offB, offX, offS, offVec, offXch, total;
 };
-__host__ __device__ inline MmaPlan mma_plan(int N) {
+// The state-only pass needs neither C nor the operand copy of S.
+__host__ __device__ inline MmaPlan mma_plan(int N, bool state_only) {
   MmaPlan p;
+  const int full = state_only ? 0 : 1;
   p.ldN = N + 8;
   p.ldP = kMmaPT + 8;
   int o = 0;
-  p.offC = o;  o = align128(o + kMmaQ * p.ldN * 2);
+  p.offC = o;  o = align128(o + full * kMmaQ * p.ldN * 2);
   p.offB = o;  o = align128(o + kMmaQ * p.ldN * 2);
   p.offX = o;  o = align128(o + kMmaQ * p.ldP * 2);
-  p.offS = o;  o = align128(o + kMmaPT * p.ldN * 2);
+  p.offS = o;  o = align128(o + full * kMmaPT * p.ldN * 2);
   p.offVec = o; o = align128(o + 4 * kMmaQ * 4);
   p.offXch = o; o = align128(o + 4 * 256 * 4);  // score exchange, one 16x16 fp32 tile per warp pair
   p.total = o;  // 115,712 bytes at N = 256: exactly two blocks per SM (228 KB less 1 KB each)
   return p;
 }
 
-template <typename T>
+// kStateOnly: pass 1 of the segmented scan and the backward's chunk states (Seg in
+// ssd_common.cuh): no y, no C; the segment's local end state -> sg.fin, its decay -> sg.decay;
+// sg.adjoint weights rows by exp(Acs_l) (the caller passes dy as x and C as B).
+template <typename T, bool kStateOnly>
 __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
   constexpr int Q = kMmaQ, PT = kMmaPT, E = Q / 32;
   constexpr int MAXS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
@@ -100,7 +105,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   const int nS = N / 16;                    // state n8-tiles per warp
 
   extern __shared__ __align__(128) unsigned char smem[];
-  const MmaPlan pl = mma_plan(N);
+  const MmaPlan pl = mma_plan(N, kStateOnly);
   T* Cs = reinterpret_cast<T*>(smem + pl.offC);
   T* Bs = reinterpret_cast<T*>(smem + pl.offB);
   T* Xs = reinterpret_cast<T*>(smem + pl.offX);
@@ -140,7 +145,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
         *reinterpret_cast<uint32_t*>(dst + 8 * ldN) = pack2<T>(S[i][2], S[i][3]);
       }
   };
-  publish_state();
+  if (!kStateOnly) publish_state();
 
   // ldmatrix lane addressing: lane l supplies row (l % 8) + 8 * ((l / 8) % 2) and column offset
   // 8 * (l / 16) of a 16x16 block for A operands (non-transposed); the B-operand variants below.
@@ -150,9 +155,10 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
 
   const int nchunks = (L + Q - 1) / Q;
   const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
+  float seg_sum = 0.f;  // sum of dt A over the segment (the state-only pass's decay)
   for (int c = c_begin; c < c_end; ++c) {
     const int t0 = c * Q;
-    load_rows<T>(Cs, ldN, Cg, a.C_sl, t0, Q, L, N, vec);
+    if (!kStateOnly) load_rows<T>(Cs, ldN, Cg, a.C_sl, t0, Q, L, N, vec);
     load_rows<T>(Bs, ldN, Bg, a.B_sl, t0, Q, L, N, vec);
     load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, PT, vec);
     if (warp == 0) {
@@ -185,99 +191,102 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
         dtv[l] = d[e];
         acs[l] = ac;
         ea[l] = __expf(ac);
-        fw[l] = d[e] * __expf(end - ac);
+        fw[l] = (kStateOnly && sg.adjoint) ? __expf(ac) : d[e] * __expf(end - ac);
       }
     }
     if (vec) cp_async_wait_all();
     __syncthreads();
 
-    // ---- y rows 16 rb .. +16, cols 32 ch .. +32: exp(Acs_l) (C S^T) + W X + D x ----
-    float Y[4][4];
+    if (!kStateOnly) {
+      // ---- y rows 16 rb .. +16, cols 32 ch .. +32: exp(Acs_l) (C S^T) + W X + D x ----
+      float Y[4][4];
 #pragma unroll
-    for (int n = 0; n < 4; ++n) Y[n][0] = Y[n][1] = Y[n][2] = Y[n][3] = 0.f;
-    const T* Crow = Cs + (16 * rb + lr) * ldN + lc;
-    for (int k = 0; k < N; k += 16) {
-      uint32_t af[4], b01[4], b23[4];
-      ldsm_x4(af, Crow + k);
-      // S^T as B: element (k = n, col = p) at Ss[p * ldN + n]: rows p = 32 ch + 16 q + br.
-      ldsm_x4(b01, Ss + (32 * ch + br) * ldN + k + bc);
-      ldsm_x4(b23, Ss + (32 * ch + 16 + br) * ldN + k + bc);
-      mma16816<T>(Y[0], af, b01[0], b01[1]);
-      mma16816<T>(Y[1], af, b01[2], b01[3]);
-      mma16816<T>(Y[2], af, b23[0], b23[1]);
-      mma16816<T>(Y[3], af, b23[2], b23[3]);
-    }
-    const int l0 = 16 * rb + gq, l1 = l0 + 8;
-    const float e0 = ea[l0], e1 = ea[l1], a0 = acs[l0], a1 = acs[l1];
-#pragma unroll
-    for (int n = 0; n < 4; ++n) Y[n][0] *= e0, Y[n][1] *= e0, Y[n][2] *= e1, Y[n][3] *= e1;
-    for (int j = 0; j <= rb; ++j) {
-      // Scores C B^T for rows 16 rb.., cols s = 16 j .. +16 (two n8 tiles). The two warps of a
-      // pair (same rb) each take half of K = N and swap partial sums through shared memory.
-      float Sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-      for (int k = ch * (N / 2); k < (ch + 1) * (N / 2); k += 16) {
-        uint32_t af[4], bf[4];
+      for (int n = 0; n < 4; ++n) Y[n][0] = Y[n][1] = Y[n][2] = Y[n][3] = 0.f;
+      const T* Crow = Cs + (16 * rb + lr) * ldN + lc;
+      for (int k = 0; k < N; k += 16) {
+        uint32_t af[4], b01[4], b23[4];
         ldsm_x4(af, Crow + k);
-        ldsm_x4(bf, Bs + (16 * j + br) * ldN + k + bc);
-        mma16816<T>(Sc[0], af, bf[0], bf[1]);
-        mma16816<T>(Sc[1], af, bf[2], bf[3]);
+        // S^T as B: element (k = n, col = p) at Ss[p * ldN + n]: rows p = 32 ch + 16 q + br.
+        ldsm_x4(b01, Ss + (32 * ch + br) * ldN + k + bc);
+        ldsm_x4(b23, Ss + (32 * ch + 16 + br) * ldN + k + bc);
+        mma16816<T>(Y[0], af, b01[0], b01[1]);
+        mma16816<T>(Y[1], af, b01[2], b01[3]);
+        mma16816<T>(Y[2], af, b23[0], b23[1]);
+        mma16816<T>(Y[3], af, b23[2], b23[3]);
       }
-      // Pair exchange (named barrier 1 + rb, 64 threads): warp 0 of the pair posts its half,
-      // warp 1 adds it and posts the sum, warp 0 reads the sum. Same lane layout on both sides.
-      if (ch == 0) {
+      const int l0 = 16 * rb + gq, l1 = l0 + 8;
+      const float e0 = ea[l0], e1 = ea[l1], a0 = acs[l0], a1 = acs[l1];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) xch[i] = Sc[i >> 2][i & 3];
-      }
-      asm volatile("bar.sync %0, 64;\n" ::"r"(1 + rb) : "memory");
-      if (ch == 1) {
+      for (int n = 0; n < 4; ++n) Y[n][0] *= e0, Y[n][1] *= e0, Y[n][2] *= e1, Y[n][3] *= e1;
+      for (int j = 0; j <= rb; ++j) {
+        // Scores C B^T for rows 16 rb.., cols s = 16 j .. +16 (two n8 tiles). The two warps of a
+        // pair (same rb) each take half of K = N and swap partial sums through shared memory.
+        float Sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        for (int k = ch * (N / 2); k < (ch + 1) * (N / 2); k += 16) {
+          uint32_t af[4], bf[4];
+          ldsm_x4(af, Crow + k);
+          ldsm_x4(bf, Bs + (16 * j + br) * ldN + k + bc);
+          mma16816<T>(Sc[0], af, bf[0], bf[1]);
+          mma16816<T>(Sc[1], af, bf[2], bf[3]);
+        }
+        // Pair exchange (named barrier 1 + rb, 64 threads): warp 0 of the pair posts its half,
+        // warp 1 adds it and posts the sum, warp 0 reads the sum. Same lane layout on both sides.
+        if (ch == 0) {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          Sc[i >> 2][i & 3] += xch[i];
-          xch[i] = Sc[i >> 2][i & 3];
+          for (int i = 0; i < 8; ++i) xch[i] = Sc[i >> 2][i & 3];
+        }
+        asm volatile("bar.sync %0, 64;\n" ::"r"(1 + rb) : "memory");
+        if (ch == 1) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            Sc[i >> 2][i & 3] += xch[i];
+            xch[i] = Sc[i >> 2][i & 3];
+          }
+        }
+        asm volatile("bar.sync %0, 64;\n" ::"r"(1 + rb) : "memory");
+        if (ch == 0) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) Sc[i >> 2][i & 3] = xch[i];
+        }
+        // W = scores * exp(Acs_l - Acs_s) * dt_s on s <= l, packed as the A operand (k = s).
+        uint32_t wf[4];
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+          const int s0 = 16 * j + 8 * n + 2 * tq, s1 = s0 + 1;
+          const float as0 = acs[s0], as1 = acs[s1], d0 = dtv[s0], d1 = dtv[s1];
+          const float w00 = s0 <= l0 ? Sc[n][0] * __expf(a0 - as0) * d0 : 0.f;
+          const float w01 = s1 <= l0 ? Sc[n][1] * __expf(a0 - as1) * d1 : 0.f;
+          const float w10 = s0 <= l1 ? Sc[n][2] * __expf(a1 - as0) * d0 : 0.f;
+          const float w11 = s1 <= l1 ? Sc[n][3] * __expf(a1 - as1) * d1 : 0.f;
+          wf[2 * n] = pack2<T>(w00, w01);
+          wf[2 * n + 1] = pack2<T>(w10, w11);
+        }
+        // X as B (k = s, col = p) from X [s][p]: transposed ldmatrix, two n8 tiles per load.
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          uint32_t xf[4];
+          ldsm_x4_t(xf, Xs + (16 * j + lr) * ldP + 32 * ch + 16 * q + lc);
+          mma16816<T>(Y[2 * q], wf, xf[0], xf[1]);
+          mma16816<T>(Y[2 * q + 1], wf, xf[2], xf[3]);
         }
       }
-      asm volatile("bar.sync %0, 64;\n" ::"r"(1 + rb) : "memory");
-      if (ch == 0) {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) Sc[i >> 2][i & 3] = xch[i];
-      }
-      // W = scores * exp(Acs_l - Acs_s) * dt_s on s <= l, packed as the A operand (k = s).
-      uint32_t wf[4];
-#pragma unroll
-      for (int n = 0; n < 2; ++n) {
-        const int s0 = 16 * j + 8 * n + 2 * tq, s1 = s0 + 1;
-        const float as0 = acs[s0], as1 = acs[s1], d0 = dtv[s0], d1 = dtv[s1];
-        const float w00 = s0 <= l0 ? Sc[n][0] * __expf(a0 - as0) * d0 : 0.f;
-        const float w01 = s1 <= l0 ? Sc[n][1] * __expf(a0 - as1) * d1 : 0.f;
-        const float w10 = s0 <= l1 ? Sc[n][2] * __expf(a1 - as0) * d0 : 0.f;
-        const float w11 = s1 <= l1 ? Sc[n][3] * __expf(a1 - as1) * d1 : 0.f;
-        wf[2 * n] = pack2<T>(w00, w01);
-        wf[2 * n + 1] = pack2<T>(w10, w11);
-      }
-      // X as B (k = s, col = p) from X [s][p]: transposed ldmatrix, two n8 tiles per load.
-#pragma unroll
-      for (int q = 0; q < 2; ++q) {
-        uint32_t xf[4];
-        ldsm_x4_t(xf, Xs + (16 * j + lr) * ldP + 32 * ch + 16 * q + lc);
-        mma16816<T>(Y[2 * q], wf, xf[0], xf[1]);
-        mma16816<T>(Y[2 * q + 1], wf, xf[2], xf[3]);
-      }
-    }
-#pragma unroll
-    for (int n = 0; n < 4; ++n) {
-      const int p = 32 * ch + 8 * n + 2 * tq;
-      if (t0 + l0 < L) {
-        const float x0 = to_f(Xs[l0 * ldP + p]), x1 = to_f(Xs[l0 * ldP + p + 1]);
-        *reinterpret_cast<uint32_t*>(yg + (int64_t)(t0 + l0) * a.y_sl + p) = pack2<T>(Y[n][0] + Dh * x0, Y[n][1] + Dh * x1);
-      }
-      if (t0 + l1 < L) {
-        const float x0 = to_f(Xs[l1 * ldP + p]), x1 = to_f(Xs[l1 * ldP + p + 1]);
-        *reinterpret_cast<uint32_t*>(yg + (int64_t)(t0 + l1) * a.y_sl + p) = pack2<T>(Y[n][2] + Dh * x0, Y[n][3] + Dh * x1);
+      for (int n = 0; n < 4; ++n) {
+        const int p = 32 * ch + 8 * n + 2 * tq;
+        if (t0 + l0 < L) {
+          const float x0 = to_f(Xs[l0 * ldP + p]), x1 = to_f(Xs[l0 * ldP + p + 1]);
+          *reinterpret_cast<uint32_t*>(yg + (int64_t)(t0 + l0) * a.y_sl + p) = pack2<T>(Y[n][0] + Dh * x0, Y[n][1] + Dh * x1);
+        }
+        if (t0 + l1 < L) {
+          const float x0 = to_f(Xs[l1 * ldP + p]), x1 = to_f(Xs[l1 * ldP + p + 1]);
+          *reinterpret_cast<uint32_t*>(yg + (int64_t)(t0 + l1) * a.y_sl + p) = pack2<T>(Y[n][2] + Dh * x0, Y[n][3] + Dh * x1);
+        }
       }
     }
     // ---- state: S = exp(Acs_end) S + Xw^T B,  Xw_s = x_s dt_s exp(Acs_end - Acs_s) ----
     // No barrier before it: it reads only X, B and the per-row vectors, which nothing writes in
     // this chunk, so warps with less y work (small rb) start on it while the others finish.
+    seg_sum += acs[Q - 1];
     const float dec = __expf(acs[Q - 1]);
 #pragma unroll
     for (int i = 0; i < MAXS; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
@@ -301,8 +310,8 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
           mma16816<T>(S[i + 1], af, bf[2], bf[3]);
         }
     }
-    __syncthreads();  // every read of S, C, B, Xw of this chunk is done
-    publish_state();
+    __syncthreads();  // every read of S, C, B, X of this chunk is done
+    if (!kStateOnly) publish_state();
   }
 
   if (sg.fin) {
@@ -314,19 +323,20 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
         *reinterpret_cast<float2*>(dst + 8 * N) = make_float2(S[i][2], S[i][3]);
       }
   }
+  if (kStateOnly && sg.decay && pt == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
 }
 
 }  // namespace
 
 namespace mp_ssd {
 
-KernFn mma_fwd_kernel(const MpSsdFwdArgs* a) {
+KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only) {
   if (a->headdim % kMmaPT || a->dstate % 32 || a->dstate > 256) return nullptr;
-  if (a->dtype == MP_BF16) return ssd_fwd_mma_kernel<__nv_bfloat16>;
-  if (a->dtype == MP_F16) return ssd_fwd_mma_kernel<__half>;
+  if (a->dtype == MP_BF16) return state_only ? ssd_fwd_mma_kernel<__nv_bfloat16, true> : ssd_fwd_mma_kernel<__nv_bfloat16, false>;
+  if (a->dtype == MP_F16) return state_only ? ssd_fwd_mma_kernel<__half, true> : ssd_fwd_mma_kernel<__half, false>;
   return nullptr;
 }
 
-int mma_fwd_smem_bytes(const MpSsdFwdArgs* a) { return mma_plan(a->dstate).total; }
+int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only) { return mma_plan(a->dstate, state_only).total; }
 
 }  // namespace mp_ssd
