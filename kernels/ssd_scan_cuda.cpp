@@ -39,6 +39,28 @@ MpSsdFwdArgs shape_args(const at::Tensor& x, const at::Tensor& dt, const at::Ten
   return a;
 }
 
+// The forward's inputs as kernel arguments (the tensors must outlive the launch): x, B, C
+// last-dim contiguous; A, D, bias, s0 fp32 contiguous (bias, s0 may be undefined).
+MpSsdFwdArgs input_args(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
+                        const at::Tensor& C, const at::Tensor& D, const at::Tensor& bias, const at::Tensor& s0,
+                        const SsdOptions& opt) {
+  MpSsdFwdArgs a = shape_args(x, dt, B);
+  a.x = x.data_ptr();   a.x_sb = x.stride(0);   a.x_sl = x.stride(1);   a.x_sh = x.stride(2);
+  a.dt = dt.data_ptr(); a.dt_sb = dt.stride(0); a.dt_sl = dt.stride(1); a.dt_sh = dt.stride(2);
+  a.A = A.data_ptr<float>();
+  a.D = D.data_ptr<float>();
+  a.dt_bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  a.B = B.data_ptr();   a.B_sb = B.stride(0);   a.B_sl = B.stride(1);   a.B_sg = B.stride(2);
+  a.C = C.data_ptr();   a.C_sb = C.stride(0);   a.C_sl = C.stride(1);   a.C_sg = C.stride(2);
+  a.init_state = s0.defined() ? s0.data_ptr<float>() : nullptr;
+  a.dt_softplus = opt.dt_softplus ? 1 : 0;
+  // As ssd_effective_dt: no clamp at all unless a limit is set (matters without softplus).
+  const bool clamp = opt.dt_min > 0.0 || std::isfinite(opt.dt_max);
+  a.dt_min = clamp ? (float)opt.dt_min : -INFINITY;
+  a.dt_max = clamp && std::isfinite(opt.dt_max) ? (float)opt.dt_max : INFINITY;
+  return a;
+}
+
 bool g_poison = false;
 
 }  // namespace
@@ -69,22 +91,9 @@ SsdResult ssd_scan_cuda_forward(const at::Tensor& x_in, const at::Tensor& dt_in,
     y.fill_(NAN);
     fin.fill_(NAN);
   }
-  MpSsdFwdArgs a = shape_args(x, dt, B);
-  a.x = x.data_ptr();   a.x_sb = x.stride(0);   a.x_sl = x.stride(1);   a.x_sh = x.stride(2);
-  a.dt = dt.data_ptr(); a.dt_sb = dt.stride(0); a.dt_sl = dt.stride(1); a.dt_sh = dt.stride(2);
-  a.A = A.data_ptr<float>();
-  a.D = D.data_ptr<float>();
-  a.dt_bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  a.B = B.data_ptr();   a.B_sb = B.stride(0);   a.B_sl = B.stride(1);   a.B_sg = B.stride(2);
-  a.C = C.data_ptr();   a.C_sb = C.stride(0);   a.C_sl = C.stride(1);   a.C_sg = C.stride(2);
-  a.init_state = s0.defined() ? s0.data_ptr<float>() : nullptr;
+  MpSsdFwdArgs a = input_args(x, dt, A, B, C, D, bias, s0, opt);
   a.y = y.data_ptr();   a.y_sb = y.stride(0);   a.y_sl = y.stride(1);   a.y_sh = y.stride(2);
   a.final_state = fin.data_ptr<float>();
-  a.dt_softplus = opt.dt_softplus ? 1 : 0;
-  // As ssd_effective_dt: no clamp at all unless a limit is set (matters without softplus).
-  const bool clamp = opt.dt_min > 0.0 || std::isfinite(opt.dt_max);
-  a.dt_min = clamp ? (float)opt.dt_min : -INFINITY;
-  a.dt_max = clamp && std::isfinite(opt.dt_max) ? (float)opt.dt_max : INFINITY;
   a.chunk = chunk;
   a.p_tile = p_tile;
   a.segments = segments;
@@ -124,19 +133,7 @@ std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_in, const at:
   const at::Tensor A = f32c(A_H), D = f32c(D_H), bias = f32c(dt_bias_H), s0 = f32c(s0_in), dfin = f32c(dfinal_in);
   MpSsdBwdArgs a{};
   MpSsdFwdArgs& f = a.f;
-  f = shape_args(x, dt, B);
-  f.x = x.data_ptr();   f.x_sb = x.stride(0);   f.x_sl = x.stride(1);   f.x_sh = x.stride(2);
-  f.dt = dt.data_ptr(); f.dt_sb = dt.stride(0); f.dt_sl = dt.stride(1); f.dt_sh = dt.stride(2);
-  f.A = A.data_ptr<float>();
-  f.D = D.data_ptr<float>();
-  f.dt_bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
-  f.B = B.data_ptr();   f.B_sb = B.stride(0);   f.B_sl = B.stride(1);   f.B_sg = B.stride(2);
-  f.C = C.data_ptr();   f.C_sb = C.stride(0);   f.C_sl = C.stride(1);   f.C_sg = C.stride(2);
-  f.init_state = s0.defined() ? s0.data_ptr<float>() : nullptr;
-  f.dt_softplus = opt.dt_softplus ? 1 : 0;
-  const bool clamp = opt.dt_min > 0.0 || std::isfinite(opt.dt_max);
-  f.dt_min = clamp ? (float)opt.dt_min : -INFINITY;
-  f.dt_max = clamp && std::isfinite(opt.dt_max) ? (float)opt.dt_max : INFINITY;
+  f = input_args(x, dt, A, B, C, D, bias, s0, opt);
   f.chunk = chunk;
   if (!mp_ssd_scan_bwd_supported(&a)) return {};
 

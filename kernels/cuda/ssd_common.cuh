@@ -37,6 +37,77 @@ __device__ __forceinline__ float load_any(const void* p, int dtype, int64_t i) {
   return static_cast<const float*>(p)[i];
 }
 
+// One whole warp, for the chunk's rows t0 .. t0 + Q - 1 of (b, h): dtv = the effective dt (bias,
+// softplus, clamp; 0 past L), acs = the inclusive sum of dt*A within the chunk and, if `pre` is
+// non-null, dt + bias before softplus/clamp (for the chain rule). Q = 32 * E rows.
+template <int Q>
+__device__ void chunk_dt(const MpSsdFwdArgs& a, int b, int h, int t0, float Ah, float bias, float* dtv, float* acs,
+                         float* pre) {
+  constexpr int E = Q / 32;
+  const int lane = threadIdx.x & 31;
+  float v[E], run = 0.f;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    const int l = lane * E + e, t = t0 + l;
+    float d = 0.f, raw = 0.f;
+    if (t < a.seqlen) {
+      raw = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
+      d = a.dt_softplus ? (raw > 20.f ? raw : log1pf(expf(raw))) : raw;
+      d = fminf(fmaxf(d, a.dt_min), a.dt_max);
+    }
+    dtv[l] = d;
+    if (pre) pre[l] = raw;
+    run += d * Ah;
+    v[e] = run;
+  }
+  float incl = run;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float n = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += n;
+  }
+  const float excl = incl - run;
+#pragma unroll
+  for (int e = 0; e < E; ++e) acs[lane * E + e] = v[e] + excl;
+}
+
+// The forward kernels' grid: block index -> (head-dim tile, head, batch, segment), tile fastest.
+struct FwdBlock {
+  int pt, h, b, seg;
+};
+__device__ __forceinline__ FwdBlock fwd_block(int ptiles, int H, int batch) {
+  int bid = blockIdx.x;
+  FwdBlock r;
+  r.pt = bid % ptiles;
+  bid /= ptiles;
+  r.h = bid % H;
+  bid /= H;
+  r.b = bid % batch;
+  r.seg = bid / batch;
+  return r;
+}
+
+// A forward block's slices of the inputs and output: x, y at head h and head-dim column p0,
+// B, C at group g, and the offset of its [P, N] state in the per-segment state arrays.
+template <typename T>
+struct FwdView {
+  const T* x;
+  const T* B;
+  const T* C;
+  T* y;
+  int64_t state_off;
+};
+template <typename T>
+__device__ __forceinline__ FwdView<T> fwd_view(const MpSsdFwdArgs& a, const FwdBlock& k, int g, int p0, int nseg) {
+  FwdView<T> v;
+  v.x = static_cast<const T*>(a.x) + k.b * a.x_sb + k.h * a.x_sh + p0;
+  v.B = static_cast<const T*>(a.B) + k.b * a.B_sb + g * a.B_sg;
+  v.C = static_cast<const T*>(a.C) + k.b * a.C_sb + g * a.C_sg;
+  v.y = static_cast<T*>(a.y) + k.b * a.y_sb + k.h * a.y_sh + p0;
+  v.state_off = ((int64_t)((k.b * nseg + k.seg) * a.heads + k.h) * a.headdim + p0) * a.dstate;
+  return v;
+}
+
 // ---- 16x16 tile products: acc (16x16 fp32) += A (16 x K) * B (K x 16), operands in shared memory.
 // Layout tags: Row = element (r, k) at p[r * ld + k]; Col = element (r, k) at p[k * ld + r].
 struct Row {};

@@ -99,39 +99,6 @@ __host__ __device__ DbcPlan dbc_plan(int Q, int P) {
   return p;
 }
 
-// One whole warp: the chunk's effective dt (0 past L), the inclusive sum of dt*A and, if `pre`
-// is non-null, dt + bias before softplus/clamp (for the chain rule). Q = 32 * E rows.
-template <int Q>
-__device__ void chunk_dt(const MpSsdFwdArgs& a, int b, int h, int t0, float Ah, float bias, float* dtv, float* acs,
-                         float* pre) {
-  constexpr int E = Q / 32;
-  const int lane = threadIdx.x & 31;
-  float v[E], run = 0.f;
-#pragma unroll
-  for (int e = 0; e < E; ++e) {
-    const int l = lane * E + e, t = t0 + l;
-    float d = 0.f, raw = 0.f;
-    if (t < a.seqlen) {
-      raw = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
-      d = a.dt_softplus ? (raw > 20.f ? raw : log1pf(expf(raw))) : raw;
-      d = fminf(fmaxf(d, a.dt_min), a.dt_max);
-    }
-    dtv[l] = d;
-    if (pre) pre[l] = raw;
-    run += d * Ah;
-    v[e] = run;
-  }
-  float incl = run;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const float n = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += n;
-  }
-  const float excl = incl - run;
-#pragma unroll
-  for (int e = 0; e < E; ++e) acs[lane * E + e] = v[e] + excl;
-}
-
 // Lower-triangular tile index k -> (i, j), j <= i.
 __device__ __forceinline__ void tri_tile(int k, int& i, int& j) {
   i = 0;

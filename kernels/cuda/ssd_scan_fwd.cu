@@ -71,12 +71,8 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
   constexpr int MAXT = PT / 8;  // state tiles per warp at N = 256: (PT/16) * 16 / kWarps
   const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
   const int ptiles = P / PT;
-  int bid = blockIdx.x;
-  const int pt = bid % ptiles;
-  bid /= ptiles;
-  const int h = bid % H;
-  bid /= H;
-  const int b = bid % a.batch, seg = bid / a.batch;
+  const FwdBlock blk = fwd_block(ptiles, H, a.batch);
+  const int pt = blk.pt, h = blk.h, b = blk.b, seg = blk.seg;
   const int g = h / (H / a.groups);
   const int p0 = pt * PT;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -96,11 +92,10 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
   float* fw = reinterpret_cast<float*>(smem + pl.offFw);  // dt_s exp(Acs_end - Acs_s)
 
   const float Ah = a.A[h], Dh = a.D[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
-  const T* xg = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + p0;
-  const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg;
-  const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg;
-  T* yg = static_cast<T*>(a.y) + b * a.y_sb + h * a.y_sh + p0;
-  const int64_t state_off = ((int64_t)((b * sg.nseg + seg) * H + h) * P + p0) * N;
+  const FwdView<T> view = fwd_view<T>(a, blk, g, p0, sg.nseg);
+  const T *xg = view.x, *Bg = view.B, *Cg = view.C;
+  T* yg = view.y;
+  const int64_t state_off = view.state_off;
 
   // State fragments: tile k = warp + kWarps * i covers rows (k / (N/16)) * 16, cols (k % (N/16)) * 16.
   const int nTn = N / 16, ntS = (PT / 16) * nTn;
@@ -145,37 +140,12 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_kernel(MpSsdFwdArgs a, bo
     load_rows<T>(Bs, pl.ldN, Bg, a.B_sl, t0, Q, L, N, vec);
     load_rows<T>(Xs, pl.ldP, xg, a.x_sl, t0, Q, L, PT, vec);
     if (warp == 0) {
-      constexpr int E = Q / 32;
-      float v[E];
-      float run = 0.f;
-#pragma unroll
-      for (int e = 0; e < E; ++e) {
-        const int t = t0 + lane * E + e;
-        float d = 0.f;
-        if (t < L) {
-          d = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
-          if (a.dt_softplus) d = d > 20.f ? d : log1pf(expf(d));
-          d = fminf(fmaxf(d, a.dt_min), a.dt_max);
-        }
-        dtv[lane * E + e] = d;
-        run += d * Ah;
-        v[e] = run;
-      }
-      float incl = run;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float n = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += n;
-      }
-      const float excl = incl - run;
-      const float end = __shfl_sync(0xffffffffu, v[E - 1] + excl, 31);  // = acs[Q - 1] exactly
-#pragma unroll
-      for (int e = 0; e < E; ++e) {
-        const int l = lane * E + e;
-        const float ac = v[e] + excl;
-        acs[l] = ac;
-        if (!kStateOnly) ea[l] = dexp<T>(ac);
-        fw[l] = (kStateOnly && sg.adjoint) ? dexp<T>(ac) : dtv[l] * dexp<T>(end - ac);
+      chunk_dt<Q>(a, b, h, t0, Ah, bias, dtv, acs, nullptr);
+      __syncwarp();
+      const float end = acs[Q - 1];
+      for (int l = lane; l < Q; l += 32) {
+        if (!kStateOnly) ea[l] = dexp<T>(acs[l]);
+        fw[l] = (kStateOnly && sg.adjoint) ? dexp<T>(acs[l]) : dtv[l] * dexp<T>(end - acs[l]);
       }
     }
     if (vec) cp_async_wait_all();

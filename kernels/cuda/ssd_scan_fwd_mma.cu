@@ -89,16 +89,12 @@ __host__ __device__ inline MmaPlan mma_plan(int N, bool state_only) {
 // sg.adjoint weights rows by exp(Acs_l) (the caller passes dy as x and C as B).
 template <typename T, bool kStateOnly>
 __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
-  constexpr int Q = kMmaQ, PT = kMmaPT, E = Q / 32;
+  constexpr int Q = kMmaQ, PT = kMmaPT;
   constexpr int MAXS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
   const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
   const int ptiles = P / PT;
-  int bid = blockIdx.x;
-  const int pt = bid % ptiles;
-  bid /= ptiles;
-  const int h = bid % H;
-  bid /= H;
-  const int b = bid % a.batch, seg = bid / a.batch;
+  const FwdBlock blk = fwd_block(ptiles, H, a.batch);
+  const int pt = blk.pt, h = blk.h, b = blk.b, seg = blk.seg;
   const int g = h / (H / a.groups), p0 = pt * PT;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
   const int rb = warp & 3, ch = warp >> 2;  // y: rows 16 rb, cols 32 ch;  state: rows 16 rb, cols (N/2) ch
@@ -118,11 +114,10 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   const int ldN = pl.ldN, ldP = pl.ldP;
 
   const float Ah = a.A[h], Dh = a.D[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
-  const T* xg = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + p0;
-  const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg;
-  const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg;
-  T* yg = static_cast<T*>(a.y) + b * a.y_sb + h * a.y_sh + p0;
-  const int64_t state_off = ((int64_t)((b * sg.nseg + seg) * H + h) * P + p0) * N;
+  const FwdView<T> view = fwd_view<T>(a, blk, g, p0, sg.nseg);
+  const T *xg = view.x, *Bg = view.B, *Cg = view.C;
+  T* yg = view.y;
+  const int64_t state_off = view.state_off;
 
   // State registers: tile i covers rows 16 rb + {g, g+8}, cols (N/2) ch + 8 i + {2t, 2t+1}.
   float S[MAXS][4];
@@ -162,36 +157,12 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     load_rows<T>(Bs, ldN, Bg, a.B_sl, t0, Q, L, N, vec);
     load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, PT, vec);
     if (warp == 0) {
-      float v[E], run = 0.f, d[E];
-#pragma unroll
-      for (int e = 0; e < E; ++e) {
-        const int t = t0 + lane * E + e;
-        float dd = 0.f;
-        if (t < L) {
-          dd = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
-          if (a.dt_softplus) dd = dd > 20.f ? dd : log1pf(expf(dd));
-          dd = fminf(fmaxf(dd, a.dt_min), a.dt_max);
-        }
-        d[e] = dd;
-        run += dd * Ah;
-        v[e] = run;
-      }
-      float incl = run;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float n = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += n;
-      }
-      const float excl = incl - run;
-      const float end = __shfl_sync(0xffffffffu, v[E - 1] + excl, 31);
-#pragma unroll
-      for (int e = 0; e < E; ++e) {
-        const int l = lane * E + e;
-        const float ac = v[e] + excl;
-        dtv[l] = d[e];
-        acs[l] = ac;
-        ea[l] = __expf(ac);
-        fw[l] = (kStateOnly && sg.adjoint) ? __expf(ac) : d[e] * __expf(end - ac);
+      chunk_dt<Q>(a, b, h, t0, Ah, bias, dtv, acs, nullptr);
+      __syncwarp();
+      const float end = acs[Q - 1];
+      for (int l = lane; l < Q; l += 32) {
+        ea[l] = __expf(acs[l]);
+        fw[l] = (kStateOnly && sg.adjoint) ? ea[l] : dtv[l] * __expf(end - acs[l]);
       }
     }
     if (vec) cp_async_wait_all();
