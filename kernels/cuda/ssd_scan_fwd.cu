@@ -9,6 +9,11 @@
 // The recurrence between chunks is exact, so any chunk length gives the same function; the kernel
 // picks its own (Q, a template parameter) independent of the model's chunk_size.
 //
+// This file holds the launcher (plan, segments, workspace) and the WMMA kernel. The launcher
+// takes the mma.sync kernel of ssd_scan_fwd_mma.cu (same walk, register fragments, 2-3x faster)
+// for 16-bit inputs with P % 64 == 0 and N % 32 == 0 unless a tuning override names a chunk or
+// head-dim tile; the WMMA kernel serves every other shape (fp32 exactly, with FMA tile products).
+//
 // Decomposition: one thread block per (b, h, p-tile of PT head-dim columns); it walks the
 // chunks in order and keeps S [PT, N] in fp32 tensor-core accumulator fragments (registers)
 // plus a copy in the input dtype in shared memory (the operand of C S^T). Nothing per chunk is
