@@ -112,6 +112,14 @@ int main(int argc, char** argv) {
     const double bytes = 2.0 * (2 * b * L * H * P + b * L * H + 2 * b * L * G * N);
     const double flops = 4.0 * b * L * H * P * N + 2.0 * b * L * G * s.chunk * N + 2.0 * b * L * H * s.chunk * P;
     const double floor_ms = std::max(bytes / bw, flops / rate) * 1e3;
+    // Forward + backward floor. Bytes: x, B, C, dt read twice and their gradients written once,
+    // y written and dy read. FLOPs: the forward's, plus the backward's products: in units of
+    // 2 L H P N per batch, B dS^T, X dS, dY S_in and the two state passes (5); per chunk Q, C B^T
+    // again, dY X^T and M^T dY (Q x Q x P each), W B and W^T C (Q x Q x N each, per head).
+    const double bytes_fb = 2.0 * (3 * b * L * H * P + 2 * b * L * H * P + 3 * b * L * H + 3 * 2 * b * L * G * N);
+    const double flops_fb = flops + 10.0 * b * L * H * P * N + 2.0 * b * L * G * s.chunk * N +
+                            4.0 * b * L * H * s.chunk * P + 4.0 * b * L * H * s.chunk * N;
+    const double floor_fb_ms = std::max(bytes_fb / bw, flops_fb / rate) * 1e3;
     if (profile_once) {
       at::Tensor gy = at::randn({b, L, H, P}, bf);
       mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {});
@@ -204,9 +212,10 @@ int main(int argc, char** argv) {
                 s.name, (long)b, (long)s.chunk, best, best_q, best_pt, best_seg, best_bwd, best_bq, fb);
     std::fprintf(out,
                  "{\"kind\":\"ssd_best\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,\"fwd_ms\":%.4f,"
-                 "\"Q\":%d,\"PT\":%d,\"S\":%d,\"bwd_ms\":%.4f,\"bwd_Q\":%d,\"fwdbwd_ms\":%.3f,\"floor_ms\":%.4f}\n",
+                 "\"Q\":%d,\"PT\":%d,\"S\":%d,\"bwd_ms\":%.4f,\"bwd_Q\":%d,\"fwdbwd_ms\":%.3f,\"floor_ms\":%.4f,"
+                 "\"fwdbwd_floor_ms\":%.4f}\n",
                  card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, best, best_q, best_pt, best_seg, best_bwd, best_bq,
-                 fb, floor_ms);
+                 fb, floor_ms, floor_fb_ms);
     std::fflush(out);
   }
 
