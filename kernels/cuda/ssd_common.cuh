@@ -108,6 +108,18 @@ __device__ __forceinline__ FwdView<T> fwd_view(const MpSsdFwdArgs& a, const FwdB
   return v;
 }
 
+// ---- Host helpers of the launchers.
+// An attribute of the current device (0 when it cannot be read).
+inline int device_attr(cudaDeviceAttr attr) {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  if (cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return 0;
+  return v;
+}
+inline int max_smem_optin() { return device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin); }
+inline int esize_of(int dtype) { return dtype == MP_F32 ? 4 : 2; }
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
 // ---- 16x16 tile products: acc (16x16 fp32) += A (16 x K) * B (K x 16), operands in shared memory.
 // Layout tags: Row = element (r, k) at p[r * ld + k]; Col = element (r, k) at p[k * ld + r].
 struct Row {};

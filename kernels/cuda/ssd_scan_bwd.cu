@@ -469,14 +469,6 @@ __global__ void __launch_bounds__(kThreads) ssd_bwd_dx_kernel(MpSsdBwdArgs ba, c
   }
 }
 
-int esize_of(int dtype) { return dtype == MP_F32 ? 4 : 2; }
-
-int max_smem_optin() {
-  int dev = 0, v = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return 0;
-  return v;
-}
 
 int smem_need(int dtype, int Q, int P) {
   const int a = dtype == MP_F32 ? dx_plan<float>(Q, P).total : dx_plan<__half>(Q, P).total;
@@ -544,7 +536,6 @@ cudaError_t launch_tail(const MpSsdBwdArgs& a, const void* Sf_, const void* Sb_,
   return cudaGetLastError();
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
 

@@ -287,15 +287,6 @@ KernFn kern_for(int dtype, int Q, int PT, bool state_only) {
   }
 }
 
-int device_attr(cudaDeviceAttr attr) {
-  int dev = 0, v = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return 0;
-  return v;
-}
-int max_smem_optin() { return device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin); }
-
-int esize_of(int dtype) { return dtype == MP_F32 ? 4 : 2; }
 
 // Resident blocks per SM of a kernel at `smem` bytes of dynamic shared memory (at least 1).
 int blocks_per_sm(KernFn f, int smem) {
@@ -400,7 +391,6 @@ cudaError_t launch_kernel(KernFn f, int smem, int64_t blocks, const MpSsdFwdArgs
   return cudaGetLastError();
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
 
