@@ -32,6 +32,7 @@
 // elementwise step and every accumulator is fp32. fp32 inputs use exact fp32 tile products.
 #include "kernels/cuda/ssd_scan.cuh"
 
+#include "kernels/cuda/ssd_bwd_common.cuh"
 #include "kernels/cuda/ssd_common.cuh"
 
 #include <cmath>
@@ -110,12 +111,6 @@ __device__ __forceinline__ void tri_tile(int k, int& i, int& j) {
 __device__ __forceinline__ float row16_sum(float v) {
 #pragma unroll
   for (int o = 8; o >= 1; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o >= 1; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
 
@@ -415,58 +410,7 @@ __global__ void __launch_bounds__(kThreads) ssd_bwd_dx_kernel(MpSsdBwdArgs ba, c
   __syncthreads();
 
   // dAcs -> da (suffix sums) -> ddt (chain rule through softplus and clamp), dA, ddt_bias.
-  if (warp == 0) {
-    constexpr int E = Q / 32;
-    const float* dg = dacs_g + ((int64_t)b * H + h) * nch * Q + t0;
-    float q[E], qs = 0.f;
-#pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int l = lane * E + e;
-      q[e] = dtv[l] * ee[l] * xv[l];
-      qs += q[e];
-    }
-    qs = warp_sum(qs);
-    float v[E], run = 0.f;
-#pragma unroll
-    for (int e = E - 1; e >= 0; --e) {  // suffix sums within the lane's rows
-      const int l = lane * E + e;
-      float d = dacs[l] + dg[l] - q[e];
-      if (l == Q - 1) d += qs;
-      run += d;
-      v[e] = run;
-    }
-    float incl = run;  // suffix sum over lanes >= this one
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const float n = __shfl_down_sync(0xffffffffu, incl, o);
-      if (lane + o < 32) incl += n;
-    }
-    const float after = incl - run;  // rows of later lanes
-    float dA = 0.f, dbias = 0.f;
-#pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int l = lane * E + e, t = t0 + l;
-      if (t >= L) continue;
-      const float da = v[e] + after;
-      const float gdt = ddt[l] + ee[l] * xv[l] + Ah * da;  // dL/d(effective dt)
-      dA += dtv[l] * da;
-      const float raw = pre[l];
-      float sp = raw, deriv = 1.f;
-      if (a.dt_softplus && raw <= 20.f) {
-        sp = log1pf(expf(raw));
-        deriv = 1.f / (1.f + expf(-raw));
-      }
-      const float gr = (sp >= a.dt_min && sp <= a.dt_max) ? gdt * deriv : 0.f;
-      ba.ddt[((int64_t)b * L + t) * H + h] = gr;
-      dbias += gr;
-    }
-    dA = warp_sum(dA);
-    dbias = warp_sum(dbias);
-    if (lane == 0) {
-      atomicAdd(ba.dA + h, dA);
-      if (ba.ddt_bias) atomicAdd(ba.ddt_bias + h, dbias);
-    }
-  }
+  if (warp == 0) bwd_dt_tail<Q>(ba, b, h, t0, nch, Ah, dtv, pre, ee, dacs, ddt, xv, dacs_g);
 }
 
 
@@ -580,6 +524,8 @@ cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
                    x.x_sb % V == 0 && x.x_sh % V == 0 && x.B_sl % V == 0 && x.B_sb % V == 0 && x.B_sg % V == 0 &&
                    x.C_sl % V == 0 && x.C_sb % V == 0 && x.C_sg % V == 0 && a->dy_sl % V == 0 && a->dy_sb % V == 0 &&
                    a->dy_sh % V == 0;
+  // The register-fragment kernels where they apply (16-bit, Q = P = 64: Nemotron-H), else WMMA.
+  if (bwd_mma_applies(*a, l.Q, vec)) return bwd_mma_launch(*a, Sf, Sb, dacs, vec, stream);
   switch (x.dtype) {
     case MP_BF16:
       return l.Q == 128 ? launch_tail<__nv_bfloat16, 128>(*a, Sf, Sb, dacs, vec, stream)

@@ -11,57 +11,13 @@
 //
 // Warp roles (8 warps): for y, warp w owns chunk rows 16 (w % 4) .. +16 and head-dim columns
 // 32 (w / 4) .. +32; for the state, rows 16 (w % 4) .. +16 of the 64 head-dim rows and columns
-// (N/2) (w / 4) .. +N/2 of the state. Fragment layouts (PTX ISA, m16n8k16, g = lane / 4, t = lane % 4):
-//   A 16x16: a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..)
-//   B 16x8 : b0 (k 2t..2t+1, col g), b1 (k 2t+8.., col g)
-//   C 16x8 : c0 c1 (g, 2t..2t+1), c2 c3 (g+8, 2t..2t+1)
-// so two adjacent C tiles, rounded to 16 bits, are exactly one A fragment (used for W).
+// (N/2) (w / 4) .. +N/2 of the state. Fragment layouts: mma_frag.cuh.
+#include "kernels/cuda/mma_frag.cuh"
 #include "kernels/cuda/ssd_common.cuh"
 
 namespace {
 
 using namespace mp_ssd;
-
-template <typename T> struct MmaType;
-template <> struct MmaType<__nv_bfloat16> { static constexpr bool bf = true; };
-template <> struct MmaType<__half> { static constexpr bool bf = false; };
-
-// d += a * b (16x8x16, fp32 accumulate).
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if (MmaType<T>::bf)
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
-  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-}
-
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  T l = from_f<T>(lo), h = from_f<T>(hi);
-  return (uint32_t)(*reinterpret_cast<unsigned short*>(&l)) | ((uint32_t)(*reinterpret_cast<unsigned short*>(&h)) << 16);
-}
-
-// (lo * f0, hi * f1) of a packed pair, rounded back to T.
-template <typename T>
-__device__ __forceinline__ uint32_t scale2(uint32_t v, float f0, float f1) {
-  const T* e = reinterpret_cast<const T*>(&v);
-  return pack2<T>(to_f(e[0]) * f0, to_f(e[1]) * f1);
-}
 
 // Shared memory: C, B [Q, N], X [Q, 64], S [64, N] in T; dt, Acs, exp(Acs), fw; the score exchange.
 struct MmaPlan {

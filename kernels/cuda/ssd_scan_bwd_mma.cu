@@ -1,0 +1,530 @@
+// Mamba-2 SSD scan backward, steps 3-4 (the gradient kernels), on mma.sync register fragments.
+//
+// Same math as ssd_scan_bwd.cu (derivation in its header; the notation below is the same: rows
+// l, s of a chunk of Q = 64 steps, E_ls = exp(Acs_l - Acs_s) for s <= l, e_s = exp(Acs_end -
+// Acs_s), Z_ls = dy_l.x_s, CB_ls = C_l.B_s, M = CB E dt_s, Wz = Z E dt_s, V_s = dS_out B_s). The
+// WMMA kernels there stage every 16x16 product through shared memory to apply the elementwise
+// steps; here the products are PTX mma.sync m16n8k16 with ldmatrix operand loads, and every
+// elementwise step (decays, causal mask, dt, row scalings, the dAcs/ddt reductions) is applied to
+// the accumulator registers, whose layout the PTX ISA fixes (mma_frag.cuh). A score tile computed
+// in registers, rounded to 16 bits, is the A operand of the next product as it stands.
+//
+// For 16-bit inputs with Q = 64, P = 64, N % 32 == 0 (Nemotron-H 8B and 56B); the launcher in
+// ssd_scan_bwd.cu takes the WMMA kernels for everything else.
+#include "kernels/cuda/mma_frag.cuh"
+#include "kernels/cuda/ssd_bwd_common.cuh"
+#include "kernels/cuda/ssd_common.cuh"
+
+namespace {
+
+using namespace mp_ssd;
+
+constexpr int kQ = 64, kP = 64;  // chunk and head dim this file handles
+constexpr int kNs = 128;         // dB/dC kernel: N slice per block (its accumulators: 64 fp32 per thread)
+
+// ldmatrix lane addressing, as in ssd_scan_fwd_mma.cu.
+//  A operand (16 x 16 at rows r0, cols k0) from a row-major [row][k] array: row r0 + lr, col k0 + lc.
+//  B operand, two n8 tiles x k16, from a [col][k] (k contiguous) array: row j0 + br, col k0 + bc.
+//  B operand, two n8 tiles x k16, from a [k][col] array: transposed load at row k0 + lr, col j0 + lc.
+struct Lanes {
+  int lr, lc, br, bc;
+  __device__ Lanes() {
+    const int lane = threadIdx.x & 31;
+    lr = (lane & 7) + ((lane >> 3) & 1) * 8;
+    lc = (lane >> 4) * 8;
+    br = (lane & 7) + (lane >> 4) * 8;
+    bc = ((lane >> 3) & 1) * 8;
+  }
+};
+
+// Sum over the four lanes of a quad (the lanes that hold one accumulator row).
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+// Sum over the eight quads (the lanes that hold one accumulator column).
+__device__ __forceinline__ float column_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 4);
+  v += __shfl_xor_sync(0xffffffffu, v, 8);
+  return v + __shfl_xor_sync(0xffffffffu, v, 16);
+}
+
+// ================= dx, ddt, dA, dD, ddt_bias: block per (b, chunk, head) =================
+//
+// Phase 1: M^T and the intra-chunk dAcs / direct ddt terms, in 20 units of (16 rows s, 8 cols l)
+//   covering the tiles with l >= s (16-row block rb_s, l-tiles 2 rb_s .. 7), spread over the 8
+//   warps: CB^T = B C^T (K = N) and Z^T = X dY^T (K = P) in registers, then
+//   M^T_sl = CB^T E dt_s -> shared memory (the A operand of phase 2), ddt_s += Z CB E (row sums),
+//   R = Z M: dAcs_l += sum_s R (column sums), dAcs_s -= sum_l R (row sums).
+// Phase 2 (while dS_out streams into C's buffer): dx = M^T dY, warp w rows 16 (w % 4), cols 32 (w / 4).
+// Phase 3: V = B dS_out^T in the same warp tile; dx += dt_s e_s V + D dy; x.V row sums; dD.
+struct DxPlan {
+  int ldN, ldP, offB, offU, offX, offDY, offMt, offVec, total;
+};
+__host__ __device__ inline DxPlan dx_plan(int N) {
+  DxPlan p;
+  p.ldN = N + 8;
+  p.ldP = kP + 8;
+  int o = 0;
+  p.offB = o;   o = align128(o + kQ * p.ldN * 2);
+  p.offU = o;   o = align128(o + kQ * p.ldN * 2);  // C, then dS_out [P, N]
+  p.offX = o;   o = align128(o + kQ * p.ldP * 2);
+  p.offDY = o;  o = align128(o + kQ * p.ldP * 2);
+  p.offMt = o;  o = align128(o + kQ * p.ldP * 2);  // M^T [s][l]
+  p.offVec = o; o = align128(o + 7 * kQ * 4);
+  p.total = o;  // 98,560 bytes at N = 256: two blocks per SM
+  return p;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArgs ba, const T* Sb, const float* dacs_g) {
+  constexpr int Q = kQ, P = kP;
+  const MpSsdFwdArgs& a = ba.f;
+  const int N = a.dstate, L = a.seqlen, H = a.heads, nch = (L + Q - 1) / Q;
+  int bid = blockIdx.x;
+  const int h = bid % H;
+  bid /= H;
+  const int c = bid % nch, b = bid / nch;
+  const int g = h / (H / a.groups), t0 = c * Q;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  const Lanes ln;
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const DxPlan pl = dx_plan(N);
+  const int ldN = pl.ldN, ldP = pl.ldP;
+  T* Bs = reinterpret_cast<T*>(smem + pl.offB);
+  T* Us = reinterpret_cast<T*>(smem + pl.offU);
+  T* Xs = reinterpret_cast<T*>(smem + pl.offX);
+  T* dYs = reinterpret_cast<T*>(smem + pl.offDY);
+  T* Mt = reinterpret_cast<T*>(smem + pl.offMt);
+  float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
+  float* acs = dtv + Q;
+  float* pre = acs + Q;   // dt + bias before softplus and clamp
+  float* ee = pre + Q;    // e_s
+  float* dacs = ee + Q;   // intra-chunk dAcs
+  float* ddt = dacs + Q;  // direct dt terms
+  float* xv = ddt + Q;    // x_s . V_s
+
+  const float Ah = a.A[h], Dh = a.D[h];
+  const T* xg = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh;
+  const T* dyg = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh;
+  const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg;
+  const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg;
+  const T* dSg = Sb + ((int64_t)(b * nch + c) * H + h) * P * N;
+  load_rows<T>(Bs, ldN, Bg, a.B_sl, t0, Q, L, N, true);
+  load_rows<T>(Us, ldN, Cg, a.C_sl, t0, Q, L, N, true);
+  load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, P, true);
+  load_rows<T>(dYs, ldP, dyg, ba.dy_sl, t0, Q, L, P, true);
+  if (warp == 0) {
+    chunk_dt<Q>(a, b, h, t0, Ah, a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, pre);
+    __syncwarp();
+    for (int l = lane; l < Q; l += 32) ee[l] = __expf(acs[Q - 1] - acs[l]);
+  }
+  for (int l = threadIdx.x; l < Q; l += kThreads) dacs[l] = ddt[l] = xv[l] = 0.f;
+  cp_async_wait_all();
+  __syncthreads();
+
+  // ---- Phase 1: units u = warp, warp + 8, warp + 16 of the 20 (s block, l n8-tile) pairs.
+  for (int u = warp; u < 20; u += kWarps) {
+    const int sr = u < 8 ? 0 : u < 14 ? 1 : u < 18 ? 2 : 3;
+    const int jn = u - (sr == 0 ? 0 : sr == 1 ? 6 : sr == 2 ? 10 : 12);  // l n8-tile, 2 sr .. 7
+    const int l0 = 8 * jn;
+    float cb[4] = {0.f, 0.f, 0.f, 0.f}, z[4] = {0.f, 0.f, 0.f, 0.f};
+    // B operand for one n8 tile over k32: matrices (k +0, +8, +16, +24) -> (b0, b1) of two k16 steps.
+    const int cr = l0 + (lane & 7), ck = 8 * (lane >> 3);
+    for (int k = 0; k < N; k += 32) {
+      uint32_t a0[4], a1[4], bf[4];
+      ldsm_x4(a0, Bs + (16 * sr + ln.lr) * ldN + k + ln.lc);
+      ldsm_x4(a1, Bs + (16 * sr + ln.lr) * ldN + k + 16 + ln.lc);
+      ldsm_x4(bf, Us + cr * ldN + k + ck);
+      mma16816<T>(cb, a0, bf[0], bf[1]);
+      mma16816<T>(cb, a1, bf[2], bf[3]);
+    }
+#pragma unroll
+    for (int k = 0; k < P; k += 32) {
+      uint32_t a0[4], a1[4], bf[4];
+      ldsm_x4(a0, Xs + (16 * sr + ln.lr) * ldP + k + ln.lc);
+      ldsm_x4(a1, Xs + (16 * sr + ln.lr) * ldP + k + 16 + ln.lc);
+      ldsm_x4(bf, dYs + cr * ldP + k + ck);
+      mma16816<T>(z, a0, bf[0], bf[1]);
+      mma16816<T>(z, a1, bf[2], bf[3]);
+    }
+    // Element i: row s = 16 sr + gq (+8 for i >= 2), col l = l0 + 2 tq + (i & 1).
+    float rowd[2] = {0.f, 0.f}, rowr[2] = {0.f, 0.f}, colr[2] = {0.f, 0.f};
+    float m[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int s = 16 * sr + gq + 8 * (i >> 1), l = l0 + 2 * tq + (i & 1);
+      m[i] = 0.f;
+      if (s <= l) {
+        const float cbE = cb[i] * __expf(acs[l] - acs[s]);
+        m[i] = cbE * dtv[s];
+        rowd[i >> 1] += z[i] * cbE;
+        if (s < l) {
+          const float r = z[i] * m[i];
+          rowr[i >> 1] += r;
+          colr[i & 1] += r;
+        }
+      }
+    }
+    const int s0 = 16 * sr + gq, lc0 = l0 + 2 * tq;
+    *reinterpret_cast<uint32_t*>(Mt + s0 * ldP + lc0) = pack2<T>(m[0], m[1]);
+    *reinterpret_cast<uint32_t*>(Mt + (s0 + 8) * ldP + lc0) = pack2<T>(m[2], m[3]);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float d = quad_sum(rowd[r]), rr = quad_sum(rowr[r]);
+      if (tq == 0) {
+        atomicAdd(ddt + s0 + 8 * r, d);
+        atomicAdd(dacs + s0 + 8 * r, -rr);
+      }
+      const float cs = column_sum(colr[r]);
+      if (gq == 0) atomicAdd(dacs + lc0 + r, cs);
+    }
+  }
+  __syncthreads();  // M^T complete; every read of C done
+
+  // ---- Phase 2: dS_out into C's buffer while dx = M^T dY runs.
+  load_rows<T>(Us, ldN, dSg, N, 0, P, P, N, true);
+  const int rb = warp & 3, ch = warp >> 2;
+  float D[4][4];
+#pragma unroll
+  for (int n = 0; n < 4; ++n) D[n][0] = D[n][1] = D[n][2] = D[n][3] = 0.f;
+  for (int j = rb; j < 4; ++j) {
+    uint32_t af[4];
+    ldsm_x4(af, Mt + (16 * rb + ln.lr) * ldP + 16 * j + ln.lc);
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      uint32_t yf[4];  // dY as B (k = l, col = p) from dY [l][p]: transposed
+      ldsm_x4_t(yf, dYs + (16 * j + ln.lr) * ldP + 32 * ch + 16 * q + ln.lc);
+      mma16816<T>(D[2 * q], af, yf[0], yf[1]);
+      mma16816<T>(D[2 * q + 1], af, yf[2], yf[3]);
+    }
+  }
+  cp_async_wait_all();
+  __syncthreads();
+
+  // ---- Phase 3: V = B dS_out^T (rows s, cols p), as the forward's C S^T.
+  float V[4][4];
+#pragma unroll
+  for (int n = 0; n < 4; ++n) V[n][0] = V[n][1] = V[n][2] = V[n][3] = 0.f;
+  for (int k = 0; k < N; k += 16) {
+    uint32_t af[4], b01[4], b23[4];
+    ldsm_x4(af, Bs + (16 * rb + ln.lr) * ldN + k + ln.lc);
+    ldsm_x4(b01, Us + (32 * ch + ln.br) * ldN + k + ln.bc);
+    ldsm_x4(b23, Us + (32 * ch + 16 + ln.br) * ldN + k + ln.bc);
+    mma16816<T>(V[0], af, b01[0], b01[1]);
+    mma16816<T>(V[1], af, b01[2], b01[3]);
+    mma16816<T>(V[2], af, b23[0], b23[1]);
+    mma16816<T>(V[3], af, b23[2], b23[3]);
+  }
+  T* dxg = static_cast<T*>(ba.dx) + b * ba.dx_sb + h * ba.dx_sh;
+  float dsum = 0.f;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int s = 16 * rb + gq + 8 * r;
+    const float f = dtv[s] * ee[s];
+    float xvs = 0.f;
+#pragma unroll
+    for (int n = 0; n < 4; ++n) {
+      const int p = 32 * ch + 8 * n + 2 * tq;
+      const float2 xx = unpack2<T>(*reinterpret_cast<const uint32_t*>(Xs + s * ldP + p));
+      const float2 dy = unpack2<T>(*reinterpret_cast<const uint32_t*>(dYs + s * ldP + p));
+      const float v0 = V[n][2 * r], v1 = V[n][2 * r + 1];
+      xvs += xx.x * v0 + xx.y * v1;
+      dsum += xx.x * dy.x + xx.y * dy.y;
+      if (t0 + s < L)
+        *reinterpret_cast<uint32_t*>(dxg + (int64_t)(t0 + s) * ba.dx_sl + p) =
+            pack2<T>(D[n][2 * r] + f * v0 + Dh * dy.x, D[n][2 * r + 1] + f * v1 + Dh * dy.y);
+    }
+    xvs = quad_sum(xvs);
+    if (tq == 0) atomicAdd(xv + s, xvs);
+  }
+  dsum = warp_sum(dsum);
+  if (lane == 0 && dsum != 0.f) atomicAdd(ba.dD + h, dsum);
+  __syncthreads();
+  if (warp == 0) bwd_dt_tail<Q>(ba, b, h, t0, nch, Ah, dtv, pre, ee, dacs, ddt, xv, dacs_g);
+}
+
+// ============ dB, dC (and dAcs's inter-chunk and end terms): block per (b, chunk, group, N slice) ============
+//
+// The block loops over the group's heads and accumulates dC and dB [Q, slice] in registers, so
+// the sum over heads needs no atomics. Warps 0-3 own dC rows 16 w, warps 4-7 dB rows 16 (w - 4),
+// each over the whole slice (up to 16 n8 tiles, 64 fp32 per thread). Per head:
+//   dC_l += sum_{s <= l} Wz_ls B_s + exp(Acs_l) (dY S_in)_l:  Wz built 16 columns at a time from
+//           Z = dY X^T in registers; dY S_in in 32-column pieces, whose dot with C_l is this
+//           slice's part of the inter-chunk dAcs_l term;
+//   dB_s += sum_{l >= s} Wz^T_sl C_l + (Xw dS_out)_s:  Wz^T from Z^T = X dY^T; Xw = X dt e by row.
+// A dC warp's product count grows with its row block and a dB warp's shrinks, so the two halves
+// of the block carry the same total.
+struct DbcPlan {
+  int ldS, ldP, offB, offC, offX, offDY, offSin, offDS, offVec, total;
+};
+__host__ __device__ inline DbcPlan dbc_plan() {
+  DbcPlan p;
+  p.ldS = kNs + 8;
+  p.ldP = kP + 8;
+  int o = 0;
+  p.offB = o;   o = align128(o + kQ * p.ldS * 2);
+  p.offC = o;   o = align128(o + kQ * p.ldS * 2);
+  p.offX = o;   o = align128(o + kQ * p.ldP * 2);
+  p.offDY = o;  o = align128(o + kQ * p.ldP * 2);
+  p.offSin = o; o = align128(o + kP * p.ldS * 2);
+  p.offDS = o;  o = align128(o + kP * p.ldS * 2);
+  p.offVec = o; o = align128(o + 4 * kQ * 4 + kWarps * 4);
+  p.total = o;  // 89,216 bytes: two blocks per SM
+  return p;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdArgs ba, const T* Sf, const T* Sb,
+                                                                     float* dacs_g) {
+  constexpr int Q = kQ, P = kP, MAXT = kNs / 8;
+  const MpSsdFwdArgs& a = ba.f;
+  const int N = a.dstate, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G;
+  const int nch = (L + Q - 1) / Q, nsl = (N + kNs - 1) / kNs;
+  int bid = blockIdx.x;
+  const int sl = bid % nsl;
+  bid /= nsl;
+  const int g = bid % G;
+  bid /= G;
+  const int c = bid % nch, b = bid / nch;
+  const int t0 = c * Q, n0 = sl * kNs, ns = min(kNs, N - n0), nT = ns / 8;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  const int rb = warp & 3;
+  const bool isB = warp >= 4;
+  const Lanes ln;
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const DbcPlan pl = dbc_plan();
+  const int ldS = pl.ldS, ldP = pl.ldP;
+  T* Bs = reinterpret_cast<T*>(smem + pl.offB);
+  T* Cs = reinterpret_cast<T*>(smem + pl.offC);
+  T* Xs = reinterpret_cast<T*>(smem + pl.offX);
+  T* dYs = reinterpret_cast<T*>(smem + pl.offDY);
+  T* Sin = reinterpret_cast<T*>(smem + pl.offSin);
+  T* dSo = reinterpret_cast<T*>(smem + pl.offDS);
+  float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
+  float* acs = dtv + Q;
+  float* ea = acs + Q;      // exp(Acs_l)
+  float* fw = ea + Q;       // dt_s e_s
+  float* endp = fw + Q;     // per-warp parts of the end term
+
+  load_rows<T>(Bs, ldS, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg + n0, a.B_sl, t0, Q, L, ns, true);
+  load_rows<T>(Cs, ldS, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg + n0, a.C_sl, t0, Q, L, ns, true);
+
+  float acc[MAXT][4];
+#pragma unroll
+  for (int i = 0; i < MAXT; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+  const int r0 = 16 * rb + gq, r1 = r0 + 8;  // this lane's accumulator rows (l for dC, s for dB)
+
+  for (int hh = 0; hh < Hg; ++hh) {
+    const int h = g * Hg + hh;
+    __syncthreads();  // the previous head's reads of every buffer are done
+    load_rows<T>(Xs, ldP, static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh, a.x_sl, t0, Q, L, P, true);
+    load_rows<T>(dYs, ldP, static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh, ba.dy_sl, t0, Q, L, P, true);
+    const int64_t soff = ((int64_t)(b * nch + c) * H + h) * P * N + n0;
+    load_rows<T>(Sin, ldS, Sf + soff, N, 0, P, P, ns, true);
+    load_rows<T>(dSo, ldS, Sb + soff, N, 0, P, P, ns, true);
+    if (warp == 0) {
+      chunk_dt<Q>(a, b, h, t0, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, nullptr);
+      __syncwarp();
+      const float end = acs[Q - 1];
+      for (int l = lane; l < Q; l += 32) {
+        ea[l] = __expf(acs[l]);
+        fw[l] = dtv[l] * __expf(end - acs[l]);
+      }
+    }
+    cp_async_wait_all();
+    __syncthreads();
+
+    // End term of dAcs: exp(Acs_end) <dS_out, S_in> (this slice's part), in 32-bit pairs.
+    {
+      float e = 0.f;
+      const int nv = ns / 2;
+      for (int i = threadIdx.x; i < P * nv; i += kThreads) {
+        const int p = i / nv, n = 2 * (i - p * nv);
+        const float2 u = unpack2<T>(*reinterpret_cast<const uint32_t*>(Sin + p * ldS + n));
+        const float2 v = unpack2<T>(*reinterpret_cast<const uint32_t*>(dSo + p * ldS + n));
+        e += u.x * v.x + u.y * v.y;
+      }
+      e = warp_sum(e);
+      if (lane == 0) endp[warp] = e;
+    }
+
+    const float a0 = acs[r0], a1 = acs[r1];
+    if (!isB) {
+      // ---- dC rows l = 16 rb ..: A operand dY rows, all of K = P, kept for both products.
+      uint32_t ya[4][4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) ldsm_x4(ya[k], dYs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
+      for (int j = 0; j <= rb; ++j) {
+        float zc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          uint32_t bf[4];  // X^T as B (k = p, col = s) from X [s][p]
+          ldsm_x4(bf, Xs + (16 * j + ln.br) * ldP + 16 * k + ln.bc);
+          mma16816<T>(zc[0], ya[k], bf[0], bf[1]);
+          mma16816<T>(zc[1], ya[k], bf[2], bf[3]);
+        }
+        uint32_t wf[4];  // Wz rows l, k = s: Z E dt_s on s <= l
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+          const int s0 = 16 * j + 8 * n + 2 * tq, s1 = s0 + 1;
+          const float as0 = acs[s0], as1 = acs[s1], d0 = dtv[s0], d1 = dtv[s1];
+          wf[2 * n] = pack2<T>(s0 <= r0 ? zc[n][0] * __expf(a0 - as0) * d0 : 0.f,
+                               s1 <= r0 ? zc[n][1] * __expf(a0 - as1) * d1 : 0.f);
+          wf[2 * n + 1] = pack2<T>(s0 <= r1 ? zc[n][2] * __expf(a1 - as0) * d0 : 0.f,
+                                   s1 <= r1 ? zc[n][3] * __expf(a1 - as1) * d1 : 0.f);
+        }
+#pragma unroll
+        for (int i = 0; i < MAXT; i += 2)
+          if (i < nT) {
+            uint32_t bf[4];  // B (k = s, col = n) from B [s][n]: transposed
+            ldsm_x4_t(bf, Bs + (16 * j + ln.lr) * ldS + 8 * i + ln.lc);
+            mma16816<T>(acc[i], wf, bf[0], bf[1]);
+            mma16816<T>(acc[i + 1], wf, bf[2], bf[3]);
+          }
+      }
+      // exp(Acs_l) (dY S_in) in 16-column pieces; its row dot with C is the inter-chunk dAcs term.
+      const float e0 = ea[r0], e1 = ea[r1];
+      float d0 = 0.f, d1 = 0.f;
+#pragma unroll
+      for (int q = 0; q < MAXT; q += 2)
+        if (q < nT) {
+          float U[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            uint32_t bf[4];  // S_in (k = p, col = n) from S_in [p][n]: transposed
+            ldsm_x4_t(bf, Sin + (16 * k + ln.lr) * ldS + 8 * q + ln.lc);
+            mma16816<T>(U[0], ya[k], bf[0], bf[1]);
+            mma16816<T>(U[1], ya[k], bf[2], bf[3]);
+          }
+#pragma unroll
+          for (int n = 0; n < 2; ++n) {
+            const int col = 8 * (q + n) + 2 * tq;
+            const float2 c0 = unpack2<T>(*reinterpret_cast<const uint32_t*>(Cs + r0 * ldS + col));
+            const float2 c1 = unpack2<T>(*reinterpret_cast<const uint32_t*>(Cs + r1 * ldS + col));
+            const float u0 = U[n][0] * e0, u1 = U[n][1] * e0, u2 = U[n][2] * e1, u3 = U[n][3] * e1;
+            d0 += u0 * c0.x + u1 * c0.y;
+            d1 += u2 * c1.x + u3 * c1.y;
+            acc[q + n][0] += u0, acc[q + n][1] += u1, acc[q + n][2] += u2, acc[q + n][3] += u3;
+          }
+        }
+      d0 = quad_sum(d0);
+      d1 = quad_sum(d1);
+      if (tq == 0) {
+        float* dg = dacs_g + ((int64_t)b * H + h) * nch * Q + t0;
+        atomicAdd(dg + r0, d0);
+        atomicAdd(dg + r1, d1);
+      }
+    } else {
+      // ---- dB rows s = 16 rb ..: A operand X rows, all of K = P.
+      uint32_t xa[4][4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) ldsm_x4(xa[k], Xs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
+      const float ds0 = dtv[r0], ds1 = dtv[r1];
+      for (int j = rb; j < 4; ++j) {
+        float zt[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          uint32_t bf[4];  // dY^T as B (k = p, col = l) from dY [l][p]
+          ldsm_x4(bf, dYs + (16 * j + ln.br) * ldP + 16 * k + ln.bc);
+          mma16816<T>(zt[0], xa[k], bf[0], bf[1]);
+          mma16816<T>(zt[1], xa[k], bf[2], bf[3]);
+        }
+        uint32_t wf[4];  // Wz^T rows s, k = l: Z^T E dt_s on s <= l
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+          const int l0 = 16 * j + 8 * n + 2 * tq, l1 = l0 + 1;
+          const float al0 = acs[l0], al1 = acs[l1];
+          wf[2 * n] = pack2<T>(r0 <= l0 ? zt[n][0] * __expf(al0 - a0) * ds0 : 0.f,
+                               r0 <= l1 ? zt[n][1] * __expf(al1 - a0) * ds0 : 0.f);
+          wf[2 * n + 1] = pack2<T>(r1 <= l0 ? zt[n][2] * __expf(al0 - a1) * ds1 : 0.f,
+                                   r1 <= l1 ? zt[n][3] * __expf(al1 - a1) * ds1 : 0.f);
+        }
+#pragma unroll
+        for (int i = 0; i < MAXT; i += 2)
+          if (i < nT) {
+            uint32_t bf[4];  // C (k = l, col = n) from C [l][n]: transposed
+            ldsm_x4_t(bf, Cs + (16 * j + ln.lr) * ldS + 8 * i + ln.lc);
+            mma16816<T>(acc[i], wf, bf[0], bf[1]);
+            mma16816<T>(acc[i + 1], wf, bf[2], bf[3]);
+          }
+      }
+      // Xw dS_out: X's A fragments scaled by fw per row (a0, a2: row r0; a1, a3: row r1).
+      const float f0 = fw[r0], f1 = fw[r1];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        uint32_t xw[4];
+        xw[0] = scale2<T>(xa[k][0], f0, f0);
+        xw[1] = scale2<T>(xa[k][1], f1, f1);
+        xw[2] = scale2<T>(xa[k][2], f0, f0);
+        xw[3] = scale2<T>(xa[k][3], f1, f1);
+#pragma unroll
+        for (int i = 0; i < MAXT; i += 2)
+          if (i < nT) {
+            uint32_t bf[4];  // dS_out (k = p, col = n) from dS_out [p][n]: transposed
+            ldsm_x4_t(bf, dSo + (16 * k + ln.lr) * ldS + 8 * i + ln.lc);
+            mma16816<T>(acc[i], xw, bf[0], bf[1]);
+            mma16816<T>(acc[i + 1], xw, bf[2], bf[3]);
+          }
+      }
+    }
+    __syncthreads();  // endp complete
+    if (threadIdx.x == 0) {
+      float e = 0.f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) e += endp[w];
+      if (e != 0.f) atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + Q - 1, e * ea[Q - 1]);
+    }
+  }
+
+  // dC (warps 0-3) or dB (warps 4-7) rows of this chunk (t < L), columns of this slice.
+  T* out = static_cast<T*>(isB ? ba.dB : ba.dC);
+#pragma unroll
+  for (int i = 0; i < MAXT; ++i)
+    if (i < nT) {
+      const int n = n0 + 8 * i + 2 * tq;
+      if (t0 + r0 < L)
+        *reinterpret_cast<uint32_t*>(out + (((int64_t)b * L + t0 + r0) * G + g) * N + n) = pack2<T>(acc[i][0], acc[i][1]);
+      if (t0 + r1 < L)
+        *reinterpret_cast<uint32_t*>(out + (((int64_t)b * L + t0 + r1) * G + g) * N + n) = pack2<T>(acc[i][2], acc[i][3]);
+    }
+}
+
+template <typename T>
+cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, cudaStream_t stream) {
+  const int nch = (a.f.seqlen + kQ - 1) / kQ, nsl = (a.f.dstate + kNs - 1) / kNs;
+  const int s1 = dbc_plan().total, s2 = dx_plan(a.f.dstate).total;
+  auto k1 = ssd_bwd_dbc_mma_kernel<T>;
+  auto k2 = ssd_bwd_dx_mma_kernel<T>;
+  cudaError_t e = cudaFuncSetAttribute((const void*)k1, cudaFuncAttributeMaxDynamicSharedMemorySize, s1);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute((const void*)k2, cudaFuncAttributeMaxDynamicSharedMemorySize, s2);
+  if (e != cudaSuccess) return e;
+  k1<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups * nsl), kThreads, s1, stream>>>(
+      a, static_cast<const T*>(Sf), static_cast<const T*>(Sb), dacs);
+  e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.heads), kThreads, s2, stream>>>(a, static_cast<const T*>(Sb), dacs);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+namespace mp_ssd {
+
+bool bwd_mma_applies(const MpSsdBwdArgs& a, int Q, bool vec) {
+  const MpSsdFwdArgs& f = a.f;
+  if (f.dtype == MP_F32 || Q != kQ || f.headdim != kP || f.dstate % 32 || f.dstate > 256 || !vec) return false;
+  if (!aligned16(a.dx) || a.dx_sl % 2 || a.dx_sb % 2 || a.dx_sh % 2) return false;
+  const int need = dx_plan(f.dstate).total > dbc_plan().total ? dx_plan(f.dstate).total : dbc_plan().total;
+  return need <= max_smem_optin();
+}
+
+cudaError_t bwd_mma_launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, bool vec,
+                           cudaStream_t stream) {
+  if (!bwd_mma_applies(a, kQ, vec)) return cudaErrorInvalidValue;
+  return a.f.dtype == MP_BF16 ? launch<__nv_bfloat16>(a, Sf, Sb, dacs, stream) : launch<__half>(a, Sf, Sb, dacs, stream);
+}
+
+}  // namespace mp_ssd
