@@ -217,7 +217,7 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
 
 // Segmented (two-level) scan. The chunks are split into nseg segments of seg_chunks chunks;
 // a block handles one (b, h, p-tile, segment). Single pass: nseg = 1, init/fin = the caller's
-// initial/final state. Pass 1 (kStateOnly): from a zero state, the segment's local end state
+// initial/final state. Pass 1 (the state-only kernels): from a zero state, the segment's local end state
 // (-> fin) and its total decay exp(sum dt A) (-> decay). Pass 2 (ssd_seg_combine) turns the
 // local states into entering states in place. Pass 3: the full kernel from init = entering states.
 struct Seg {
@@ -229,6 +229,12 @@ struct Seg {
   // dy as x and C as B, and each row is weighted by exp(Acs_l) instead of dt_s exp(Acs_end - Acs_s),
   // so the pass yields sum_l exp(Acs_l) dy_l^T C_l, the chunk's own part of the adjoint entering it.
   bool adjoint;
+  // The state-only kernel with one segment only: the sequential state pass of the backward. The block walks
+  // every chunk (in reverse when `reverse`) and stores the state it carries into a chunk, before
+  // the chunk's update, in the input dtype at chunk_states [b, nchunks, H, P, N]: the entering
+  // states, or for the adjoint walk the adjoints leaving each chunk. No combine kernel then.
+  void* chunk_states;
+  bool reverse;
 };
 
 using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);

@@ -501,6 +501,17 @@ cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local
   if (k1) PT = kMmaPT;
   const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / PT);
   const int smem1 = k1 ? mma_fwd_smem_bytes(a, true) : make_plan(Q, PT, a->dstate, esize_of(a->dtype), true).total;
+  // Sequential pass: when the (b, h) blocks alone fill most resident-block slots (56B at b = 1:
+  // 256 of 264), one block per (b, h) walks all chunks and writes each chunk's state in the
+  // input dtype directly. That skips the fp32 local states and the combine's second sweep over
+  // them, which at Q = 64 move ~3x the bytes of the states themselves.
+  if (k1 && vec) {
+    const int sms = device_attr(cudaDevAttrMultiProcessorCount) > 0 ? device_attr(cudaDevAttrMultiProcessorCount) : 1;
+    const int64_t slots = (int64_t)sms * blocks_per_sm(k1, smem1);
+    if (4 * base >= 3 * slots)
+      return launch_kernel(k1, smem1, base, *a, vec,
+                           Seg{1, nch, edge_in, edge_out, nullptr, adjoint != 0, states, adjoint != 0}, stream);
+  }
   cudaError_t e = launch_kernel(k1 ? k1 : kern_for(a->dtype, Q, PT, true), smem1, base * nch, *a, vec,
                                 Seg{nch, 1, nullptr, local, decay, adjoint != 0}, stream);
   if (e != cudaSuccess) return e;

@@ -23,30 +23,88 @@ using namespace mp_ssd;
 struct MmaPlan {
   int ldN, ldP, offC, offB, offX, offS, offVec, offXch, total;
 };
-// The state-only pass needs neither C nor the operand copy of S.
-__host__ __device__ inline MmaPlan mma_plan(int N, bool state_only) {
+__host__ __device__ inline MmaPlan mma_plan(int N) {
   MmaPlan p;
-  const int full = state_only ? 0 : 1;
   p.ldN = N + 8;
   p.ldP = kMmaPT + 8;
   int o = 0;
-  p.offC = o;  o = align128(o + full * kMmaQ * p.ldN * 2);
+  p.offC = o;  o = align128(o + kMmaQ * p.ldN * 2);
   p.offB = o;  o = align128(o + kMmaQ * p.ldN * 2);
   p.offX = o;  o = align128(o + kMmaQ * p.ldP * 2);
-  p.offS = o;  o = align128(o + full * kMmaPT * p.ldN * 2);
+  p.offS = o;  o = align128(o + kMmaPT * p.ldN * 2);
   p.offVec = o; o = align128(o + 4 * kMmaQ * 4);
   p.offXch = o; o = align128(o + 4 * 256 * 4);  // score exchange, one 16x16 fp32 tile per warp pair
   p.total = o;  // 115,712 bytes at N = 256: exactly two blocks per SM (228 KB less 1 KB each)
   return p;
 }
 
-// kStateOnly: pass 1 of the segmented scan and the backward's chunk states (Seg in
-// ssd_common.cuh): no y, no C; the segment's local end state -> sg.fin, its decay -> sg.decay;
-// sg.adjoint weights rows by exp(Acs_l) (the caller passes dy as x and C as B).
-template <typename T, bool kStateOnly>
+constexpr int kMaxS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
+
+// S = dec S + Xw^T B over the chunk's Q rows, Xw_s = x_s fw_s: the warp's rows 16 rb .. +16 of
+// the head-dim tile and columns (N/2) ch .. +N/2 of the state (nS = N / 16 n8 tiles).
+template <typename T>
+__device__ __forceinline__ void state_update(float (&S)[kMaxS][4], const T* Xs, int ldP, const T* Bs, int ldN,
+                                             const float* fw, float dec, int N, int rb, int ch) {
+  const int lane = threadIdx.x & 31, tq = lane & 3, nS = N / 16;
+  const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
+#pragma unroll
+  for (int i = 0; i < kMaxS; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
+  for (int k = 0; k < kMmaQ; k += 16) {
+    // A = Xw^T (row p, k = s) from Xw [s][p]: transposed ldmatrix. Matrices (p 0-7, s 0-7),
+    // (p 8-15, s 0-7), (p 0-7, s 8-15), (p 8-15, s 8-15) -> a0..a3.
+    uint32_t af[4];
+    ldsm_x4_t(af, Xs + (k + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
+    // Xw = X * fw[s]: a0, a1 hold s = k + 2t, k + 2t + 1; a2, a3 hold s = k + 8 + 2t, +1.
+    const float f0 = fw[k + 2 * tq], f1 = fw[k + 2 * tq + 1], f2 = fw[k + 8 + 2 * tq], f3 = fw[k + 9 + 2 * tq];
+    af[0] = scale2<T>(af[0], f0, f1);
+    af[1] = scale2<T>(af[1], f0, f1);
+    af[2] = scale2<T>(af[2], f2, f3);
+    af[3] = scale2<T>(af[3], f2, f3);
+#pragma unroll
+    for (int i = 0; i < kMaxS; i += 2)
+      if (i < nS) {
+        uint32_t bf[4];  // B (k = s, col = n) from B [s][n]: transposed, two n8 tiles
+        ldsm_x4_t(bf, Bs + (k + lr) * ldN + (N / 2) * ch + 8 * i + lc);
+        mma16816<T>(S[i], af, bf[0], bf[1]);
+        mma16816<T>(S[i + 1], af, bf[2], bf[3]);
+      }
+  }
+}
+
+// The state registers' fp32 values at row srow, columns scol0 + 8 i (+1), and 8 rows below.
+__device__ __forceinline__ void load_state(float (&S)[kMaxS][4], const float* src, int N, int nS) {
+#pragma unroll
+  for (int i = 0; i < kMaxS; ++i) {
+    S[i][0] = S[i][1] = S[i][2] = S[i][3] = 0.f;
+    if (src && i < nS) {
+      const float2 lo = *reinterpret_cast<const float2*>(src + 8 * i), hi = *reinterpret_cast<const float2*>(src + 8 * i + 8 * N);
+      S[i][0] = lo.x, S[i][1] = lo.y, S[i][2] = hi.x, S[i][3] = hi.y;
+    }
+  }
+}
+__device__ __forceinline__ void store_state(const float (&S)[kMaxS][4], float* dst, int N, int nS) {
+#pragma unroll
+  for (int i = 0; i < kMaxS; ++i)
+    if (i < nS) {
+      *reinterpret_cast<float2*>(dst + 8 * i) = make_float2(S[i][0], S[i][1]);
+      *reinterpret_cast<float2*>(dst + 8 * i + 8 * N) = make_float2(S[i][2], S[i][3]);
+    }
+}
+// The same rounded to T, with leading dimension ld (a shared-memory operand or a global array).
+template <typename T>
+__device__ __forceinline__ void store_state_t(const float (&S)[kMaxS][4], T* dst, int64_t ld, int nS) {
+#pragma unroll
+  for (int i = 0; i < kMaxS; ++i)
+    if (i < nS) {
+      *reinterpret_cast<uint32_t*>(dst + 8 * i) = pack2<T>(S[i][0], S[i][1]);
+      *reinterpret_cast<uint32_t*>(dst + 8 * i + 8 * ld) = pack2<T>(S[i][2], S[i][3]);
+    }
+}
+
+// The full forward: y and the state, one block per (b, h, head-dim tile, segment).
+template <typename T>
 __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
   constexpr int Q = kMmaQ, PT = kMmaPT;
-  constexpr int MAXS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
   const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
   const int ptiles = P / PT;
   const FwdBlock blk = fwd_block(ptiles, H, a.batch);
@@ -57,7 +115,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   const int nS = N / 16;                    // state n8-tiles per warp
 
   extern __shared__ __align__(128) unsigned char smem[];
-  const MmaPlan pl = mma_plan(N, kStateOnly);
+  const MmaPlan pl = mma_plan(N);
   T* Cs = reinterpret_cast<T*>(smem + pl.offC);
   T* Bs = reinterpret_cast<T*>(smem + pl.offB);
   T* Xs = reinterpret_cast<T*>(smem + pl.offX);
@@ -73,30 +131,12 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   const FwdView<T> view = fwd_view<T>(a, blk, g, p0, sg.nseg);
   const T *xg = view.x, *Bg = view.B, *Cg = view.C;
   T* yg = view.y;
-  const int64_t state_off = view.state_off;
 
   // State registers: tile i covers rows 16 rb + {g, g+8}, cols (N/2) ch + 8 i + {2t, 2t+1}.
-  float S[MAXS][4];
+  float S[kMaxS][4];
   const int srow = 16 * rb + gq, scol0 = (N / 2) * ch + 2 * tq;
-#pragma unroll
-  for (int i = 0; i < MAXS; ++i) {
-    S[i][0] = S[i][1] = S[i][2] = S[i][3] = 0.f;
-    if (i < nS && sg.init) {
-      const float* src = sg.init + state_off + (int64_t)srow * N + scol0 + 8 * i;
-      const float2 lo = *reinterpret_cast<const float2*>(src), hi = *reinterpret_cast<const float2*>(src + 8 * N);
-      S[i][0] = lo.x, S[i][1] = lo.y, S[i][2] = hi.x, S[i][3] = hi.y;
-    }
-  }
-  auto publish_state = [&]() {
-#pragma unroll
-    for (int i = 0; i < MAXS; ++i)
-      if (i < nS) {
-        T* dst = Ss + srow * ldN + scol0 + 8 * i;
-        *reinterpret_cast<uint32_t*>(dst) = pack2<T>(S[i][0], S[i][1]);
-        *reinterpret_cast<uint32_t*>(dst + 8 * ldN) = pack2<T>(S[i][2], S[i][3]);
-      }
-  };
-  if (!kStateOnly) publish_state();
+  load_state(S, sg.init ? sg.init + view.state_off + (int64_t)srow * N + scol0 : nullptr, N, nS);
+  store_state_t<T>(S, Ss + srow * ldN + scol0, ldN, nS);  // the operand copy
 
   // ldmatrix lane addressing: lane l supplies row (l % 8) + 8 * ((l / 8) % 2) and column offset
   // 8 * (l / 16) of a 16x16 block for A operands (non-transposed); the B-operand variants below.
@@ -106,10 +146,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
 
   const int nchunks = (L + Q - 1) / Q;
   const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
-  float seg_sum = 0.f;  // sum of dt A over the segment (the state-only pass's decay)
   for (int c = c_begin; c < c_end; ++c) {
     const int t0 = c * Q;
-    if (!kStateOnly) load_rows<T>(Cs, ldN, Cg, a.C_sl, t0, Q, L, N, vec);
+    load_rows<T>(Cs, ldN, Cg, a.C_sl, t0, Q, L, N, vec);
     load_rows<T>(Bs, ldN, Bg, a.B_sl, t0, Q, L, N, vec);
     load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, PT, vec);
     if (warp == 0) {
@@ -118,13 +157,13 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
       const float end = acs[Q - 1];
       for (int l = lane; l < Q; l += 32) {
         ea[l] = __expf(acs[l]);
-        fw[l] = (kStateOnly && sg.adjoint) ? ea[l] : dtv[l] * __expf(end - acs[l]);
+        fw[l] = dtv[l] * __expf(end - acs[l]);
       }
     }
     if (vec) cp_async_wait_all();
     __syncthreads();
 
-    if (!kStateOnly) {
+    {
       // ---- y rows 16 rb .. +16, cols 32 ch .. +32: exp(Acs_l) (C S^T) + W X + D x ----
       float Y[4][4];
 #pragma unroll
@@ -213,44 +252,122 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     // ---- state: S = exp(Acs_end) S + Xw^T B,  Xw_s = x_s dt_s exp(Acs_end - Acs_s) ----
     // No barrier before it: it reads only X, B and the per-row vectors, which nothing writes in
     // this chunk, so warps with less y work (small rb) start on it while the others finish.
-    seg_sum += acs[Q - 1];
-    const float dec = __expf(acs[Q - 1]);
-#pragma unroll
-    for (int i = 0; i < MAXS; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
-    for (int k = 0; k < Q; k += 16) {
-      // A = Xw^T (row p, k = s) from Xw [s][p]: transposed ldmatrix. Matrices (p 0-7, s 0-7),
-      // (p 8-15, s 0-7), (p 0-7, s 8-15), (p 8-15, s 8-15) -> a0..a3.
-      uint32_t af[4];
-      ldsm_x4_t(af, Xs + (k + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
-      // Xw = X * fw[s]: a0, a1 hold s = k + 2t, k + 2t + 1; a2, a3 hold s = k + 8 + 2t, +1.
-      const float f0 = fw[k + 2 * tq], f1 = fw[k + 2 * tq + 1], f2 = fw[k + 8 + 2 * tq], f3 = fw[k + 9 + 2 * tq];
-      af[0] = scale2<T>(af[0], f0, f1);
-      af[1] = scale2<T>(af[1], f0, f1);
-      af[2] = scale2<T>(af[2], f2, f3);
-      af[3] = scale2<T>(af[3], f2, f3);
-#pragma unroll
-      for (int i = 0; i < MAXS; i += 2)
-        if (i < nS) {
-          uint32_t bf[4];  // B (k = s, col = n) from B [s][n]: transposed, two n8 tiles
-          ldsm_x4_t(bf, Bs + (k + lr) * ldN + (N / 2) * ch + 8 * i + lc);
-          mma16816<T>(S[i], af, bf[0], bf[1]);
-          mma16816<T>(S[i + 1], af, bf[2], bf[3]);
-        }
-    }
+    state_update<T>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
     __syncthreads();  // every read of S, C, B, X of this chunk is done
-    if (!kStateOnly) publish_state();
+    store_state_t<T>(S, Ss + srow * ldN + scol0, ldN, nS);
   }
+  if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
+}
 
-  if (sg.fin) {
+// The same into a global row-major array with 16-byte stores (full 32-byte sectors; the pairs
+// above fill half of each): within a quad (the four lanes of an accumulator row), a 4 x 4
+// transpose of packed pairs by xor shuffles gives lane t the 8 contiguous values of tile i0 + t.
+// dst points at this lane's (row, first column) as for store_state_t.
+template <typename T>
+__device__ __forceinline__ void store_state_t16(const float (&S)[kMaxS][4], T* dst, int64_t ld, int nS) {
+  const int tq = threadIdx.x & 3;
+  T* base = dst - 2 * tq;  // the quad's first column
 #pragma unroll
-    for (int i = 0; i < MAXS; ++i)
-      if (i < nS) {
-        float* dst = sg.fin + state_off + (int64_t)srow * N + scol0 + 8 * i;
-        *reinterpret_cast<float2*>(dst) = make_float2(S[i][0], S[i][1]);
-        *reinterpret_cast<float2*>(dst + 8 * N) = make_float2(S[i][2], S[i][3]);
+  for (int i0 = 0; i0 < kMaxS; i0 += 4) {
+    if (i0 >= nS) continue;
+    if (i0 + 4 > nS) {  // a tail of fewer than four tiles (N = 32, 96, ...): pair stores
+#pragma unroll
+      for (int i = i0; i < i0 + 4; ++i)
+        if (i < nS) {
+          *reinterpret_cast<uint32_t*>(dst + 8 * i) = pack2<T>(S[i][0], S[i][1]);
+          *reinterpret_cast<uint32_t*>(dst + 8 * i + 8 * ld) = pack2<T>(S[i][2], S[i][3]);
+        }
+      continue;
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      uint32_t w[4], o[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) w[k] = pack2<T>(S[i0 + k][2 * r], S[i0 + k][2 * r + 1]);
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        const int want = tq ^ x;  // the tile the partner (lane tq ^ x) collects
+        const uint32_t send = want == 0 ? w[0] : want == 1 ? w[1] : want == 2 ? w[2] : w[3];
+        const uint32_t recv = x == 0 ? send : __shfl_xor_sync(0xffffffffu, send, x);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) o[j] = j == want ? recv : o[j];
       }
+      *reinterpret_cast<uint4*>(base + 8 * r * ld + 8 * (i0 + tq)) = make_uint4(o[0], o[1], o[2], o[3]);
+    }
   }
-  if (kStateOnly && sg.decay && pt == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
+}
+
+// ---- The state-only pass (Seg in ssd_common.cuh): pass 1 of the segmented scan and the
+// backward's chunk states. No y, no C, no operand copy of S; the segment's end state -> sg.fin,
+// its decay -> sg.decay, each chunk's carried-in state -> sg.chunk_states; sg.adjoint weights
+// rows by exp(Acs_l) (the caller passes dy as x and C as B); sg.reverse walks the chunks last to
+// first. One stage: a two-stage version (chunk i + 1's B, X and dt loading during chunk i) measured
+// 5% slower on an H200 at the 56B shape. Nsight Compute puts the time in dependent-instruction
+// waits and barriers, not in loads: the update is latency-bound, not starved.
+struct StatePlan {
+  int ldN, ldP, offB, offX, offVec, total;
+};
+__host__ __device__ inline StatePlan state_plan(int N) {
+  StatePlan p;
+  p.ldN = N + 8;
+  p.ldP = kMmaPT + 8;
+  int o = 0;
+  p.offB = o;   o = align128(o + kMmaQ * p.ldN * 2);
+  p.offX = o;   o = align128(o + kMmaQ * p.ldP * 2);
+  p.offVec = o; o = align128(o + 3 * kMmaQ * 4);
+  p.total = o;  // 44,032 bytes at N = 256
+  return p;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 2) ssd_state_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
+  constexpr int Q = kMmaQ, PT = kMmaPT;
+  const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
+  const FwdBlock blk = fwd_block(P / PT, H, a.batch);
+  const int h = blk.h, b = blk.b, seg = blk.seg;
+  const int g = h / (H / a.groups), p0 = blk.pt * PT;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  const int rb = warp & 3, ch = warp >> 2, nS = N / 16;
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const StatePlan pl = state_plan(N);
+  const int ldN = pl.ldN, ldP = pl.ldP;
+  T* Bs = reinterpret_cast<T*>(smem + pl.offB);
+  T* Xs = reinterpret_cast<T*>(smem + pl.offX);
+  float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
+  float* acs = dtv + Q;
+  float* fw = acs + Q;  // row weights: dt_s exp(Acs_end - Acs_s), or exp(Acs_l) for the adjoint
+
+  const float Ah = a.A[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
+  const FwdView<T> view = fwd_view<T>(a, blk, g, p0, sg.nseg);
+  float S[kMaxS][4];
+  const int srow = 16 * rb + gq, scol0 = (N / 2) * ch + 2 * tq;
+  load_state(S, sg.init ? sg.init + view.state_off + (int64_t)srow * N + scol0 : nullptr, N, nS);
+
+  const int nchunks = (L + Q - 1) / Q;
+  const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
+  T* const cst = static_cast<T*>(sg.chunk_states);
+  float seg_sum = 0.f;  // warp 0: sum of dt A over the segment (the decay)
+  for (int ci = c_begin; ci < c_end; ++ci) {
+    const int c = sg.reverse ? c_end - 1 - (ci - c_begin) : ci, t0 = c * Q;
+    load_rows<T>(Bs, ldN, view.B, a.B_sl, t0, Q, L, N, vec);
+    load_rows<T>(Xs, ldP, view.x, a.x_sl, t0, Q, L, PT, vec);
+    if (cst)  // the state carried into this chunk, while the loads are in flight
+      store_state_t16<T>(S, cst + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)(p0 + srow) * N + scol0, N, nS);
+    if (warp == 0) {
+      chunk_dt<Q>(a, b, h, t0, Ah, bias, dtv, acs, nullptr);
+      __syncwarp();
+      const float end = acs[Q - 1];
+      for (int l = lane; l < Q; l += 32) fw[l] = sg.adjoint ? __expf(acs[l]) : dtv[l] * __expf(end - acs[l]);
+      seg_sum += end;
+    }
+    if (vec) cp_async_wait_all();
+    __syncthreads();
+    state_update<T>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
+    __syncthreads();  // every read of B, X and the vectors of this chunk is done
+  }
+  if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
+  if (sg.decay && blk.pt == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
 }
 
 }  // namespace
@@ -259,11 +376,13 @@ namespace mp_ssd {
 
 KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only) {
   if (a->headdim % kMmaPT || a->dstate % 32 || a->dstate > 256) return nullptr;
-  if (a->dtype == MP_BF16) return state_only ? ssd_fwd_mma_kernel<__nv_bfloat16, true> : ssd_fwd_mma_kernel<__nv_bfloat16, false>;
-  if (a->dtype == MP_F16) return state_only ? ssd_fwd_mma_kernel<__half, true> : ssd_fwd_mma_kernel<__half, false>;
+  if (a->dtype == MP_BF16) return state_only ? ssd_state_mma_kernel<__nv_bfloat16> : ssd_fwd_mma_kernel<__nv_bfloat16>;
+  if (a->dtype == MP_F16) return state_only ? ssd_state_mma_kernel<__half> : ssd_fwd_mma_kernel<__half>;
   return nullptr;
 }
 
-int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only) { return mma_plan(a->dstate, state_only).total; }
+int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only) {
+  return state_only ? state_plan(a->dstate).total : mma_plan(a->dstate).total;
+}
 
 }  // namespace mp_ssd
