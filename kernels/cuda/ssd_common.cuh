@@ -202,6 +202,18 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
   if (vec) {
     constexpr int V = 16 / sizeof(T);
     const int nv = ncols / V;
+    if (kThreads % nv == 0) {
+      // Each thread keeps one 16-byte column and steps over rows: no integer division per copy
+      // (these loops run per chunk and per head; a division is ~20 instructions).
+      const int c = (threadIdx.x % nv) * V, step = kThreads / nv;
+      int r = threadIdx.x / nv;
+      const T* p = src + (int64_t)(t0 + r) * row_stride + c;
+      for (; r < Q; r += step, p += step * row_stride) {
+        const bool ok = t0 + r < L;
+        cp_async16(dst + r * ld + c, ok ? p : src, ok);
+      }
+      return;
+    }
     for (int i = threadIdx.x; i < Q * nv; i += kThreads) {
       const int r = i / nv, c = (i - r * nv) * V;
       const bool ok = t0 + r < L;

@@ -49,6 +49,59 @@ __device__ __forceinline__ float column_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 16);
 }
 
+// The A fragment (16 x 16, rounded to T) of a score tile z held as two n8 accumulators, rows
+// r0 and r0 + 8, columns c0 .. c0 + 15, weighted by the decay and step of the pair:
+//   z * exp(Acs_l - Acs_s) * dt_s on s <= l, else 0,
+// where rows are l and columns s (kRowsAreL) or the other way round (the transposed tile).
+template <typename T, bool kRowsAreL>
+__device__ __forceinline__ void decay_fragment(uint32_t (&wf)[4], const float (&z)[2][4], int r0, int c0,
+                                               const float* acs, const float* dtv) {
+  const int tq = threadIdx.x & 3;
+#pragma unroll
+  for (int n = 0; n < 2; ++n) {
+    float w[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int row = r0 + 8 * (e >> 1), col = c0 + 8 * n + 2 * tq + (e & 1);
+      const int l = kRowsAreL ? row : col, s = kRowsAreL ? col : row;
+      w[e] = s <= l ? z[n][e] * __expf(acs[l] - acs[s]) * dtv[s] : 0.f;
+    }
+    wf[2 * n] = pack2<T>(w[0], w[1]);
+    wf[2 * n + 1] = pack2<T>(w[2], w[3]);
+  }
+}
+
+// z (16 x 16, two n8 accumulators) = a * op^T over K = 64: a the four k16 A fragments of the
+// warp's rows, op row-major [col][k] at rows j0 .. j0 + 15 (a row's k contiguous).
+template <typename T>
+__device__ __forceinline__ void score_tile(float (&z)[2][4], const uint32_t (&a)[4][4], const T* op, int ld, int j0,
+                                           const Lanes& ln) {
+#pragma unroll
+  for (int n = 0; n < 2; ++n) z[n][0] = z[n][1] = z[n][2] = z[n][3] = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    uint32_t bf[4];
+    ldsm_x4(bf, op + (j0 + ln.br) * ld + 16 * k + ln.bc);
+    mma16816<T>(z[0], a[k], bf[0], bf[1]);
+    mma16816<T>(z[1], a[k], bf[2], bf[3]);
+  }
+}
+
+// acc[i] += a * op[k0 .. k0 + 16, 8 i .. 8 i + 8) for the slice's nT n8 tiles, op row-major
+// [k][n] with leading dimension ld (two tiles per transposed ldmatrix).
+template <typename T, int MAXT>
+__device__ __forceinline__ void mma_strip(float (&acc)[MAXT][4], const uint32_t (&a)[4], const T* op, int ld, int k0,
+                                          int nT, const Lanes& ln) {
+#pragma unroll
+  for (int i = 0; i < MAXT; i += 2)
+    if (i < nT) {
+      uint32_t bf[4];
+      ldsm_x4_t(bf, op + (k0 + ln.lr) * ld + 8 * i + ln.lc);
+      mma16816<T>(acc[i], a, bf[0], bf[1]);
+      mma16816<T>(acc[i + 1], a, bf[2], bf[3]);
+    }
+}
+
 // ================= dx, ddt, dA, dD, ddt_bias: block per (b, chunk, head) =================
 //
 // Phase 1: M^T and the intra-chunk dAcs / direct ddt terms, in 20 units of (16 rows s, 8 cols l)
@@ -340,50 +393,29 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
     // End term of dAcs: exp(Acs_end) <dS_out, S_in> (this slice's part), in 32-bit pairs.
     {
       float e = 0.f;
-      const int nv = ns / 2;
-      for (int i = threadIdx.x; i < P * nv; i += kThreads) {
-        const int p = i / nv, n = 2 * (i - p * nv);
-        const float2 u = unpack2<T>(*reinterpret_cast<const uint32_t*>(Sin + p * ldS + n));
-        const float2 v = unpack2<T>(*reinterpret_cast<const uint32_t*>(dSo + p * ldS + n));
-        e += u.x * v.x + u.y * v.y;
-      }
+      const int nv = ns / 2;  // pairs per row; ns is 32, 64, 96 or 128, so a row takes <= 64 threads
+      const int n = 2 * (threadIdx.x % nv), step = kThreads / nv;
+      if (threadIdx.x < step * nv)
+        for (int p = threadIdx.x / nv; p < P; p += step) {
+          const float2 u = unpack2<T>(*reinterpret_cast<const uint32_t*>(Sin + p * ldS + n));
+          const float2 v = unpack2<T>(*reinterpret_cast<const uint32_t*>(dSo + p * ldS + n));
+          e += u.x * v.x + u.y * v.y;
+        }
       e = warp_sum(e);
       if (lane == 0) endp[warp] = e;
     }
 
-    const float a0 = acs[r0], a1 = acs[r1];
     if (!isB) {
       // ---- dC rows l = 16 rb ..: A operand dY rows, all of K = P, kept for both products.
       uint32_t ya[4][4];
 #pragma unroll
       for (int k = 0; k < 4; ++k) ldsm_x4(ya[k], dYs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
       for (int j = 0; j <= rb; ++j) {
-        float zc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          uint32_t bf[4];  // X^T as B (k = p, col = s) from X [s][p]
-          ldsm_x4(bf, Xs + (16 * j + ln.br) * ldP + 16 * k + ln.bc);
-          mma16816<T>(zc[0], ya[k], bf[0], bf[1]);
-          mma16816<T>(zc[1], ya[k], bf[2], bf[3]);
-        }
-        uint32_t wf[4];  // Wz rows l, k = s: Z E dt_s on s <= l
-#pragma unroll
-        for (int n = 0; n < 2; ++n) {
-          const int s0 = 16 * j + 8 * n + 2 * tq, s1 = s0 + 1;
-          const float as0 = acs[s0], as1 = acs[s1], d0 = dtv[s0], d1 = dtv[s1];
-          wf[2 * n] = pack2<T>(s0 <= r0 ? zc[n][0] * __expf(a0 - as0) * d0 : 0.f,
-                               s1 <= r0 ? zc[n][1] * __expf(a0 - as1) * d1 : 0.f);
-          wf[2 * n + 1] = pack2<T>(s0 <= r1 ? zc[n][2] * __expf(a1 - as0) * d0 : 0.f,
-                                   s1 <= r1 ? zc[n][3] * __expf(a1 - as1) * d1 : 0.f);
-        }
-#pragma unroll
-        for (int i = 0; i < MAXT; i += 2)
-          if (i < nT) {
-            uint32_t bf[4];  // B (k = s, col = n) from B [s][n]: transposed
-            ldsm_x4_t(bf, Bs + (16 * j + ln.lr) * ldS + 8 * i + ln.lc);
-            mma16816<T>(acc[i], wf, bf[0], bf[1]);
-            mma16816<T>(acc[i + 1], wf, bf[2], bf[3]);
-          }
+        float zc[2][4];  // Z = dY X^T, rows l, cols s = 16 j ..
+        score_tile<T>(zc, ya, Xs, ldP, 16 * j, ln);
+        uint32_t wf[4];  // Wz rows l, k = s
+        decay_fragment<T, true>(wf, zc, r0, 16 * j, acs, dtv);
+        mma_strip<T>(acc, wf, Bs, ldS, 16 * j, nT, ln);  // B (k = s, col = n) from B [s][n]
       }
       // exp(Acs_l) (dY S_in) in 16-column pieces; its row dot with C is the inter-chunk dAcs term.
       const float e0 = ea[r0], e1 = ea[r1];
@@ -422,34 +454,12 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
       uint32_t xa[4][4];
 #pragma unroll
       for (int k = 0; k < 4; ++k) ldsm_x4(xa[k], Xs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
-      const float ds0 = dtv[r0], ds1 = dtv[r1];
       for (int j = rb; j < 4; ++j) {
-        float zt[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          uint32_t bf[4];  // dY^T as B (k = p, col = l) from dY [l][p]
-          ldsm_x4(bf, dYs + (16 * j + ln.br) * ldP + 16 * k + ln.bc);
-          mma16816<T>(zt[0], xa[k], bf[0], bf[1]);
-          mma16816<T>(zt[1], xa[k], bf[2], bf[3]);
-        }
-        uint32_t wf[4];  // Wz^T rows s, k = l: Z^T E dt_s on s <= l
-#pragma unroll
-        for (int n = 0; n < 2; ++n) {
-          const int l0 = 16 * j + 8 * n + 2 * tq, l1 = l0 + 1;
-          const float al0 = acs[l0], al1 = acs[l1];
-          wf[2 * n] = pack2<T>(r0 <= l0 ? zt[n][0] * __expf(al0 - a0) * ds0 : 0.f,
-                               r0 <= l1 ? zt[n][1] * __expf(al1 - a0) * ds0 : 0.f);
-          wf[2 * n + 1] = pack2<T>(r1 <= l0 ? zt[n][2] * __expf(al0 - a1) * ds1 : 0.f,
-                                   r1 <= l1 ? zt[n][3] * __expf(al1 - a1) * ds1 : 0.f);
-        }
-#pragma unroll
-        for (int i = 0; i < MAXT; i += 2)
-          if (i < nT) {
-            uint32_t bf[4];  // C (k = l, col = n) from C [l][n]: transposed
-            ldsm_x4_t(bf, Cs + (16 * j + ln.lr) * ldS + 8 * i + ln.lc);
-            mma16816<T>(acc[i], wf, bf[0], bf[1]);
-            mma16816<T>(acc[i + 1], wf, bf[2], bf[3]);
-          }
+        float zt[2][4];  // Z^T = X dY^T, rows s, cols l = 16 j ..
+        score_tile<T>(zt, xa, dYs, ldP, 16 * j, ln);
+        uint32_t wf[4];  // Wz^T rows s, k = l
+        decay_fragment<T, false>(wf, zt, r0, 16 * j, acs, dtv);
+        mma_strip<T>(acc, wf, Cs, ldS, 16 * j, nT, ln);  // C (k = l, col = n) from C [l][n]
       }
       // Xw dS_out: X's A fragments scaled by fw per row (a0, a2: row r0; a1, a3: row r1).
       const float f0 = fw[r0], f1 = fw[r1];
@@ -460,14 +470,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
         xw[1] = scale2<T>(xa[k][1], f1, f1);
         xw[2] = scale2<T>(xa[k][2], f0, f0);
         xw[3] = scale2<T>(xa[k][3], f1, f1);
-#pragma unroll
-        for (int i = 0; i < MAXT; i += 2)
-          if (i < nT) {
-            uint32_t bf[4];  // dS_out (k = p, col = n) from dS_out [p][n]: transposed
-            ldsm_x4_t(bf, dSo + (16 * k + ln.lr) * ldS + 8 * i + ln.lc);
-            mma16816<T>(acc[i], xw, bf[0], bf[1]);
-            mma16816<T>(acc[i + 1], xw, bf[2], bf[3]);
-          }
+        mma_strip<T>(acc, xw, dSo, ldS, 16 * k, nT, ln);  // dS_out (k = p, col = n) from dS_out [p][n]
       }
     }
     __syncthreads();  // endp complete

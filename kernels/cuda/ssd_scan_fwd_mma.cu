@@ -259,44 +259,6 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
 }
 
-// The same into a global row-major array with 16-byte stores (full 32-byte sectors; the pairs
-// above fill half of each): within a quad (the four lanes of an accumulator row), a 4 x 4
-// transpose of packed pairs by xor shuffles gives lane t the 8 contiguous values of tile i0 + t.
-// dst points at this lane's (row, first column) as for store_state_t.
-template <typename T>
-__device__ __forceinline__ void store_state_t16(const float (&S)[kMaxS][4], T* dst, int64_t ld, int nS) {
-  const int tq = threadIdx.x & 3;
-  T* base = dst - 2 * tq;  // the quad's first column
-#pragma unroll
-  for (int i0 = 0; i0 < kMaxS; i0 += 4) {
-    if (i0 >= nS) continue;
-    if (i0 + 4 > nS) {  // a tail of fewer than four tiles (N = 32, 96, ...): pair stores
-#pragma unroll
-      for (int i = i0; i < i0 + 4; ++i)
-        if (i < nS) {
-          *reinterpret_cast<uint32_t*>(dst + 8 * i) = pack2<T>(S[i][0], S[i][1]);
-          *reinterpret_cast<uint32_t*>(dst + 8 * i + 8 * ld) = pack2<T>(S[i][2], S[i][3]);
-        }
-      continue;
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      uint32_t w[4], o[4];
-#pragma unroll
-      for (int k = 0; k < 4; ++k) w[k] = pack2<T>(S[i0 + k][2 * r], S[i0 + k][2 * r + 1]);
-#pragma unroll
-      for (int x = 0; x < 4; ++x) {
-        const int want = tq ^ x;  // the tile the partner (lane tq ^ x) collects
-        const uint32_t send = want == 0 ? w[0] : want == 1 ? w[1] : want == 2 ? w[2] : w[3];
-        const uint32_t recv = x == 0 ? send : __shfl_xor_sync(0xffffffffu, send, x);
-#pragma unroll
-        for (int j = 0; j < 4; ++j) o[j] = j == want ? recv : o[j];
-      }
-      *reinterpret_cast<uint4*>(base + 8 * r * ld + 8 * (i0 + tq)) = make_uint4(o[0], o[1], o[2], o[3]);
-    }
-  }
-}
-
 // ---- The state-only pass (Seg in ssd_common.cuh): pass 1 of the segmented scan and the
 // backward's chunk states. No y, no C, no operand copy of S; the segment's end state -> sg.fin,
 // its decay -> sg.decay, each chunk's carried-in state -> sg.chunk_states; sg.adjoint weights
@@ -305,17 +267,19 @@ __device__ __forceinline__ void store_state_t16(const float (&S)[kMaxS][4], T* d
 // 5% slower on an H200 at the 56B shape. Nsight Compute puts the time in dependent-instruction
 // waits and barriers, not in loads: the update is latency-bound, not starved.
 struct StatePlan {
-  int ldN, ldP, offB, offX, offVec, total;
+  int ldN, ldP, ldG, offB, offX, offVec, offStage, total;
 };
 __host__ __device__ inline StatePlan state_plan(int N) {
   StatePlan p;
   p.ldN = N + 8;
   p.ldP = kMmaPT + 8;
+  p.ldG = N / 2 + 8;
   int o = 0;
-  p.offB = o;   o = align128(o + kMmaQ * p.ldN * 2);
-  p.offX = o;   o = align128(o + kMmaQ * p.ldP * 2);
-  p.offVec = o; o = align128(o + 3 * kMmaQ * 4);
-  p.total = o;  // 44,032 bytes at N = 256
+  p.offB = o;     o = align128(o + kMmaQ * p.ldN * 2);
+  p.offX = o;     o = align128(o + kMmaQ * p.ldP * 2);
+  p.offVec = o;   o = align128(o + 3 * kMmaQ * 4);
+  p.offStage = o; o = align128(o + kWarps * 16 * p.ldG * 2);  // each warp's 16 x N/2 part of S, in T
+  p.total = o;  // 78,848 bytes at N = 256: two blocks per SM
   return p;
 }
 
@@ -337,6 +301,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_state_mma_kernel(MpSsdFwdArgs
   float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
   float* acs = dtv + Q;
   float* fw = acs + Q;  // row weights: dt_s exp(Acs_end - Acs_s), or exp(Acs_l) for the adjoint
+  T* stg = reinterpret_cast<T*>(smem + pl.offStage) + warp * 16 * pl.ldG;
 
   const float Ah = a.A[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
   const FwdView<T> view = fwd_view<T>(a, blk, g, p0, sg.nseg);
@@ -352,8 +317,22 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_state_mma_kernel(MpSsdFwdArgs
     const int c = sg.reverse ? c_end - 1 - (ci - c_begin) : ci, t0 = c * Q;
     load_rows<T>(Bs, ldN, view.B, a.B_sl, t0, Q, L, N, vec);
     load_rows<T>(Xs, ldP, view.x, a.x_sl, t0, Q, L, PT, vec);
-    if (cst)  // the state carried into this chunk, while the loads are in flight
-      store_state_t16<T>(S, cst + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)(p0 + srow) * N + scol0, N, nS);
+    if (cst) {  // the state carried into this chunk, while the loads are in flight
+      // Through the warp's shared tile so that global stores are whole 16-byte rows (the
+      // accumulator pairs alone fill half of each 32-byte sector).
+      T* g0 = cst + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)(p0 + 16 * rb) * N + (N / 2) * ch;
+      const int cpr = N / 16;  // 16-byte pieces in a tile row of N/2 values
+      if (32 % cpr == 0) {
+        store_state_t<T>(S, stg + gq * pl.ldG + 2 * tq, pl.ldG, nS);
+        __syncwarp();
+        const int cc = (lane % cpr) * 8;
+        for (int r = lane / cpr; r < 16; r += 32 / cpr)
+          *reinterpret_cast<uint4*>(g0 + (int64_t)r * N + cc) = *reinterpret_cast<const uint4*>(stg + r * pl.ldG + cc);
+        __syncwarp();
+      } else {
+        store_state_t<T>(S, g0 + (int64_t)gq * N + 2 * tq, N, nS);
+      }
+    }
     if (warp == 0) {
       chunk_dt<Q>(a, b, h, t0, Ah, bias, dtv, acs, nullptr);
       __syncwarp();
