@@ -102,15 +102,19 @@ __device__ __forceinline__ void mma_strip(float (&acc)[MAXT][4], const uint32_t 
     }
 }
 
-// ================= dx, ddt, dA, dD, ddt_bias: block per (b, chunk, head) =================
+// ================= dx, ddt, dA, dD, ddt_bias: block per (b, chunk, group) =================
 //
-// Phase 1: M^T and the intra-chunk dAcs / direct ddt terms, in 20 units of (16 rows s, 8 cols l)
-//   covering the tiles with l >= s (16-row block rb_s, l-tiles 2 rb_s .. 7), spread over the 8
-//   warps: CB^T = B C^T (K = N) and Z^T = X dY^T (K = P) in registers, then
-//   M^T_sl = CB^T E dt_s -> shared memory (the A operand of phase 2), ddt_s += Z CB E (row sums),
+// C B^T depends on the group, not the head, so the block computes it once and loops over the
+// group's heads (32 at 56B) with it in registers; B stays in shared memory, C's buffer then
+// takes each head's dS_out.
+// Phase 0 (once): CB^T = B C^T (K = N) in 20 units of (16 rows s, 8 cols l) covering the tiles
+//   with l >= s (16-row block sr, l-tiles 2 sr .. 7), units u = warp, warp + 8, warp + 16.
+// Per head:
+// Phase 1: per unit, Z^T = X dY^T (K = P) in registers; M^T_sl = CB^T E dt_s -> shared memory
+//   (the A operand of phase 2, needed by other warps' rows), ddt_s += Z CB E (row sums),
 //   R = Z M: dAcs_l += sum_s R (column sums), dAcs_s -= sum_l R (row sums).
-// Phase 2 (while dS_out streams into C's buffer): dx = M^T dY, warp w rows 16 (w % 4), cols 32 (w / 4).
-// Phase 3: V = B dS_out^T in the same warp tile; dx += dt_s e_s V + D dy; x.V row sums; dD.
+// Phase 2: warp w rows 16 (w % 4), cols 32 (w / 4): dx = M^T dY + dt_s e_s (B dS_out^T) + D dy,
+//   x.V row sums, dD; then warp 0 turns the per-row sums into ddt, dA, ddt_bias.
 struct DxPlan {
   int ldN, ldP, offB, offU, offX, offDY, offMt, offVec, total;
 };
@@ -120,7 +124,7 @@ __host__ __device__ inline DxPlan dx_plan(int N) {
   p.ldP = kP + 8;
   int o = 0;
   p.offB = o;   o = align128(o + kQ * p.ldN * 2);
-  p.offU = o;   o = align128(o + kQ * p.ldN * 2);  // C, then dS_out [P, N]
+  p.offU = o;   o = align128(o + kQ * p.ldN * 2);  // C, then each head's dS_out [P, N]
   p.offX = o;   o = align128(o + kQ * p.ldP * 2);
   p.offDY = o;  o = align128(o + kQ * p.ldP * 2);
   p.offMt = o;  o = align128(o + kQ * p.ldP * 2);  // M^T [s][l]
@@ -129,17 +133,41 @@ __host__ __device__ inline DxPlan dx_plan(int N) {
   return p;
 }
 
+constexpr int kUnits = 20, kMaxUnits = (kUnits + kWarps - 1) / kWarps;
+
+// Unit u of the lower triangle -> 16-row block sr (rows s) and n8 tile jn (columns l), jn >= 2 sr.
+__device__ __forceinline__ void unit_tile(int u, int& sr, int& jn) {
+  sr = u < 8 ? 0 : u < 14 ? 1 : u < 18 ? 2 : 3;
+  jn = u - (sr == 0 ? 0 : sr == 1 ? 6 : sr == 2 ? 10 : 12);
+}
+
+// acc (16 x 8) += A rows r0 .. r0 + 15 of a [row][k] array times op^T, op rows j0 .. j0 + 7 of
+// a [col][k] array, over k < K (K % 32 == 0): two k16 steps per ldmatrix of op.
+template <typename T>
+__device__ __forceinline__ void unit_product(float (&acc)[4], const T* A, int lda, int r0, const T* op, int ldo, int j0,
+                                             int K, const Lanes& ln) {
+  const int lane = threadIdx.x & 31, cr = j0 + (lane & 7), ck = 8 * (lane >> 3);
+  for (int k = 0; k < K; k += 32) {
+    uint32_t a0[4], a1[4], bf[4];  // bf: matrices (k +0, +8, +16, +24) -> (b0, b1) of two k16 steps
+    ldsm_x4(a0, A + (r0 + ln.lr) * lda + k + ln.lc);
+    ldsm_x4(a1, A + (r0 + ln.lr) * lda + k + 16 + ln.lc);
+    ldsm_x4(bf, op + cr * ldo + k + ck);
+    mma16816<T>(acc, a0, bf[0], bf[1]);
+    mma16816<T>(acc, a1, bf[2], bf[3]);
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArgs ba, const T* Sb, const float* dacs_g) {
   constexpr int Q = kQ, P = kP;
   const MpSsdFwdArgs& a = ba.f;
-  const int N = a.dstate, L = a.seqlen, H = a.heads, nch = (L + Q - 1) / Q;
+  const int N = a.dstate, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G, nch = (L + Q - 1) / Q;
   int bid = blockIdx.x;
-  const int h = bid % H;
-  bid /= H;
-  const int c = bid % nch, b = bid / nch;
-  const int g = h / (H / a.groups), t0 = c * Q;
+  const int g = bid % G;
+  bid /= G;
+  const int c = bid % nch, b = bid / nch, t0 = c * Q;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  const int rb = warp & 3, ch = warp >> 2;
   const Lanes ln;
 
   extern __shared__ __align__(128) unsigned char smem[];
@@ -158,144 +186,137 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
   float* ddt = dacs + Q;  // direct dt terms
   float* xv = ddt + Q;    // x_s . V_s
 
-  const float Ah = a.A[h], Dh = a.D[h];
-  const T* xg = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh;
-  const T* dyg = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh;
-  const T* Bg = static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg;
-  const T* Cg = static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg;
-  const T* dSg = Sb + ((int64_t)(b * nch + c) * H + h) * P * N;
-  load_rows<T>(Bs, ldN, Bg, a.B_sl, t0, Q, L, N, true);
-  load_rows<T>(Us, ldN, Cg, a.C_sl, t0, Q, L, N, true);
-  load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, P, true);
-  load_rows<T>(dYs, ldP, dyg, ba.dy_sl, t0, Q, L, P, true);
-  if (warp == 0) {
-    chunk_dt<Q>(a, b, h, t0, Ah, a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, pre);
-    __syncwarp();
-    for (int l = lane; l < Q; l += 32) ee[l] = __expf(acs[Q - 1] - acs[l]);
-  }
-  for (int l = threadIdx.x; l < Q; l += kThreads) dacs[l] = ddt[l] = xv[l] = 0.f;
+  load_rows<T>(Bs, ldN, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg, a.B_sl, t0, Q, L, N, true);
+  load_rows<T>(Us, ldN, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg, a.C_sl, t0, Q, L, N, true);
   cp_async_wait_all();
   __syncthreads();
 
-  // ---- Phase 1: units u = warp, warp + 8, warp + 16 of the 20 (s block, l n8-tile) pairs.
-  for (int u = warp; u < 20; u += kWarps) {
-    const int sr = u < 8 ? 0 : u < 14 ? 1 : u < 18 ? 2 : 3;
-    const int jn = u - (sr == 0 ? 0 : sr == 1 ? 6 : sr == 2 ? 10 : 12);  // l n8-tile, 2 sr .. 7
-    const int l0 = 8 * jn;
-    float cb[4] = {0.f, 0.f, 0.f, 0.f}, z[4] = {0.f, 0.f, 0.f, 0.f};
-    // B operand for one n8 tile over k32: matrices (k +0, +8, +16, +24) -> (b0, b1) of two k16 steps.
-    const int cr = l0 + (lane & 7), ck = 8 * (lane >> 3);
-    for (int k = 0; k < N; k += 32) {
-      uint32_t a0[4], a1[4], bf[4];
-      ldsm_x4(a0, Bs + (16 * sr + ln.lr) * ldN + k + ln.lc);
-      ldsm_x4(a1, Bs + (16 * sr + ln.lr) * ldN + k + 16 + ln.lc);
-      ldsm_x4(bf, Us + cr * ldN + k + ck);
-      mma16816<T>(cb, a0, bf[0], bf[1]);
-      mma16816<T>(cb, a1, bf[2], bf[3]);
-    }
+  // ---- Phase 0: this warp's units of CB^T, kept for every head.
+  float cb[kMaxUnits][4];
 #pragma unroll
-    for (int k = 0; k < P; k += 32) {
-      uint32_t a0[4], a1[4], bf[4];
-      ldsm_x4(a0, Xs + (16 * sr + ln.lr) * ldP + k + ln.lc);
-      ldsm_x4(a1, Xs + (16 * sr + ln.lr) * ldP + k + 16 + ln.lc);
-      ldsm_x4(bf, dYs + cr * ldP + k + ck);
-      mma16816<T>(z, a0, bf[0], bf[1]);
-      mma16816<T>(z, a1, bf[2], bf[3]);
+  for (int r = 0; r < kMaxUnits; ++r) {
+    cb[r][0] = cb[r][1] = cb[r][2] = cb[r][3] = 0.f;
+    const int u = warp + kWarps * r;
+    if (u < kUnits) {
+      int sr, jn;
+      unit_tile(u, sr, jn);
+      unit_product<T>(cb[r], Bs, ldN, 16 * sr, Us, ldN, 8 * jn, N, ln);
     }
-    // Element i: row s = 16 sr + gq (+8 for i >= 2), col l = l0 + 2 tq + (i & 1).
-    float rowd[2] = {0.f, 0.f}, rowr[2] = {0.f, 0.f}, colr[2] = {0.f, 0.f};
-    float m[4];
+  }
+
+  for (int hh = 0; hh < Hg; ++hh) {
+    const int h = g * Hg + hh;
+    __syncthreads();  // the previous head's reads (and, at the first, phase 0's reads of C) are done
+    const float Ah = a.A[h], Dh = a.D[h];
+    load_rows<T>(Xs, ldP, static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh, a.x_sl, t0, Q, L, P, true);
+    load_rows<T>(dYs, ldP, static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh, ba.dy_sl, t0, Q, L, P, true);
+    load_rows<T>(Us, ldN, Sb + ((int64_t)(b * nch + c) * H + h) * P * N, N, 0, P, P, N, true);
+    if (warp == 0) {
+      chunk_dt<Q>(a, b, h, t0, Ah, a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, pre);
+      __syncwarp();
+      for (int l = lane; l < Q; l += 32) ee[l] = __expf(acs[Q - 1] - acs[l]);
+    }
+    for (int l = threadIdx.x; l < Q; l += kThreads) dacs[l] = ddt[l] = xv[l] = 0.f;
+    cp_async_wait_all();
+    __syncthreads();
+
+    // ---- Phase 1: Z^T per unit; M^T, the dAcs and ddt sums.
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int s = 16 * sr + gq + 8 * (i >> 1), l = l0 + 2 * tq + (i & 1);
-      m[i] = 0.f;
-      if (s <= l) {
-        const float cbE = cb[i] * __expf(acs[l] - acs[s]);
-        m[i] = cbE * dtv[s];
-        rowd[i >> 1] += z[i] * cbE;
-        if (s < l) {
-          const float r = z[i] * m[i];
-          rowr[i >> 1] += r;
-          colr[i & 1] += r;
+    for (int r = 0; r < kMaxUnits; ++r) {
+      const int u = warp + kWarps * r;
+      if (u >= kUnits) continue;
+      int sr, jn;
+      unit_tile(u, sr, jn);
+      const int l0 = 8 * jn, s0 = 16 * sr + gq, lc0 = l0 + 2 * tq;
+      float z[4] = {0.f, 0.f, 0.f, 0.f};
+      unit_product<T>(z, Xs, ldP, 16 * sr, dYs, ldP, l0, P, ln);
+      // Element i: row s = s0 (+8 for i >= 2), col l = lc0 + (i & 1).
+      float rowd[2] = {0.f, 0.f}, rowr[2] = {0.f, 0.f}, colr[2] = {0.f, 0.f}, m[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int s = s0 + 8 * (i >> 1), l = lc0 + (i & 1);
+        m[i] = 0.f;
+        if (s <= l) {
+          const float cbE = cb[r][i] * __expf(acs[l] - acs[s]);
+          m[i] = cbE * dtv[s];
+          rowd[i >> 1] += z[i] * cbE;
+          if (s < l) {
+            const float rr = z[i] * m[i];
+            rowr[i >> 1] += rr;
+            colr[i & 1] += rr;
+          }
         }
       }
-    }
-    const int s0 = 16 * sr + gq, lc0 = l0 + 2 * tq;
-    *reinterpret_cast<uint32_t*>(Mt + s0 * ldP + lc0) = pack2<T>(m[0], m[1]);
-    *reinterpret_cast<uint32_t*>(Mt + (s0 + 8) * ldP + lc0) = pack2<T>(m[2], m[3]);
+      *reinterpret_cast<uint32_t*>(Mt + s0 * ldP + lc0) = pack2<T>(m[0], m[1]);
+      *reinterpret_cast<uint32_t*>(Mt + (s0 + 8) * ldP + lc0) = pack2<T>(m[2], m[3]);
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float d = quad_sum(rowd[r]), rr = quad_sum(rowr[r]);
-      if (tq == 0) {
-        atomicAdd(ddt + s0 + 8 * r, d);
-        atomicAdd(dacs + s0 + 8 * r, -rr);
+      for (int k = 0; k < 2; ++k) {
+        const float d = quad_sum(rowd[k]), rr = quad_sum(rowr[k]);
+        if (tq == 0) {
+          atomicAdd(ddt + s0 + 8 * k, d);
+          atomicAdd(dacs + s0 + 8 * k, -rr);
+        }
+        const float cs = column_sum(colr[k]);
+        if (gq == 0) atomicAdd(dacs + lc0 + k, cs);
       }
-      const float cs = column_sum(colr[r]);
-      if (gq == 0) atomicAdd(dacs + lc0 + r, cs);
     }
-  }
-  __syncthreads();  // M^T complete; every read of C done
+    __syncthreads();  // M^T complete
 
-  // ---- Phase 2: dS_out into C's buffer while dx = M^T dY runs.
-  load_rows<T>(Us, ldN, dSg, N, 0, P, P, N, true);
-  const int rb = warp & 3, ch = warp >> 2;
-  float D[4][4];
-#pragma unroll
-  for (int n = 0; n < 4; ++n) D[n][0] = D[n][1] = D[n][2] = D[n][3] = 0.f;
-  for (int j = rb; j < 4; ++j) {
-    uint32_t af[4];
-    ldsm_x4(af, Mt + (16 * rb + ln.lr) * ldP + 16 * j + ln.lc);
-#pragma unroll
-    for (int q = 0; q < 2; ++q) {
-      uint32_t yf[4];  // dY as B (k = l, col = p) from dY [l][p]: transposed
-      ldsm_x4_t(yf, dYs + (16 * j + ln.lr) * ldP + 32 * ch + 16 * q + ln.lc);
-      mma16816<T>(D[2 * q], af, yf[0], yf[1]);
-      mma16816<T>(D[2 * q + 1], af, yf[2], yf[3]);
-    }
-  }
-  cp_async_wait_all();
-  __syncthreads();
-
-  // ---- Phase 3: V = B dS_out^T (rows s, cols p), as the forward's C S^T.
-  float V[4][4];
-#pragma unroll
-  for (int n = 0; n < 4; ++n) V[n][0] = V[n][1] = V[n][2] = V[n][3] = 0.f;
-  for (int k = 0; k < N; k += 16) {
-    uint32_t af[4], b01[4], b23[4];
-    ldsm_x4(af, Bs + (16 * rb + ln.lr) * ldN + k + ln.lc);
-    ldsm_x4(b01, Us + (32 * ch + ln.br) * ldN + k + ln.bc);
-    ldsm_x4(b23, Us + (32 * ch + 16 + ln.br) * ldN + k + ln.bc);
-    mma16816<T>(V[0], af, b01[0], b01[1]);
-    mma16816<T>(V[1], af, b01[2], b01[3]);
-    mma16816<T>(V[2], af, b23[0], b23[1]);
-    mma16816<T>(V[3], af, b23[2], b23[3]);
-  }
-  T* dxg = static_cast<T*>(ba.dx) + b * ba.dx_sb + h * ba.dx_sh;
-  float dsum = 0.f;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int s = 16 * rb + gq + 8 * r;
-    const float f = dtv[s] * ee[s];
-    float xvs = 0.f;
+    // ---- Phase 2: dx = M^T dY + dt_s e_s V + D dy, V = B dS_out^T (as the forward's C S^T).
+    float D[4][4], V[4][4];
 #pragma unroll
     for (int n = 0; n < 4; ++n) {
-      const int p = 32 * ch + 8 * n + 2 * tq;
-      const float2 xx = unpack2<T>(*reinterpret_cast<const uint32_t*>(Xs + s * ldP + p));
-      const float2 dy = unpack2<T>(*reinterpret_cast<const uint32_t*>(dYs + s * ldP + p));
-      const float v0 = V[n][2 * r], v1 = V[n][2 * r + 1];
-      xvs += xx.x * v0 + xx.y * v1;
-      dsum += xx.x * dy.x + xx.y * dy.y;
-      if (t0 + s < L)
-        *reinterpret_cast<uint32_t*>(dxg + (int64_t)(t0 + s) * ba.dx_sl + p) =
-            pack2<T>(D[n][2 * r] + f * v0 + Dh * dy.x, D[n][2 * r + 1] + f * v1 + Dh * dy.y);
+      D[n][0] = D[n][1] = D[n][2] = D[n][3] = 0.f;
+      V[n][0] = V[n][1] = V[n][2] = V[n][3] = 0.f;
     }
-    xvs = quad_sum(xvs);
-    if (tq == 0) atomicAdd(xv + s, xvs);
+    for (int j = rb; j < 4; ++j) {
+      uint32_t af[4];
+      ldsm_x4(af, Mt + (16 * rb + ln.lr) * ldP + 16 * j + ln.lc);
+#pragma unroll
+      for (int q = 0; q < 2; ++q) {
+        uint32_t yf[4];  // dY as B (k = l, col = p) from dY [l][p]: transposed
+        ldsm_x4_t(yf, dYs + (16 * j + ln.lr) * ldP + 32 * ch + 16 * q + ln.lc);
+        mma16816<T>(D[2 * q], af, yf[0], yf[1]);
+        mma16816<T>(D[2 * q + 1], af, yf[2], yf[3]);
+      }
+    }
+    for (int k = 0; k < N; k += 16) {
+      uint32_t af[4], b01[4], b23[4];
+      ldsm_x4(af, Bs + (16 * rb + ln.lr) * ldN + k + ln.lc);
+      ldsm_x4(b01, Us + (32 * ch + ln.br) * ldN + k + ln.bc);
+      ldsm_x4(b23, Us + (32 * ch + 16 + ln.br) * ldN + k + ln.bc);
+      mma16816<T>(V[0], af, b01[0], b01[1]);
+      mma16816<T>(V[1], af, b01[2], b01[3]);
+      mma16816<T>(V[2], af, b23[0], b23[1]);
+      mma16816<T>(V[3], af, b23[2], b23[3]);
+    }
+    T* dxg = static_cast<T*>(ba.dx) + b * ba.dx_sb + h * ba.dx_sh;
+    float dsum = 0.f;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int s = 16 * rb + gq + 8 * r;
+      const float f = dtv[s] * ee[s];
+      float xvs = 0.f;
+#pragma unroll
+      for (int n = 0; n < 4; ++n) {
+        const int p = 32 * ch + 8 * n + 2 * tq;
+        const float2 xx = unpack2<T>(*reinterpret_cast<const uint32_t*>(Xs + s * ldP + p));
+        const float2 dy = unpack2<T>(*reinterpret_cast<const uint32_t*>(dYs + s * ldP + p));
+        const float v0 = V[n][2 * r], v1 = V[n][2 * r + 1];
+        xvs += xx.x * v0 + xx.y * v1;
+        dsum += xx.x * dy.x + xx.y * dy.y;
+        if (t0 + s < L)
+          *reinterpret_cast<uint32_t*>(dxg + (int64_t)(t0 + s) * ba.dx_sl + p) =
+              pack2<T>(D[n][2 * r] + f * v0 + Dh * dy.x, D[n][2 * r + 1] + f * v1 + Dh * dy.y);
+      }
+      xvs = quad_sum(xvs);
+      if (tq == 0) atomicAdd(xv + s, xvs);
+    }
+    dsum = warp_sum(dsum);
+    if (lane == 0 && dsum != 0.f) atomicAdd(ba.dD + h, dsum);
+    __syncthreads();
+    if (warp == 0) bwd_dt_tail<Q>(ba, b, h, t0, nch, Ah, dtv, pre, ee, dacs, ddt, xv, dacs_g);
   }
-  dsum = warp_sum(dsum);
-  if (lane == 0 && dsum != 0.f) atomicAdd(ba.dD + h, dsum);
-  __syncthreads();
-  if (warp == 0) bwd_dt_tail<Q>(ba, b, h, t0, nch, Ah, dtv, pre, ee, dacs, ddt, xv, dacs_g);
 }
 
 // ============ dB, dC (and dAcs's inter-chunk and end terms): block per (b, chunk, group, N slice) ============
@@ -304,7 +325,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
 // the sum over heads needs no atomics. Warps 0-3 own dC rows 16 w, warps 4-7 dB rows 16 (w - 4),
 // each over the whole slice (up to 16 n8 tiles, 64 fp32 per thread). Per head:
 //   dC_l += sum_{s <= l} Wz_ls B_s + exp(Acs_l) (dY S_in)_l:  Wz built 16 columns at a time from
-//           Z = dY X^T in registers; dY S_in in 32-column pieces, whose dot with C_l is this
+//           Z = dY X^T in registers; dY S_in in 16-column pieces, whose dot with C_l is this
 //           slice's part of the inter-chunk dAcs_l term;
 //   dB_s += sum_{l >= s} Wz^T_sl C_l + (Xw dS_out)_s:  Wz^T from Z^T = X dY^T; Xw = X dt e by row.
 // A dC warp's product count grows with its row block and a dB warp's shrinks, so the two halves
@@ -508,7 +529,7 @@ cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float*
       a, static_cast<const T*>(Sf), static_cast<const T*>(Sb), dacs);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.heads), kThreads, s2, stream>>>(a, static_cast<const T*>(Sb), dacs);
+  k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups), kThreads, s2, stream>>>(a, static_cast<const T*>(Sb), dacs);
   return cudaGetLastError();
 }
 
