@@ -49,44 +49,6 @@ __device__ __forceinline__ float column_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 16);
 }
 
-// The A fragment (16 x 16, rounded to T) of a score tile z held as two n8 accumulators, rows
-// r0 and r0 + 8, columns c0 .. c0 + 15, weighted by the decay and step of the pair:
-//   z * exp(Acs_l - Acs_s) * dt_s on s <= l, else 0,
-// where rows are l and columns s (kRowsAreL) or the other way round (the transposed tile).
-template <typename T, bool kRowsAreL>
-__device__ __forceinline__ void decay_fragment(uint32_t (&wf)[4], const float (&z)[2][4], int r0, int c0,
-                                               const float* acs, const float* dtv) {
-  const int tq = threadIdx.x & 3;
-#pragma unroll
-  for (int n = 0; n < 2; ++n) {
-    float w[4];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int row = r0 + 8 * (e >> 1), col = c0 + 8 * n + 2 * tq + (e & 1);
-      const int l = kRowsAreL ? row : col, s = kRowsAreL ? col : row;
-      w[e] = s <= l ? z[n][e] * __expf(acs[l] - acs[s]) * dtv[s] : 0.f;
-    }
-    wf[2 * n] = pack2<T>(w[0], w[1]);
-    wf[2 * n + 1] = pack2<T>(w[2], w[3]);
-  }
-}
-
-// z (16 x 16, two n8 accumulators) = a * op^T over K = 64: a the four k16 A fragments of the
-// warp's rows, op row-major [col][k] at rows j0 .. j0 + 15 (a row's k contiguous).
-template <typename T>
-__device__ __forceinline__ void score_tile(float (&z)[2][4], const uint32_t (&a)[4][4], const T* op, int ld, int j0,
-                                           const Lanes& ln) {
-#pragma unroll
-  for (int n = 0; n < 2; ++n) z[n][0] = z[n][1] = z[n][2] = z[n][3] = 0.f;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    uint32_t bf[4];
-    ldsm_x4(bf, op + (j0 + ln.br) * ld + 16 * k + ln.bc);
-    mma16816<T>(z[0], a[k], bf[0], bf[1]);
-    mma16816<T>(z[1], a[k], bf[2], bf[3]);
-  }
-}
-
 // acc[i] += a * op[k0 .. k0 + 16, 8 i .. 8 i + 8) for the slice's nT n8 tiles, op row-major
 // [k][n] with leading dimension ld (two tiles per transposed ldmatrix).
 template <typename T, int MAXT>
@@ -322,16 +284,20 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
 // ============ dB, dC (and dAcs's inter-chunk and end terms): block per (b, chunk, group, N slice) ============
 //
 // The block loops over the group's heads and accumulates dC and dB [Q, slice] in registers, so
-// the sum over heads needs no atomics. Warps 0-3 own dC rows 16 w, warps 4-7 dB rows 16 (w - 4),
-// each over the whole slice (up to 16 n8 tiles, 64 fp32 per thread). Per head:
-//   dC_l += sum_{s <= l} Wz_ls B_s + exp(Acs_l) (dY S_in)_l:  Wz built 16 columns at a time from
-//           Z = dY X^T in registers; dY S_in in 16-column pieces, whose dot with C_l is this
-//           slice's part of the inter-chunk dAcs_l term;
-//   dB_s += sum_{l >= s} Wz^T_sl C_l + (Xw dS_out)_s:  Wz^T from Z^T = X dY^T; Xw = X dt e by row.
-// A dC warp's product count grows with its row block and a dB warp's shrinks, so the two halves
-// of the block carry the same total.
+// the sum over heads needs no atomics. Per head, all warps first build Wz^T = (X dY^T) E dt_s
+// (s <= l) in the dx kernel's 20 units and store it in shared memory (it serves both halves
+// below, one rows-s and one rows-l, so neither recomputes the other's transpose). Then warps
+// 0-3 own dC rows 16 w, warps 4-7 dB rows 16 (w - 4), each over the whole slice (up to 16 n8
+// tiles, 64 fp32 per thread):
+//   dC_l += sum_{s <= l} Wz_ls B_s + exp(Acs_l) (dY S_in)_l   (Wz by transposed ldmatrix of Wz^T;
+//           dY S_in in 16-column pieces, whose dot with C_l is this slice's part of the
+//           inter-chunk dAcs_l term);
+//   dB_s += sum_{l >= s} Wz^T_sl C_l + (Xw dS_out)_s          (Xw = X dt e, scaled by row in the
+//           A fragments).
+// A dC warp's Wz work grows with its row block and a dB warp's shrinks, so the two halves of the
+// block carry the same total.
 struct DbcPlan {
-  int ldS, ldP, offB, offC, offX, offDY, offSin, offDS, offVec, total;
+  int ldS, ldP, offB, offC, offX, offDY, offSin, offDS, offWz, offVec, total;
 };
 __host__ __device__ inline DbcPlan dbc_plan() {
   DbcPlan p;
@@ -344,8 +310,9 @@ __host__ __device__ inline DbcPlan dbc_plan() {
   p.offDY = o;  o = align128(o + kQ * p.ldP * 2);
   p.offSin = o; o = align128(o + kP * p.ldS * 2);
   p.offDS = o;  o = align128(o + kP * p.ldS * 2);
+  p.offWz = o;  o = align128(o + kQ * p.ldP * 2);  // Wz^T [s][l]
   p.offVec = o; o = align128(o + 4 * kQ * 4 + kWarps * 4);
-  p.total = o;  // 89,216 bytes: two blocks per SM
+  p.total = o;  // 98,432 bytes: two blocks per SM
   return p;
 }
 
@@ -377,6 +344,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
   T* dYs = reinterpret_cast<T*>(smem + pl.offDY);
   T* Sin = reinterpret_cast<T*>(smem + pl.offSin);
   T* dSo = reinterpret_cast<T*>(smem + pl.offDS);
+  T* WzT = reinterpret_cast<T*>(smem + pl.offWz);
   float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
   float* acs = dtv + Q;
   float* ea = acs + Q;      // exp(Acs_l)
@@ -426,18 +394,38 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
       if (lane == 0) endp[warp] = e;
     }
 
-    if (!isB) {
-      // ---- dC rows l = 16 rb ..: A operand dY rows, all of K = P, kept for both products.
-      uint32_t ya[4][4];
+    // Wz^T = Z^T E dt_s (s <= l), Z^T = X dY^T, in the dx kernel's 20 units of (16 rows s,
+    // 8 cols l): computed once per head into shared memory, read by both halves of the block.
 #pragma unroll
-      for (int k = 0; k < 4; ++k) ldsm_x4(ya[k], dYs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
+    for (int r = 0; r < kMaxUnits; ++r) {
+      const int u = warp + kWarps * r;
+      if (u >= kUnits) continue;
+      int sr, jn;
+      unit_tile(u, sr, jn);
+      const int s0 = 16 * sr + gq, lc0 = 8 * jn + 2 * tq;
+      float z[4] = {0.f, 0.f, 0.f, 0.f};
+      unit_product<T>(z, Xs, ldP, 16 * sr, dYs, ldP, 8 * jn, P, ln);
+      float w[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int sv = s0 + 8 * (i >> 1), l = lc0 + (i & 1);
+        w[i] = sv <= l ? z[i] * __expf(acs[l] - acs[sv]) * dtv[sv] : 0.f;
+      }
+      *reinterpret_cast<uint32_t*>(WzT + s0 * ldP + lc0) = pack2<T>(w[0], w[1]);
+      *reinterpret_cast<uint32_t*>(WzT + (s0 + 8) * ldP + lc0) = pack2<T>(w[2], w[3]);
+    }
+    __syncthreads();  // Wz^T complete
+
+    if (!isB) {
+      // ---- dC rows l = 16 rb ..: Wz (rows l, k = s) from Wz^T [s][l] by transposed ldmatrix.
       for (int j = 0; j <= rb; ++j) {
-        float zc[2][4];  // Z = dY X^T, rows l, cols s = 16 j ..
-        score_tile<T>(zc, ya, Xs, ldP, 16 * j, ln);
-        uint32_t wf[4];  // Wz rows l, k = s
-        decay_fragment<T, true>(wf, zc, r0, 16 * j, acs, dtv);
+        uint32_t wf[4];
+        ldsm_x4_t(wf, WzT + (16 * j + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
         mma_strip<T>(acc, wf, Bs, ldS, 16 * j, nT, ln);  // B (k = s, col = n) from B [s][n]
       }
+      uint32_t ya[4][4];  // dY rows l, all of K = P
+#pragma unroll
+      for (int k = 0; k < 4; ++k) ldsm_x4(ya[k], dYs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
       // exp(Acs_l) (dY S_in) in 16-column pieces; its row dot with C is the inter-chunk dAcs term.
       const float e0 = ea[r0], e1 = ea[r1];
       float d0 = 0.f, d1 = 0.f;
@@ -471,17 +459,15 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
         atomicAdd(dg + r1, d1);
       }
     } else {
-      // ---- dB rows s = 16 rb ..: A operand X rows, all of K = P.
-      uint32_t xa[4][4];
-#pragma unroll
-      for (int k = 0; k < 4; ++k) ldsm_x4(xa[k], Xs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
+      // ---- dB rows s = 16 rb ..: Wz^T (rows s, k = l) straight from shared memory.
       for (int j = rb; j < 4; ++j) {
-        float zt[2][4];  // Z^T = X dY^T, rows s, cols l = 16 j ..
-        score_tile<T>(zt, xa, dYs, ldP, 16 * j, ln);
-        uint32_t wf[4];  // Wz^T rows s, k = l
-        decay_fragment<T, false>(wf, zt, r0, 16 * j, acs, dtv);
+        uint32_t wf[4];
+        ldsm_x4(wf, WzT + (16 * rb + ln.lr) * ldP + 16 * j + ln.lc);
         mma_strip<T>(acc, wf, Cs, ldS, 16 * j, nT, ln);  // C (k = l, col = n) from C [l][n]
       }
+      uint32_t xa[4][4];  // X rows s, all of K = P
+#pragma unroll
+      for (int k = 0; k < 4; ++k) ldsm_x4(xa[k], Xs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
       // Xw dS_out: X's A fragments scaled by fw per row (a0, a2: row r0; a1, a3: row r1).
       const float f0 = fw[r0], f1 = fw[r1];
 #pragma unroll
