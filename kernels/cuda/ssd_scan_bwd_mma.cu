@@ -76,7 +76,8 @@ __device__ __forceinline__ void mma_strip(float (&acc)[MAXT][4], const uint32_t 
 //   (the A operand of phase 2, needed by other warps' rows), ddt_s += Z CB E (row sums),
 //   R = Z M: dAcs_l += sum_s R (column sums), dAcs_s -= sum_l R (row sums).
 // Phase 2: warp w rows 16 (w % 4), cols 32 (w / 4): dx = M^T dY + dt_s e_s (B dS_out^T) + D dy,
-//   x.V row sums, dD; then warp 0 turns the per-row sums into ddt, dA, ddt_bias.
+//   x.V row sums, dD. Warp 0 turns the per-row sums into ddt, dA, ddt_bias while the next
+//   head's loads are in flight (one pass more than heads for the last one).
 struct DxPlan {
   int ldN, ldP, offB, offU, offX, offDY, offMt, offVec, total;
 };
@@ -166,19 +167,28 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
     }
   }
 
-  for (int hh = 0; hh < Hg; ++hh) {
+  for (int hh = 0; hh <= Hg; ++hh) {
     const int h = g * Hg + hh;
-    __syncthreads();  // the previous head's reads (and, at the first, phase 0's reads of C) are done
-    const float Ah = a.A[h], Dh = a.D[h];
-    load_rows<T>(Xs, ldP, static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh, a.x_sl, t0, Q, L, P, true);
-    load_rows<T>(dYs, ldP, static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh, ba.dy_sl, t0, Q, L, P, true);
-    load_rows<T>(Us, ldN, Sb + ((int64_t)(b * nch + c) * H + h) * P * N, N, 0, P, P, N, true);
-    if (warp == 0) {
-      chunk_dt<Q>(a, b, h, t0, Ah, a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, pre);
-      __syncwarp();
-      for (int l = lane; l < Q; l += 32) ee[l] = __expf(acs[Q - 1] - acs[l]);
+    // The previous head's reads (at the first, phase 0's reads of C) and its per-row sums are done.
+    __syncthreads();
+    if (hh < Hg) {
+      load_rows<T>(Xs, ldP, static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh, a.x_sl, t0, Q, L, P, true);
+      load_rows<T>(dYs, ldP, static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh, ba.dy_sl, t0, Q, L, P, true);
+      load_rows<T>(Us, ldN, Sb + ((int64_t)(b * nch + c) * H + h) * P * N, N, 0, P, P, N, true);
     }
-    for (int l = threadIdx.x; l < Q; l += kThreads) dacs[l] = ddt[l] = xv[l] = 0.f;
+    if (warp == 0) {  // while this head's loads are in flight: the previous head's tail, this head's dt
+      if (hh > 0) bwd_dt_tail<Q>(ba, b, h - 1, t0, nch, a.A[h - 1], dtv, pre, ee, dacs, ddt, xv, dacs_g);
+      if (hh == Hg) break;
+      __syncwarp();
+      chunk_dt<Q>(a, b, h, t0, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, pre);
+      __syncwarp();
+      for (int l = lane; l < Q; l += 32) {
+        ee[l] = __expf(acs[Q - 1] - acs[l]);
+        dacs[l] = ddt[l] = xv[l] = 0.f;
+      }
+    }
+    if (hh == Hg) break;
+    const float Dh = a.D[h];
     cp_async_wait_all();
     __syncthreads();
 
@@ -276,8 +286,6 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
     }
     dsum = warp_sum(dsum);
     if (lane == 0 && dsum != 0.f) atomicAdd(ba.dD + h, dsum);
-    __syncthreads();
-    if (warp == 0) bwd_dt_tail<Q>(ba, b, h, t0, nch, Ah, dtv, pre, ee, dacs, ddt, xv, dacs_g);
   }
 }
 
