@@ -117,8 +117,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaSsd,
                                            SsdCase{1, 257, 6, 64, 3, 48, 128},   // N = 48, odd groups
                                            SsdCase{2, 1000, 4, 64, 2, 128, 256},
                                            // 256 heads: enough (b, h) blocks that the backward's
-                                           // state passes walk the chunks sequentially (no combine)
-                                           SsdCase{1, 130, 256, 64, 8, 32, 128}));
+                                           // state passes walk the chunks sequentially (no combine),
+                                           // one block per head at N = 32, two (N halves) at N = 64
+                                           SsdCase{1, 130, 256, 64, 8, 32, 128},
+                                           SsdCase{1, 130, 256, 64, 8, 64, 128}));
 
 TEST(CudaSsd, BackwardKernelsTakeEveryTestedShapeAndMatchWithAClamp) {
   // The gradient tests above go through the CUDA backward only if its kernels take the shape
@@ -129,7 +131,7 @@ TEST(CudaSsd, BackwardKernelsTakeEveryTestedShapeAndMatchWithAClamp) {
   at::manual_seed(fresh_seed());
   const SsdCase cases[] = {{2, 1, 4, 64, 2, 64, 128},    {1, 129, 4, 64, 1, 128, 128}, {2, 200, 4, 32, 4, 16, 64},
                            {1, 300, 8, 128, 2, 256, 256}, {1, 257, 6, 64, 3, 48, 128},  {2, 1000, 4, 64, 2, 128, 256},
-                           {1, 130, 256, 64, 8, 32, 128}};
+                           {1, 130, 256, 64, 8, 32, 128}, {1, 130, 256, 64, 8, 64, 128}};
   for (const SsdCase& c : cases)
     for (at::ScalarType io : {at::kFloat, at::kBFloat16}) {
       SsdInputs in = ssd_inputs(c, io);

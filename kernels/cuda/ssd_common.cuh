@@ -75,8 +75,7 @@ __device__ void chunk_dt(const MpSsdFwdArgs& a, int b, int h, int t0, float Ah, 
 struct FwdBlock {
   int pt, h, b, seg;
 };
-__device__ __forceinline__ FwdBlock fwd_block(int ptiles, int H, int batch) {
-  int bid = blockIdx.x;
+__device__ __forceinline__ FwdBlock fwd_block(int ptiles, int H, int batch, int bid) {
   FwdBlock r;
   r.pt = bid % ptiles;
   bid /= ptiles;
@@ -86,6 +85,7 @@ __device__ __forceinline__ FwdBlock fwd_block(int ptiles, int H, int batch) {
   r.seg = bid / batch;
   return r;
 }
+__device__ __forceinline__ FwdBlock fwd_block(int ptiles, int H, int batch) { return fwd_block(ptiles, H, batch, blockIdx.x); }
 
 // A forward block's slices of the inputs and output: x, y at head h and head-dim column p0,
 // B, C at group g, and the offset of its [P, N] state in the per-segment state arrays.
@@ -256,6 +256,10 @@ using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
 // state_only: the same kernel's state-only pass (Seg's pass 1 and adjoint mode).
 KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only = false);
 int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only = false);
+// The state-only kernel with the state's N columns split over `split` blocks (1 or 2; grid =
+// split x the unsplit one, split fastest). Null when the shape does not allow that split.
+KernFn mma_state_kernel(const MpSsdFwdArgs* a, int split);
+int mma_state_smem_bytes(const MpSsdFwdArgs* a, int split);
 constexpr int kMmaQ = 64, kMmaPT = 64;
 
 }  // namespace mp_ssd

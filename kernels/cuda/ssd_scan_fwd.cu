@@ -505,11 +505,15 @@ cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local
   // 256 of 264), one block per (b, h) walks all chunks and writes each chunk's state in the
   // input dtype directly. That skips the fp32 local states and the combine's second sweep over
   // them, which at Q = 64 move ~3x the bytes of the states themselves.
-  if (k1 && vec) {
+  // Where N allows, the walk splits the state's columns over two blocks (four resident per SM).
+  const int split = k1 && mma_state_kernel(a, 2) ? 2 : 1;
+  KernFn kw = k1 ? mma_state_kernel(a, split) : nullptr;
+  if (kw && vec) {
     const int sms = device_attr(cudaDevAttrMultiProcessorCount) > 0 ? device_attr(cudaDevAttrMultiProcessorCount) : 1;
-    const int64_t slots = (int64_t)sms * blocks_per_sm(k1, smem1);
-    if (4 * base >= 3 * slots)
-      return launch_kernel(k1, smem1, base, *a, vec,
+    const int smemw = mma_state_smem_bytes(a, split);
+    const int64_t slots = (int64_t)sms * blocks_per_sm(kw, smemw);
+    if (4 * base * split >= 3 * slots)
+      return launch_kernel(kw, smemw, base * split, *a, vec,
                            Seg{1, nch, edge_in, edge_out, nullptr, adjoint != 0, states, adjoint != 0}, stream);
   }
   cudaError_t e = launch_kernel(k1 ? k1 : kern_for(a->dtype, Q, PT, true), smem1, base * nch, *a, vec,

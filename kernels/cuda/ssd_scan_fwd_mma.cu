@@ -40,15 +40,16 @@ __host__ __device__ inline MmaPlan mma_plan(int N) {
 
 constexpr int kMaxS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
 
-// S = dec S + Xw^T B over the chunk's Q rows, Xw_s = x_s fw_s: the warp's rows 16 rb .. +16 of
-// the head-dim tile and columns (N/2) ch .. +N/2 of the state (nS = N / 16 n8 tiles).
-template <typename T>
-__device__ __forceinline__ void state_update(float (&S)[kMaxS][4], const T* Xs, int ldP, const T* Bs, int ldN,
-                                             const float* fw, float dec, int N, int rb, int ch) {
-  const int lane = threadIdx.x & 31, tq = lane & 3, nS = N / 16;
+// S = dec S + Xw^T B over the chunk's Q rows, Xw_s = x_s fw_s, for a block that holds Nb
+// columns of the state (B's columns in shared memory): the warp's rows 16 rb .. +16 of the
+// head-dim tile and columns (Nb/2) ch .. +Nb/2, nS = Nb / 16 n8 tiles (at most MS).
+template <typename T, int MS>
+__device__ __forceinline__ void state_update(float (&S)[MS][4], const T* Xs, int ldP, const T* Bs, int ldB,
+                                             const float* fw, float dec, int Nb, int rb, int ch) {
+  const int lane = threadIdx.x & 31, tq = lane & 3, nS = Nb / 16;
   const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
 #pragma unroll
-  for (int i = 0; i < kMaxS; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
+  for (int i = 0; i < MS; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
   for (int k = 0; k < kMmaQ; k += 16) {
     // A = Xw^T (row p, k = s) from Xw [s][p]: transposed ldmatrix. Matrices (p 0-7, s 0-7),
     // (p 8-15, s 0-7), (p 0-7, s 8-15), (p 8-15, s 8-15) -> a0..a3.
@@ -61,10 +62,10 @@ __device__ __forceinline__ void state_update(float (&S)[kMaxS][4], const T* Xs, 
     af[2] = scale2<T>(af[2], f2, f3);
     af[3] = scale2<T>(af[3], f2, f3);
 #pragma unroll
-    for (int i = 0; i < kMaxS; i += 2)
+    for (int i = 0; i < MS; i += 2)
       if (i < nS) {
         uint32_t bf[4];  // B (k = s, col = n) from B [s][n]: transposed, two n8 tiles
-        ldsm_x4_t(bf, Bs + (k + lr) * ldN + (N / 2) * ch + 8 * i + lc);
+        ldsm_x4_t(bf, Bs + (k + lr) * ldB + (Nb / 2) * ch + 8 * i + lc);
         mma16816<T>(S[i], af, bf[0], bf[1]);
         mma16816<T>(S[i + 1], af, bf[2], bf[3]);
       }
@@ -72,9 +73,10 @@ __device__ __forceinline__ void state_update(float (&S)[kMaxS][4], const T* Xs, 
 }
 
 // The state registers' fp32 values at row srow, columns scol0 + 8 i (+1), and 8 rows below.
-__device__ __forceinline__ void load_state(float (&S)[kMaxS][4], const float* src, int N, int nS) {
+template <int MS>
+__device__ __forceinline__ void load_state(float (&S)[MS][4], const float* src, int N, int nS) {
 #pragma unroll
-  for (int i = 0; i < kMaxS; ++i) {
+  for (int i = 0; i < MS; ++i) {
     S[i][0] = S[i][1] = S[i][2] = S[i][3] = 0.f;
     if (src && i < nS) {
       const float2 lo = *reinterpret_cast<const float2*>(src + 8 * i), hi = *reinterpret_cast<const float2*>(src + 8 * i + 8 * N);
@@ -82,19 +84,20 @@ __device__ __forceinline__ void load_state(float (&S)[kMaxS][4], const float* sr
     }
   }
 }
-__device__ __forceinline__ void store_state(const float (&S)[kMaxS][4], float* dst, int N, int nS) {
+template <int MS>
+__device__ __forceinline__ void store_state(const float (&S)[MS][4], float* dst, int N, int nS) {
 #pragma unroll
-  for (int i = 0; i < kMaxS; ++i)
+  for (int i = 0; i < MS; ++i)
     if (i < nS) {
       *reinterpret_cast<float2*>(dst + 8 * i) = make_float2(S[i][0], S[i][1]);
       *reinterpret_cast<float2*>(dst + 8 * i + 8 * N) = make_float2(S[i][2], S[i][3]);
     }
 }
 // The same rounded to T, with leading dimension ld (a shared-memory operand or a global array).
-template <typename T>
-__device__ __forceinline__ void store_state_t(const float (&S)[kMaxS][4], T* dst, int64_t ld, int nS) {
+template <typename T, int MS>
+__device__ __forceinline__ void store_state_t(const float (&S)[MS][4], T* dst, int64_t ld, int nS) {
 #pragma unroll
-  for (int i = 0; i < kMaxS; ++i)
+  for (int i = 0; i < MS; ++i)
     if (i < nS) {
       *reinterpret_cast<uint32_t*>(dst + 8 * i) = pack2<T>(S[i][0], S[i][1]);
       *reinterpret_cast<uint32_t*>(dst + 8 * i + 8 * ld) = pack2<T>(S[i][2], S[i][3]);
@@ -136,7 +139,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   float S[kMaxS][4];
   const int srow = 16 * rb + gq, scol0 = (N / 2) * ch + 2 * tq;
   load_state(S, sg.init ? sg.init + view.state_off + (int64_t)srow * N + scol0 : nullptr, N, nS);
-  store_state_t<T>(S, Ss + srow * ldN + scol0, ldN, nS);  // the operand copy
+  store_state_t<T, kMaxS>(S, Ss + srow * ldN + scol0, ldN, nS);  // the operand copy
 
   // ldmatrix lane addressing: lane l supplies row (l % 8) + 8 * ((l / 8) % 2) and column offset
   // 8 * (l / 16) of a 16x16 block for A operands (non-transposed); the B-operand variants below.
@@ -252,9 +255,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     // ---- state: S = exp(Acs_end) S + Xw^T B,  Xw_s = x_s dt_s exp(Acs_end - Acs_s) ----
     // No barrier before it: it reads only X, B and the per-row vectors, which nothing writes in
     // this chunk, so warps with less y work (small rb) start on it while the others finish.
-    state_update<T>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
+    state_update<T, kMaxS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
     __syncthreads();  // every read of S, C, B, X of this chunk is done
-    store_state_t<T>(S, Ss + srow * ldN + scol0, ldN, nS);
+    store_state_t<T, kMaxS>(S, Ss + srow * ldN + scol0, ldN, nS);
   }
   if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
 }
@@ -269,32 +272,41 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
 struct StatePlan {
   int ldN, ldP, ldG, offB, offX, offVec, offStage, total;
 };
-__host__ __device__ inline StatePlan state_plan(int N) {
+// Nb: the state columns one block holds (N / split).
+__host__ __device__ inline StatePlan state_plan(int Nb) {
   StatePlan p;
-  p.ldN = N + 8;
+  p.ldN = Nb + 8;
   p.ldP = kMmaPT + 8;
-  p.ldG = N / 2 + 8;
+  p.ldG = Nb / 2 + 8;
   int o = 0;
   p.offB = o;     o = align128(o + kMmaQ * p.ldN * 2);
   p.offX = o;     o = align128(o + kMmaQ * p.ldP * 2);
   p.offVec = o;   o = align128(o + 3 * kMmaQ * 4);
-  p.offStage = o; o = align128(o + kWarps * 16 * p.ldG * 2);  // each warp's 16 x N/2 part of S, in T
-  p.total = o;  // 78,848 bytes at N = 256: two blocks per SM
+  p.offStage = o; o = align128(o + kWarps * 16 * p.ldG * 2);  // each warp's 16 x Nb/2 part of S, in T
+  p.total = o;  // 78,848 bytes at Nb = 256, 44,032 at Nb = 128
   return p;
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads, 2) ssd_state_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
-  constexpr int Q = kMmaQ, PT = kMmaPT;
-  const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
-  const FwdBlock blk = fwd_block(P / PT, H, a.batch);
+// kSplit: the state's N columns are split over kSplit blocks (block index fastest), each with
+// a kSplit-th of the registers, so more blocks fit on an SM: four instead of two at kSplit = 2
+// (64 registers, a few bytes spilled). The walk is a dependent chain per chunk, issue-latency-
+// bound at 16 warps per SM; more resident warps hide more of it. X and dt are loaded by each of
+// the kSplit blocks. Measured on an H200 at the 56B shape (b = 1: 512 blocks): three blocks per
+// SM (80 registers) left a second wave and was 37% slower than no split; four fit one wave and
+// are 7% faster than no split (at b = 4, 27% faster).
+template <typename T, int kSplit>
+__global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
+  constexpr int Q = kMmaQ, PT = kMmaPT, MS = kMaxS / kSplit;
+  const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads, Nb = N / kSplit;
+  const int nh = blockIdx.x % kSplit, n0 = nh * Nb;
+  const FwdBlock blk = fwd_block(P / PT, H, a.batch, blockIdx.x / kSplit);
   const int h = blk.h, b = blk.b, seg = blk.seg;
   const int g = h / (H / a.groups), p0 = blk.pt * PT;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
-  const int rb = warp & 3, ch = warp >> 2, nS = N / 16;
+  const int rb = warp & 3, ch = warp >> 2, nS = Nb / 16;
 
   extern __shared__ __align__(128) unsigned char smem[];
-  const StatePlan pl = state_plan(N);
+  const StatePlan pl = state_plan(Nb);
   const int ldN = pl.ldN, ldP = pl.ldP;
   T* Bs = reinterpret_cast<T*>(smem + pl.offB);
   T* Xs = reinterpret_cast<T*>(smem + pl.offX);
@@ -305,9 +317,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_state_mma_kernel(MpSsdFwdArgs
 
   const float Ah = a.A[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
   const FwdView<T> view = fwd_view<T>(a, blk, g, p0, sg.nseg);
-  float S[kMaxS][4];
-  const int srow = 16 * rb + gq, scol0 = (N / 2) * ch + 2 * tq;
-  load_state(S, sg.init ? sg.init + view.state_off + (int64_t)srow * N + scol0 : nullptr, N, nS);
+  float S[MS][4];
+  const int srow = 16 * rb + gq, scol0 = n0 + (Nb / 2) * ch + 2 * tq;  // this lane's first state column
+  load_state<MS>(S, sg.init ? sg.init + view.state_off + (int64_t)srow * N + scol0 : nullptr, N, nS);
 
   const int nchunks = (L + Q - 1) / Q;
   const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
@@ -315,22 +327,22 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_state_mma_kernel(MpSsdFwdArgs
   float seg_sum = 0.f;  // warp 0: sum of dt A over the segment (the decay)
   for (int ci = c_begin; ci < c_end; ++ci) {
     const int c = sg.reverse ? c_end - 1 - (ci - c_begin) : ci, t0 = c * Q;
-    load_rows<T>(Bs, ldN, view.B, a.B_sl, t0, Q, L, N, vec);
+    load_rows<T>(Bs, ldN, view.B + n0, a.B_sl, t0, Q, L, Nb, vec);
     load_rows<T>(Xs, ldP, view.x, a.x_sl, t0, Q, L, PT, vec);
     if (cst) {  // the state carried into this chunk, while the loads are in flight
       // Through the warp's shared tile so that global stores are whole 16-byte rows (the
       // accumulator pairs alone fill half of each 32-byte sector).
-      T* g0 = cst + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)(p0 + 16 * rb) * N + (N / 2) * ch;
-      const int cpr = N / 16;  // 16-byte pieces in a tile row of N/2 values
+      T* g0 = cst + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)(p0 + 16 * rb) * N + n0 + (Nb / 2) * ch;
+      const int cpr = Nb / 16;  // 16-byte pieces in a tile row of Nb/2 values
       if (32 % cpr == 0) {
-        store_state_t<T>(S, stg + gq * pl.ldG + 2 * tq, pl.ldG, nS);
+        store_state_t<T, MS>(S, stg + gq * pl.ldG + 2 * tq, pl.ldG, nS);
         __syncwarp();
         const int cc = (lane % cpr) * 8;
         for (int r = lane / cpr; r < 16; r += 32 / cpr)
           *reinterpret_cast<uint4*>(g0 + (int64_t)r * N + cc) = *reinterpret_cast<const uint4*>(stg + r * pl.ldG + cc);
         __syncwarp();
       } else {
-        store_state_t<T>(S, g0 + (int64_t)gq * N + 2 * tq, N, nS);
+        store_state_t<T, MS>(S, g0 + (int64_t)gq * N + 2 * tq, N, nS);
       }
     }
     if (warp == 0) {
@@ -342,11 +354,11 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_state_mma_kernel(MpSsdFwdArgs
     }
     if (vec) cp_async_wait_all();
     __syncthreads();
-    state_update<T>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
+    state_update<T, MS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), Nb, rb, ch);
     __syncthreads();  // every read of B, X and the vectors of this chunk is done
   }
-  if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
-  if (sg.decay && blk.pt == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
+  if (sg.fin) store_state<MS>(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
+  if (sg.decay && blk.pt == 0 && nh == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
 }
 
 }  // namespace
@@ -354,14 +366,24 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_state_mma_kernel(MpSsdFwdArgs
 namespace mp_ssd {
 
 KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only) {
+  if (state_only) return mma_state_kernel(a, 1);
   if (a->headdim % kMmaPT || a->dstate % 32 || a->dstate > 256) return nullptr;
-  if (a->dtype == MP_BF16) return state_only ? ssd_state_mma_kernel<__nv_bfloat16> : ssd_fwd_mma_kernel<__nv_bfloat16>;
-  if (a->dtype == MP_F16) return state_only ? ssd_state_mma_kernel<__half> : ssd_fwd_mma_kernel<__half>;
+  if (a->dtype == MP_BF16) return ssd_fwd_mma_kernel<__nv_bfloat16>;
+  if (a->dtype == MP_F16) return ssd_fwd_mma_kernel<__half>;
   return nullptr;
 }
 
 int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only) {
-  return state_only ? state_plan(a->dstate).total : mma_plan(a->dstate).total;
+  return state_only ? mma_state_smem_bytes(a, 1) : mma_plan(a->dstate).total;
 }
+
+KernFn mma_state_kernel(const MpSsdFwdArgs* a, int split) {
+  if (a->headdim % kMmaPT || a->dstate > 256 || (split != 1 && split != 2) || a->dstate % (32 * split)) return nullptr;
+  if (a->dtype == MP_BF16) return split == 1 ? ssd_state_mma_kernel<__nv_bfloat16, 1> : ssd_state_mma_kernel<__nv_bfloat16, 2>;
+  if (a->dtype == MP_F16) return split == 1 ? ssd_state_mma_kernel<__half, 1> : ssd_state_mma_kernel<__half, 2>;
+  return nullptr;
+}
+
+int mma_state_smem_bytes(const MpSsdFwdArgs* a, int split) { return state_plan(a->dstate / split).total; }
 
 }  // namespace mp_ssd
