@@ -19,15 +19,18 @@
 // The raw dt's gradient goes through the clamp (zero outside) and softplus (sigmoid).
 //
 // Launch sequence (mp_ssd_scan_bwd):
-//   1. states entering every chunk and 2. adjoints leaving every chunk: the forward's state-only
-//      kernel with one chunk per segment (fp32 local states), then a chunk combine that passes
-//      them on in fp32 and stores them in the input dtype, the operand of steps 3-4
-//      (ssd_scan_fwd.cu); pass 2 also yields dL/d initial state;
+//   1. states entering every chunk and 2. adjoints leaving every chunk, in the input dtype, the
+//      operand of steps 3-4 (mp_ssd_chunk_states, ssd_scan_fwd.cu): either one block per (b, h)
+//      walking the chunks in order (when those blocks fill the GPU), or the state-only kernel
+//      with one chunk per segment (fp32 local states) and a chunk combine; pass 2 also yields
+//      dL/d initial state;
 //   3. ssd_bwd_dbc_kernel, one block per (b, chunk, group, 64-wide slice of N), looping over the
 //      group's heads: dB and dC accumulate in tensor-core fragments across heads, so no atomics
 //      and no per-head copies; it also adds the inter-chunk and end terms of dAcs (global, fp32);
 //   4. ssd_bwd_dx_kernel, one block per (b, chunk, head): dx, the rest of dAcs, the reverse
 //      cumulative sum, ddt, and the per-head sums dA, dD, ddt_bias (atomics).
+// Steps 3-4 run the register-fragment kernels of ssd_scan_bwd_mma.cu instead where they apply
+// (16-bit, Q = P = 64, N % 32 == 0: the Nemotron-H shapes); the WMMA kernels here take the rest.
 // Operands of tensor-core products are rounded to the input dtype (as in the forward); every
 // elementwise step and every accumulator is fp32. fp32 inputs use exact fp32 tile products.
 #include "kernels/cuda/ssd_scan.cuh"
