@@ -229,8 +229,8 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
 
 // Segmented (two-level) scan. The chunks are split into nseg segments of seg_chunks chunks;
 // a block handles one (b, h, p-tile, segment). Single pass: nseg = 1, init/fin = the caller's
-// initial/final state. Pass 1 (the state-only kernels): from a zero state, the segment's local end state
-// (-> fin) and its total decay exp(sum dt A) (-> decay). Pass 2 (ssd_seg_combine) turns the
+// initial/final state. Pass 1 (the state-only kernels): from a zero state, the segment's local
+// end state (-> fin) and its total decay exp(sum dt A) (-> decay). Pass 2 (ssd_seg_combine) turns the
 // local states into entering states in place. Pass 3: the full kernel from init = entering states.
 struct Seg {
   int nseg, seg_chunks;
@@ -241,10 +241,10 @@ struct Seg {
   // dy as x and C as B, and each row is weighted by exp(Acs_l) instead of dt_s exp(Acs_end - Acs_s),
   // so the pass yields sum_l exp(Acs_l) dy_l^T C_l, the chunk's own part of the adjoint entering it.
   bool adjoint;
-  // The state-only kernel with one segment only: the sequential state pass of the backward. The block walks
-  // every chunk (in reverse when `reverse`) and stores the state it carries into a chunk, before
-  // the chunk's update, in the input dtype at chunk_states [b, nchunks, H, P, N]: the entering
-  // states, or for the adjoint walk the adjoints leaving each chunk. No combine kernel then.
+  // The mma state-only kernel with one segment only: the backward's sequential state pass. The
+  // block walks every chunk (in reverse when `reverse`) and stores the state it carries into a
+  // chunk, before the chunk's update, in the input dtype at chunk_states [b, nchunks, H, P, N]:
+  // the entering states, or for the adjoint walk the adjoints leaving each chunk. No combine then.
   void* chunk_states;
   bool reverse;
 };
@@ -253,7 +253,7 @@ using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
 
 // The register-fragment forward (ssd_scan_fwd_mma.cu): 16-bit inputs, internal chunk 64,
 // head-dim tiles of 64, N a multiple of 32 up to 256. Null when the shape is not one of those.
-// state_only: the same kernel's state-only pass (Seg's pass 1 and adjoint mode).
+// state_only: the state-only kernel of the same file (Seg's pass 1, adjoint mode, the walk), unsplit.
 KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only = false);
 int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only = false);
 // The state-only kernel with the state's N columns split over `split` blocks (1 or 2; grid =
