@@ -247,6 +247,8 @@ struct Seg {
   // the entering states, or for the adjoint walk the adjoints leaving each chunk. No combine then.
   void* chunk_states;
   bool reverse;
+  // The mma forward's full passes: C B^T per (b, chunk, group) from mma_scores_launch.
+  const void* scores;
 };
 
 using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
@@ -256,6 +258,10 @@ using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
 // state_only: the state-only kernel of the same file (Seg's pass 1, adjoint mode, the walk), unsplit.
 KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only = false);
 int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only = false);
+// The full passes of that forward read the chunk scores C B^T, computed once per (b, chunk,
+// group) by mma_scores_launch into `scores` (mma_scores_bytes, 16-byte aligned) beforehand.
+int64_t mma_scores_bytes(const MpSsdFwdArgs* a);
+cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cudaStream_t stream);
 // The state-only kernel with the state's N columns split over `split` blocks (1 or 2; grid =
 // split x the unsplit one, split fastest). Null when the shape does not allow that split.
 KernFn mma_state_kernel(const MpSsdFwdArgs* a, int split);

@@ -411,18 +411,29 @@ void mp_ssd_scan_fwd_plan(const MpSsdFwdArgs* a, int* chunk, int* p_tile, int* s
   *segments = c.nseg;
 }
 
+// Workspace layout: the mma forward's chunk scores (bf16, a multiple of 16 bytes), then the
+// segments' fp32 states and decays.
 int64_t mp_ssd_scan_fwd_workspace_bytes(const MpSsdFwdArgs* a) {
   Config c;
-  if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c) || c.nseg <= 1) return 0;
+  if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c)) return 0;
+  const int64_t scores = c.mma ? mma_scores_bytes(a) : 0;
+  if (c.nseg <= 1) return scores;
   const int64_t per_seg = (int64_t)a->batch * a->heads * a->headdim * a->dstate + (int64_t)a->batch * a->heads;
-  return per_seg * c.nseg * 4;
+  return scores + per_seg * c.nseg * 4;
 }
 
 cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   Config c;
   if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c)) return cudaErrorInvalidValue;
+  // The mma kernel reads scores from the workspace; without one, the WMMA kernel runs instead.
+  if (c.mma && !a->workspace) {
+    c.mma = nullptr;
+    if (!choose(a, max_smem_optin(), &c.Q, &c.PT)) return cudaErrorInvalidValue;
+    c.nseg = 1;
+  }
   const int nch = (a->seqlen + c.Q - 1) / c.Q;
-  if (c.nseg > 1 && !a->workspace) c.nseg = 1, c.seg_chunks = nch;
+  if (c.nseg > 1 && !a->workspace) c.nseg = 1;
+  if (c.nseg == 1) c.seg_chunks = nch;
   const int V = 16 / esize_of(a->dtype);
   const bool vec = aligned16(a->x) && aligned16(a->B) && aligned16(a->C) && a->x_sl % V == 0 && a->x_sb % V == 0 &&
                    a->x_sh % V == 0 && a->B_sl % V == 0 && a->B_sb % V == 0 && a->B_sg % V == 0 &&
@@ -431,10 +442,19 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   const int smem3 = c.mma ? mma_fwd_smem_bytes(a) : make_plan(c.Q, c.PT, a->dstate, es, false).total;
   const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / c.PT);
   KernFn full = c.mma ? c.mma : kern_for(a->dtype, c.Q, c.PT, false);
-  if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, Seg{1, nch, a->init_state, a->final_state, nullptr, false}, stream);
+  void* scores = nullptr;
+  float* ws = a->workspace;
+  if (c.mma) {
+    scores = a->workspace;
+    ws = reinterpret_cast<float*>(static_cast<char*>(scores) + mma_scores_bytes(a));
+    const cudaError_t e = mma_scores_launch(a, vec, scores, stream);
+    if (e != cudaSuccess) return e;
+  }
+  Seg s3{1, nch, a->init_state, a->final_state, nullptr, false};
+  s3.scores = scores;
+  if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, s3, stream);
 
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;
-  float* ws = a->workspace;
   float* decay = ws + total * c.nseg;
   const int smem1 = c.mma ? mma_fwd_smem_bytes(a, true) : make_plan(c.Q, c.PT, a->dstate, es, true).total;
   cudaError_t e = launch_kernel(c.mma ? mma_fwd_kernel(a, true) : kern_for(a->dtype, c.Q, c.PT, true), smem1,
@@ -445,7 +465,9 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
                                                                        total, ws, decay, a->init_state, a->final_state, false);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  return launch_kernel(full, smem3, base * c.nseg, *a, vec, Seg{c.nseg, c.seg_chunks, ws, nullptr, nullptr, false}, stream);
+  s3 = Seg{c.nseg, c.seg_chunks, ws, nullptr, nullptr, false};
+  s3.scores = scores;
+  return launch_kernel(full, smem3, base * c.nseg, *a, vec, s3, stream);
 }
 
 namespace {

@@ -9,6 +9,11 @@
 // shared memory between products; W = mask(C B^T) * exp(Acs_l - Acs_s) * dt_s is built in
 // registers 16 columns at a time and fed straight back as the A operand of W X.
 //
+// The scores C B^T do not depend on the head: ssd_scores_kernel computes them once per (b, chunk,
+// group), in the A-fragment order the forward reads back with one 16-byte load per lane, instead
+// of once per head (32 times at Nemotron-H's 8 groups of 256 heads). That was 22% of the
+// forward's products and most of its barriers.
+//
 // Warp roles (8 warps): for y, warp w owns chunk rows 16 (w % 4) .. +16 and head-dim columns
 // 32 (w / 4) .. +32; for the state, rows 16 (w % 4) .. +16 of the 64 head-dim rows and columns
 // (N/2) (w / 4) .. +N/2 of the state. Fragment layouts: mma_frag.cuh.
@@ -19,9 +24,19 @@ namespace {
 
 using namespace mp_ssd;
 
-// Shared memory: C, B [Q, N], X [Q, 64], S [64, N] in T; dt, Acs, exp(Acs), fw; the score exchange.
+// The scores of one (b, chunk, group): the 10 lower-triangle 16x16 tiles (i, j), j <= i, of
+// C B^T, tile (i, j) at index i (i + 1) / 2 + j; each tile is 32 lanes x 8 bf16 values, lane l's
+// A-operand registers a0..a3 of that tile (mma_frag.cuh), so a warp reads a tile as one 16-byte
+// load per lane. bf16 whatever the input dtype: the range of fp32 for sums over N, and W is
+// rounded to 16 bits as an operand anyway.
+constexpr int kScoreTiles = (kMmaQ / 16) * (kMmaQ / 16 + 1) / 2;
+constexpr int kScoreBytes = kScoreTiles * 32 * 16;  // 5,120 per (b, chunk, group)
+
+// Shared memory: C, B [Q, N], X [Q, 64], S [64, N] in T; dt, Acs, exp(Acs), fw; the chunk's scores.
+// S has no row padding (that would cost the 1 KB that keeps two blocks per SM): its 16-byte
+// pieces are XOR-swizzled by row instead (s_index), so ldmatrix rows still hit distinct banks.
 struct MmaPlan {
-  int ldN, ldP, offC, offB, offX, offS, offVec, offXch, total;
+  int ldN, ldP, offC, offB, offX, offS, offVec, offCB, total;
 };
 __host__ __device__ inline MmaPlan mma_plan(int N) {
   MmaPlan p;
@@ -31,11 +46,18 @@ __host__ __device__ inline MmaPlan mma_plan(int N) {
   p.offC = o;  o = align128(o + kMmaQ * p.ldN * 2);
   p.offB = o;  o = align128(o + kMmaQ * p.ldN * 2);
   p.offX = o;  o = align128(o + kMmaQ * p.ldP * 2);
-  p.offS = o;  o = align128(o + kMmaPT * p.ldN * 2);
+  p.offS = o;  o = align128(o + kMmaPT * N * 2);
   p.offVec = o; o = align128(o + 4 * kMmaQ * 4);
-  p.offXch = o; o = align128(o + 4 * 256 * 4);  // score exchange, one 16x16 fp32 tile per warp pair
+  p.offCB = o; o = align128(o + kScoreBytes);
   p.total = o;  // 115,712 bytes at N = 256: exactly two blocks per SM (228 KB less 1 KB each)
   return p;
+}
+
+// Element (p, n) of the unpadded, swizzled operand copy of S [64, N]: 16-byte piece n / 8 of
+// row p is stored at piece (n / 8) ^ (p % 8) (p % 4 at N = 32, which has only four pieces).
+__device__ __forceinline__ int s_index(int p, int n, int N) {
+  const int m = N >= 64 ? 7 : 3;
+  return p * N + ((((n >> 3) ^ (p & m))) << 3) + (n & 7);
 }
 
 constexpr int kMaxS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
@@ -104,6 +126,19 @@ __device__ __forceinline__ void store_state_t(const float (&S)[MS][4], T* dst, i
     }
 }
 
+// The state registers rounded to T into the swizzled operand copy (s_index): row srow and 8 rows
+// below (same swizzle: they agree mod 8), columns scol0 + 8 i (+1).
+template <typename T, int MS>
+__device__ __forceinline__ void publish_state(const float (&S)[MS][4], T* Ss, int srow, int scol0, int N, int nS) {
+#pragma unroll
+  for (int i = 0; i < MS; ++i)
+    if (i < nS) {
+      const int o = s_index(srow, scol0 + 8 * i, N);
+      *reinterpret_cast<uint32_t*>(Ss + o) = pack2<T>(S[i][0], S[i][1]);
+      *reinterpret_cast<uint32_t*>(Ss + o + 8 * N) = pack2<T>(S[i][2], S[i][3]);
+    }
+}
+
 // The full forward: y and the state, one block per (b, h, head-dim tile, segment).
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
@@ -127,7 +162,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   float* acs = dtv + Q;
   float* ea = acs + Q;  // exp(Acs_l)
   float* fw = ea + Q;   // dt_s exp(Acs_end - Acs_s)
-  float* xch = reinterpret_cast<float*>(smem + pl.offXch) + rb * 256 + lane * 8;
+  __nv_bfloat16* cbs = reinterpret_cast<__nv_bfloat16*>(smem + pl.offCB);
   const int ldN = pl.ldN, ldP = pl.ldP;
 
   const float Ah = a.A[h], Dh = a.D[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
@@ -139,7 +174,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   float S[kMaxS][4];
   const int srow = 16 * rb + gq, scol0 = (N / 2) * ch + 2 * tq;
   load_state(S, sg.init ? sg.init + view.state_off + (int64_t)srow * N + scol0 : nullptr, N, nS);
-  store_state_t<T, kMaxS>(S, Ss + srow * ldN + scol0, ldN, nS);  // the operand copy
+  publish_state<T, kMaxS>(S, Ss, srow, scol0, N, nS);  // the operand copy
 
   // ldmatrix lane addressing: lane l supplies row (l % 8) + 8 * ((l / 8) % 2) and column offset
   // 8 * (l / 16) of a 16x16 block for A operands (non-transposed); the B-operand variants below.
@@ -154,6 +189,10 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     load_rows<T>(Cs, ldN, Cg, a.C_sl, t0, Q, L, N, vec);
     load_rows<T>(Bs, ldN, Bg, a.B_sl, t0, Q, L, N, vec);
     load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, PT, vec);
+    {  // this chunk's scores (ours, so always 16-byte aligned)
+      const __nv_bfloat16* src = static_cast<const __nv_bfloat16*>(sg.scores) + ((int64_t)(b * nchunks + c) * a.groups + g) * (kScoreBytes / 2);
+      for (int i = threadIdx.x; i < kScoreBytes / 16; i += kThreads) cp_async16(cbs + 8 * i, src + 8 * i, true);
+    }
     if (warp == 0) {
       chunk_dt<Q>(a, b, h, t0, Ah, bias, dtv, acs, nullptr);
       __syncwarp();
@@ -163,7 +202,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
         fw[l] = dtv[l] * __expf(end - acs[l]);
       }
     }
-    if (vec) cp_async_wait_all();
+    cp_async_wait_all();
     __syncthreads();
 
     {
@@ -175,9 +214,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
       for (int k = 0; k < N; k += 16) {
         uint32_t af[4], b01[4], b23[4];
         ldsm_x4(af, Crow + k);
-        // S^T as B: element (k = n, col = p) at Ss[p * ldN + n]: rows p = 32 ch + 16 q + br.
-        ldsm_x4(b01, Ss + (32 * ch + br) * ldN + k + bc);
-        ldsm_x4(b23, Ss + (32 * ch + 16 + br) * ldN + k + bc);
+        // S^T as B: element (k = n, col = p) at Ss[s_index(p, n)]: rows p = 32 ch + 16 q + br.
+        ldsm_x4(b01, Ss + s_index(32 * ch + br, k + bc, N));
+        ldsm_x4(b23, Ss + s_index(32 * ch + 16 + br, k + bc, N));
         mma16816<T>(Y[0], af, b01[0], b01[1]);
         mma16816<T>(Y[1], af, b01[2], b01[3]);
         mma16816<T>(Y[2], af, b23[0], b23[1]);
@@ -187,46 +226,22 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
       const float e0 = ea[l0], e1 = ea[l1], a0 = acs[l0], a1 = acs[l1];
 #pragma unroll
       for (int n = 0; n < 4; ++n) Y[n][0] *= e0, Y[n][1] *= e0, Y[n][2] *= e1, Y[n][3] *= e1;
+      const __nv_bfloat16* cb_row = cbs + (rb * (rb + 1) / 2) * 256 + lane * 8;  // tiles (rb, 0 .. rb)
       for (int j = 0; j <= rb; ++j) {
-        // Scores C B^T for rows 16 rb.., cols s = 16 j .. +16 (two n8 tiles). The two warps of a
-        // pair (same rb) each take half of K = N and swap partial sums through shared memory.
-        float Sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-        for (int k = ch * (N / 2); k < (ch + 1) * (N / 2); k += 16) {
-          uint32_t af[4], bf[4];
-          ldsm_x4(af, Crow + k);
-          ldsm_x4(bf, Bs + (16 * j + br) * ldN + k + bc);
-          mma16816<T>(Sc[0], af, bf[0], bf[1]);
-          mma16816<T>(Sc[1], af, bf[2], bf[3]);
-        }
-        // Pair exchange (named barrier 1 + rb, 64 threads): warp 0 of the pair posts its half,
-        // warp 1 adds it and posts the sum, warp 0 reads the sum. Same lane layout on both sides.
-        if (ch == 0) {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) xch[i] = Sc[i >> 2][i & 3];
-        }
-        asm volatile("bar.sync %0, 64;\n" ::"r"(1 + rb) : "memory");
-        if (ch == 1) {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            Sc[i >> 2][i & 3] += xch[i];
-            xch[i] = Sc[i >> 2][i & 3];
-          }
-        }
-        asm volatile("bar.sync %0, 64;\n" ::"r"(1 + rb) : "memory");
-        if (ch == 0) {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) Sc[i >> 2][i & 3] = xch[i];
-        }
+        // Scores C B^T for rows 16 rb.., cols s = 16 j .. +16: this lane's A-fragment values.
+        const uint4 cf = *reinterpret_cast<const uint4*>(cb_row + 256 * j);
+        const uint32_t cr[4] = {cf.x, cf.y, cf.z, cf.w};  // (l0, s 2t..), (l1, ..), (l0, s 2t+8..), (l1, ..)
         // W = scores * exp(Acs_l - Acs_s) * dt_s on s <= l, packed as the A operand (k = s).
         uint32_t wf[4];
 #pragma unroll
         for (int n = 0; n < 2; ++n) {
           const int s0 = 16 * j + 8 * n + 2 * tq, s1 = s0 + 1;
           const float as0 = acs[s0], as1 = acs[s1], d0 = dtv[s0], d1 = dtv[s1];
-          const float w00 = s0 <= l0 ? Sc[n][0] * __expf(a0 - as0) * d0 : 0.f;
-          const float w01 = s1 <= l0 ? Sc[n][1] * __expf(a0 - as1) * d1 : 0.f;
-          const float w10 = s0 <= l1 ? Sc[n][2] * __expf(a1 - as0) * d0 : 0.f;
-          const float w11 = s1 <= l1 ? Sc[n][3] * __expf(a1 - as1) * d1 : 0.f;
+          const float2 c0 = unpack2<__nv_bfloat16>(cr[2 * n]), c1 = unpack2<__nv_bfloat16>(cr[2 * n + 1]);
+          const float w00 = s0 <= l0 ? c0.x * __expf(a0 - as0) * d0 : 0.f;
+          const float w01 = s1 <= l0 ? c0.y * __expf(a0 - as1) * d1 : 0.f;
+          const float w10 = s0 <= l1 ? c1.x * __expf(a1 - as0) * d0 : 0.f;
+          const float w11 = s1 <= l1 ? c1.y * __expf(a1 - as1) * d1 : 0.f;
           wf[2 * n] = pack2<T>(w00, w01);
           wf[2 * n + 1] = pack2<T>(w10, w11);
         }
@@ -257,9 +272,50 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     // this chunk, so warps with less y work (small rb) start on it while the others finish.
     state_update<T, kMaxS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
     __syncthreads();  // every read of S, C, B, X of this chunk is done
-    store_state_t<T, kMaxS>(S, Ss + srow * ldN + scol0, ldN, nS);
+    publish_state<T, kMaxS>(S, Ss, srow, scol0, N, nS);
   }
   if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
+}
+
+// The scores C B^T of every (b, chunk, group), lower tiles only, in the layout of kScoreBytes.
+// One block per (b, chunk, group); warp w computes tiles w and w + 8 over K = N.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bool vec, __nv_bfloat16* out) {
+  constexpr int Q = kMmaQ;
+  const int N = a.dstate, L = a.seqlen, G = a.groups, nchunks = (L + Q - 1) / Q;
+  const int g = blockIdx.x % G, c = (blockIdx.x / G) % nchunks, b = blockIdx.x / (G * nchunks);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int ldN = N + 8;
+  T* Cs = reinterpret_cast<T*>(smem);
+  T* Bs = Cs + Q * ldN;
+  load_rows<T>(Cs, ldN, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg, a.C_sl, c * Q, Q, L, N, vec);
+  load_rows<T>(Bs, ldN, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg, a.B_sl, c * Q, Q, L, N, vec);
+  cp_async_wait_all();
+  __syncthreads();
+  const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
+  const int br = (lane & 7) + (lane >> 4) * 8, bc = ((lane >> 3) & 1) * 8;
+  __nv_bfloat16* dst = out + (int64_t)blockIdx.x * (kScoreBytes / 2);
+  for (int t = warp; t < kScoreTiles; t += kWarps) {
+    int i = 0;
+    while ((i + 1) * (i + 2) / 2 <= t) ++i;
+    const int j = t - i * (i + 1) / 2;
+    float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+    for (int k = 0; k < N; k += 16) {
+      uint32_t af[4], bf[4];
+      ldsm_x4(af, Cs + (16 * i + lr) * ldN + k + lc);
+      ldsm_x4(bf, Bs + (16 * j + br) * ldN + k + bc);  // B operand (k = n, col = s) from B [s][n]
+      mma16816<T>(acc[0], af, bf[0], bf[1]);
+      mma16816<T>(acc[1], af, bf[2], bf[3]);
+    }
+    // Accumulator tiles (cols 0-7, 8-15) -> A-fragment registers a0..a3 (mma_frag.cuh).
+    uint4 v;
+    v.x = pack2<__nv_bfloat16>(acc[0][0], acc[0][1]);
+    v.y = pack2<__nv_bfloat16>(acc[0][2], acc[0][3]);
+    v.z = pack2<__nv_bfloat16>(acc[1][0], acc[1][1]);
+    v.w = pack2<__nv_bfloat16>(acc[1][2], acc[1][3]);
+    *reinterpret_cast<uint4*>(dst + t * 256 + lane * 8) = v;
+  }
 }
 
 // ---- The state-only pass (Seg in ssd_common.cuh): pass 1 of the segmented scan and the
@@ -375,6 +431,23 @@ KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only) {
 
 int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only) {
   return state_only ? mma_state_smem_bytes(a, 1) : mma_plan(a->dstate).total;
+}
+
+int64_t mma_scores_bytes(const MpSsdFwdArgs* a) {
+  return (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ) * a->groups * kScoreBytes;
+}
+
+cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cudaStream_t stream) {
+  const int smem = 2 * kMmaQ * (a->dstate + 8) * 2;
+  const void* f = a->dtype == MP_BF16 ? (const void*)ssd_scores_kernel<__nv_bfloat16> : (const void*)ssd_scores_kernel<__half>;
+  cudaError_t e = cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  const int64_t blocks = mma_scores_bytes(a) / kScoreBytes;
+  if (a->dtype == MP_BF16)
+    ssd_scores_kernel<__nv_bfloat16><<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec, static_cast<__nv_bfloat16*>(scores));
+  else
+    ssd_scores_kernel<__half><<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec, static_cast<__nv_bfloat16*>(scores));
+  return cudaGetLastError();
 }
 
 KernFn mma_state_kernel(const MpSsdFwdArgs* a, int split) {
