@@ -247,8 +247,10 @@ struct Seg {
   // the entering states, or for the adjoint walk the adjoints leaving each chunk. No combine then.
   void* chunk_states;
   bool reverse;
-  // The mma forward's full passes: C B^T per (b, chunk, group) from mma_scores_launch.
+  // The mma forward's full passes, both from mma_scores_launch: C B^T per (b, chunk, group),
+  // and dt, Acs, exp(Acs), dt_s exp(Acs_end - Acs_s) per (b, chunk, head), [4][Q] fp32.
   const void* scores;
+  const float* chunk_vecs;
 };
 
 using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
@@ -259,9 +261,10 @@ using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);
 KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only = false);
 int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only = false);
 // The full passes of that forward read the chunk scores C B^T, computed once per (b, chunk,
-// group) by mma_scores_launch into `scores` (mma_scores_bytes, 16-byte aligned) beforehand.
+// group), and the per-row dt vectors of each (b, chunk, head), both by mma_scores_launch into
+// `scores` (mma_scores_bytes, 16-byte aligned) beforehand; *vecs -> where the vectors start.
 int64_t mma_scores_bytes(const MpSsdFwdArgs* a);
-cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cudaStream_t stream);
+cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cudaStream_t stream, const float** vecs);
 // The state-only kernel with the state's N columns split over `split` blocks (1 or 2; grid =
 // split x the unsplit one, split fastest). Null when the shape does not allow that split.
 KernFn mma_state_kernel(const MpSsdFwdArgs* a, int split);

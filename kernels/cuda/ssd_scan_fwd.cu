@@ -443,15 +443,17 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / c.PT);
   KernFn full = c.mma ? c.mma : kern_for(a->dtype, c.Q, c.PT, false);
   void* scores = nullptr;
+  const float* vecs = nullptr;
   float* ws = a->workspace;
   if (c.mma) {
     scores = a->workspace;
     ws = reinterpret_cast<float*>(static_cast<char*>(scores) + mma_scores_bytes(a));
-    const cudaError_t e = mma_scores_launch(a, vec, scores, stream);
+    const cudaError_t e = mma_scores_launch(a, vec, scores, stream, &vecs);
     if (e != cudaSuccess) return e;
   }
   Seg s3{1, nch, a->init_state, a->final_state, nullptr, false};
   s3.scores = scores;
+  s3.chunk_vecs = vecs;
   if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, s3, stream);
 
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;
@@ -467,6 +469,7 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   if (e != cudaSuccess) return e;
   s3 = Seg{c.nseg, c.seg_chunks, ws, nullptr, nullptr, false};
   s3.scores = scores;
+  s3.chunk_vecs = vecs;
   return launch_kernel(full, smem3, base * c.nseg, *a, vec, s3, stream);
 }
 

@@ -140,10 +140,13 @@ __device__ __forceinline__ void publish_state(const float (&S)[MS][4], T* Ss, in
 }
 
 // The full forward: y and the state, one block per (b, h, head-dim tile, segment).
-template <typename T>
+// kN: the state size N when it is one of the instantiated ones (64, 128, 256), else 0 (read from
+// the arguments). A compile-time N folds the row-copy index divisions, the tile predicates and the
+// swizzle arithmetic: Nsight Compute counted half the instructions of the runtime-N kernel there.
+template <typename T, int kN>
 __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
   constexpr int Q = kMmaQ, PT = kMmaPT;
-  const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
+  const int N = kN ? kN : a.dstate, P = a.headdim, L = a.seqlen, H = a.heads;
   const int ptiles = P / PT;
   const FwdBlock blk = fwd_block(ptiles, H, a.batch);
   const int pt = blk.pt, h = blk.h, b = blk.b, seg = blk.seg;
@@ -165,7 +168,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   __nv_bfloat16* cbs = reinterpret_cast<__nv_bfloat16*>(smem + pl.offCB);
   const int ldN = pl.ldN, ldP = pl.ldP;
 
-  const float Ah = a.A[h], Dh = a.D[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
+  const float Dh = a.D[h];
   const FwdView<T> view = fwd_view<T>(a, blk, g, p0, sg.nseg);
   const T *xg = view.x, *Bg = view.B, *Cg = view.C;
   T* yg = view.y;
@@ -193,14 +196,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
       const __nv_bfloat16* src = static_cast<const __nv_bfloat16*>(sg.scores) + ((int64_t)(b * nchunks + c) * a.groups + g) * (kScoreBytes / 2);
       for (int i = threadIdx.x; i < kScoreBytes / 16; i += kThreads) cp_async16(cbs + 8 * i, src + 8 * i, true);
     }
-    if (warp == 0) {
-      chunk_dt<Q>(a, b, h, t0, Ah, bias, dtv, acs, nullptr);
-      __syncwarp();
-      const float end = acs[Q - 1];
-      for (int l = lane; l < Q; l += 32) {
-        ea[l] = __expf(acs[l]);
-        fw[l] = dtv[l] * __expf(end - acs[l]);
-      }
+    {  // dt, Acs, exp(Acs), fw of this chunk and head, from the same pass
+      const float* src = sg.chunk_vecs + ((int64_t)(b * nchunks + c) * H + h) * (4 * Q);
+      if (threadIdx.x < Q) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
     }
     cp_async_wait_all();
     __syncthreads();
@@ -211,6 +209,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
 #pragma unroll
       for (int n = 0; n < 4; ++n) Y[n][0] = Y[n][1] = Y[n][2] = Y[n][3] = 0.f;
       const T* Crow = Cs + (16 * rb + lr) * ldN + lc;
+#pragma unroll 2  // deeper unrolling at a compile-time N runs out of registers
       for (int k = 0; k < N; k += 16) {
         uint32_t af[4], b01[4], b23[4];
         ldsm_x4(af, Crow + k);
@@ -232,18 +231,18 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
         const uint4 cf = *reinterpret_cast<const uint4*>(cb_row + 256 * j);
         const uint32_t cr[4] = {cf.x, cf.y, cf.z, cf.w};  // (l0, s 2t..), (l1, ..), (l0, s 2t+8..), (l1, ..)
         // W = scores * exp(Acs_l - Acs_s) * dt_s on s <= l, packed as the A operand (k = s).
+        // Branch-free: Acs falls along the chunk (A < 0), so exp(min(Acs_l - Acs_s, 0)) is the
+        // decay where s <= l and a finite 1 where the mask then zeroes it.
         uint32_t wf[4];
 #pragma unroll
         for (int n = 0; n < 2; ++n) {
           const int s0 = 16 * j + 8 * n + 2 * tq, s1 = s0 + 1;
-          const float as0 = acs[s0], as1 = acs[s1], d0 = dtv[s0], d1 = dtv[s1];
+          const float2 as = *reinterpret_cast<const float2*>(acs + s0), d = *reinterpret_cast<const float2*>(dtv + s0);
           const float2 c0 = unpack2<__nv_bfloat16>(cr[2 * n]), c1 = unpack2<__nv_bfloat16>(cr[2 * n + 1]);
-          const float w00 = s0 <= l0 ? c0.x * __expf(a0 - as0) * d0 : 0.f;
-          const float w01 = s1 <= l0 ? c0.y * __expf(a0 - as1) * d1 : 0.f;
-          const float w10 = s0 <= l1 ? c1.x * __expf(a1 - as0) * d0 : 0.f;
-          const float w11 = s1 <= l1 ? c1.y * __expf(a1 - as1) * d1 : 0.f;
-          wf[2 * n] = pack2<T>(w00, w01);
-          wf[2 * n + 1] = pack2<T>(w10, w11);
+          const float w00 = c0.x * __expf(fminf(a0 - as.x, 0.f)) * d.x, w01 = c0.y * __expf(fminf(a0 - as.y, 0.f)) * d.y;
+          const float w10 = c1.x * __expf(fminf(a1 - as.x, 0.f)) * d.x, w11 = c1.y * __expf(fminf(a1 - as.y, 0.f)) * d.y;
+          wf[2 * n] = pack2<T>(s0 <= l0 ? w00 : 0.f, s1 <= l0 ? w01 : 0.f);
+          wf[2 * n + 1] = pack2<T>(s0 <= l1 ? w10 : 0.f, s1 <= l1 ? w11 : 0.f);
         }
         // X as B (k = s, col = p) from X [s][p]: transposed ldmatrix, two n8 tiles per load.
 #pragma unroll
@@ -280,7 +279,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
 // The scores C B^T of every (b, chunk, group), lower tiles only, in the layout of kScoreBytes.
 // One block per (b, chunk, group); warp w computes tiles w and w + 8 over K = N.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bool vec, __nv_bfloat16* out) {
+__global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bool vec, __nv_bfloat16* out, float* vecs) {
   constexpr int Q = kMmaQ;
   const int N = a.dstate, L = a.seqlen, G = a.groups, nchunks = (L + Q - 1) / Q;
   const int g = blockIdx.x % G, c = (blockIdx.x / G) % nchunks, b = blockIdx.x / (G * nchunks);
@@ -291,6 +290,21 @@ __global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bo
   T* Bs = Cs + Q * ldN;
   load_rows<T>(Cs, ldN, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg, a.C_sl, c * Q, Q, L, N, vec);
   load_rows<T>(Bs, ldN, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg, a.B_sl, c * Q, Q, L, N, vec);
+  // Meanwhile, per head of the group (warp w: heads w, w + 8, ...): dt, Acs, exp(Acs) and
+  // fw = dt_s exp(Acs_end - Acs_s), the per-row vectors of the forward's chunk, as [4][Q] fp32.
+  const int hpg = a.heads / G;
+  for (int hh = warp; hh < hpg; hh += kWarps) {
+    const int h = g * hpg + hh;
+    float* v = vecs + ((int64_t)(b * nchunks + c) * a.heads + h) * (4 * Q);
+    chunk_dt<Q>(a, b, h, c * Q, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, v, v + Q, nullptr);
+    __syncwarp();
+    const float end = v[2 * Q - 1];
+    for (int l = lane; l < Q; l += 32) {
+      const float acs = v[Q + l];
+      v[2 * Q + l] = __expf(acs);
+      v[3 * Q + l] = v[l] * __expf(end - acs);
+    }
+  }
   cp_async_wait_all();
   __syncthreads();
   const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
@@ -417,6 +431,14 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
   if (sg.decay && blk.pt == 0 && nh == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
 }
 
+template <typename T>
+KernFn fwd_for_n(int N) {
+  if (N == 256) return ssd_fwd_mma_kernel<T, 256>;
+  if (N == 128) return ssd_fwd_mma_kernel<T, 128>;
+  if (N == 64) return ssd_fwd_mma_kernel<T, 64>;
+  return ssd_fwd_mma_kernel<T, 0>;
+}
+
 }  // namespace
 
 namespace mp_ssd {
@@ -424,8 +446,8 @@ namespace mp_ssd {
 KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only) {
   if (state_only) return mma_state_kernel(a, 1);
   if (a->headdim % kMmaPT || a->dstate % 32 || a->dstate > 256) return nullptr;
-  if (a->dtype == MP_BF16) return ssd_fwd_mma_kernel<__nv_bfloat16>;
-  if (a->dtype == MP_F16) return ssd_fwd_mma_kernel<__half>;
+  if (a->dtype == MP_BF16) return fwd_for_n<__nv_bfloat16>(a->dstate);
+  if (a->dtype == MP_F16) return fwd_for_n<__half>(a->dstate);
   return nullptr;
 }
 
@@ -434,19 +456,23 @@ int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only) {
 }
 
 int64_t mma_scores_bytes(const MpSsdFwdArgs* a) {
-  return (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ) * a->groups * kScoreBytes;
+  const int64_t nch = (a->seqlen + kMmaQ - 1) / kMmaQ;
+  return (int64_t)a->batch * nch * (a->groups * kScoreBytes + a->heads * 4 * kMmaQ * 4);
 }
 
-cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cudaStream_t stream) {
+cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cudaStream_t stream, const float** vecs) {
   const int smem = 2 * kMmaQ * (a->dstate + 8) * 2;
   const void* f = a->dtype == MP_BF16 ? (const void*)ssd_scores_kernel<__nv_bfloat16> : (const void*)ssd_scores_kernel<__half>;
   cudaError_t e = cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const int64_t blocks = mma_scores_bytes(a) / kScoreBytes;
+  const int64_t blocks = (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ) * a->groups;
+  __nv_bfloat16* cb = static_cast<__nv_bfloat16*>(scores);
+  float* v = reinterpret_cast<float*>(cb + blocks * (kScoreBytes / 2));
+  *vecs = v;
   if (a->dtype == MP_BF16)
-    ssd_scores_kernel<__nv_bfloat16><<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec, static_cast<__nv_bfloat16*>(scores));
+    ssd_scores_kernel<__nv_bfloat16><<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec, cb, v);
   else
-    ssd_scores_kernel<__half><<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec, static_cast<__nv_bfloat16*>(scores));
+    ssd_scores_kernel<__half><<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec, cb, v);
   return cudaGetLastError();
 }
 
