@@ -120,11 +120,13 @@ __device__ __forceinline__ void unit_product(float (&acc)[4], const T* A, int ld
   }
 }
 
-template <typename T>
+// kN (both kernels): N when it is 128 or 256, else 0 = read from the arguments; a compile-time N
+// folds index arithmetic and tile predicates (as in the forward, ssd_scan_fwd_mma.cu).
+template <typename T, int kN>
 __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArgs ba, const T* Sb, const float* dacs_g) {
   constexpr int Q = kQ, P = kP;
   const MpSsdFwdArgs& a = ba.f;
-  const int N = a.dstate, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G, nch = (L + Q - 1) / Q;
+  const int N = kN ? kN : a.dstate, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G, nch = (L + Q - 1) / Q;
   int bid = blockIdx.x;
   const int g = bid % G;
   bid /= G;
@@ -324,12 +326,12 @@ __host__ __device__ inline DbcPlan dbc_plan() {
   return p;
 }
 
-template <typename T>
+template <typename T, int kN>
 __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdArgs ba, const T* Sf, const T* Sb,
                                                                      float* dacs_g) {
   constexpr int Q = kQ, P = kP, MAXT = kNs / 8;
   const MpSsdFwdArgs& a = ba.f;
-  const int N = a.dstate, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G;
+  const int N = kN ? kN : a.dstate, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G;
   const int nch = (L + Q - 1) / Q, nsl = (N + kNs - 1) / kNs;
   int bid = blockIdx.x;
   const int sl = bid % nsl;
@@ -510,12 +512,12 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
     }
 }
 
-template <typename T>
+template <typename T, int kN>
 cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, cudaStream_t stream) {
   const int nch = (a.f.seqlen + kQ - 1) / kQ, nsl = (a.f.dstate + kNs - 1) / kNs;
   const int s1 = dbc_plan().total, s2 = dx_plan(a.f.dstate).total;
-  auto k1 = ssd_bwd_dbc_mma_kernel<T>;
-  auto k2 = ssd_bwd_dx_mma_kernel<T>;
+  auto k1 = ssd_bwd_dbc_mma_kernel<T, kN == 128 ? 0 : kN>;  // at 128 the fixed N spills 48 bytes
+  auto k2 = ssd_bwd_dx_mma_kernel<T, kN>;
   cudaError_t e = cudaFuncSetAttribute((const void*)k1, cudaFuncAttributeMaxDynamicSharedMemorySize, s1);
   if (e == cudaSuccess) e = cudaFuncSetAttribute((const void*)k2, cudaFuncAttributeMaxDynamicSharedMemorySize, s2);
   if (e != cudaSuccess) return e;
@@ -525,6 +527,13 @@ cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float*
   if (e != cudaSuccess) return e;
   k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups), kThreads, s2, stream>>>(a, static_cast<const T*>(Sb), dacs);
   return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_n(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, cudaStream_t stream) {
+  if (a.f.dstate == 256) return launch<T, 256>(a, Sf, Sb, dacs, stream);
+  if (a.f.dstate == 128) return launch<T, 128>(a, Sf, Sb, dacs, stream);
+  return launch<T, 0>(a, Sf, Sb, dacs, stream);
 }
 
 }  // namespace
@@ -542,7 +551,7 @@ bool bwd_mma_applies(const MpSsdBwdArgs& a, int Q, bool vec) {
 cudaError_t bwd_mma_launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, bool vec,
                            cudaStream_t stream) {
   if (!bwd_mma_applies(a, kQ, vec)) return cudaErrorInvalidValue;
-  return a.f.dtype == MP_BF16 ? launch<__nv_bfloat16>(a, Sf, Sb, dacs, stream) : launch<__half>(a, Sf, Sb, dacs, stream);
+  return a.f.dtype == MP_BF16 ? launch_n<__nv_bfloat16>(a, Sf, Sb, dacs, stream) : launch_n<__half>(a, Sf, Sb, dacs, stream);
 }
 
 }  // namespace mp_ssd

@@ -364,10 +364,11 @@ __host__ __device__ inline StatePlan state_plan(int Nb) {
 // the kSplit blocks. Measured on an H200 at the 56B shape (b = 1: 512 blocks): three blocks per
 // SM (80 registers) left a second wave and was 37% slower than no split; four fit one wave and
 // are 7% faster than no split (at b = 4, 27% faster).
-template <typename T, int kSplit>
+// kN: N when it is 128 or 256, else 0 = read from the arguments (as in the full forward).
+template <typename T, int kSplit, int kN>
 __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
   constexpr int Q = kMmaQ, PT = kMmaPT, MS = kMaxS / kSplit;
-  const int N = a.dstate, P = a.headdim, L = a.seqlen, H = a.heads, Nb = N / kSplit;
+  const int N = kN ? kN : a.dstate, P = a.headdim, L = a.seqlen, H = a.heads, Nb = N / kSplit;
   const int nh = blockIdx.x % kSplit, n0 = nh * Nb;
   const FwdBlock blk = fwd_block(P / PT, H, a.batch, blockIdx.x / kSplit);
   const int h = blk.h, b = blk.b, seg = blk.seg;
@@ -439,6 +440,13 @@ KernFn fwd_for_n(int N) {
   return ssd_fwd_mma_kernel<T, 0>;
 }
 
+template <typename T, int kSplit>
+KernFn state_for_n(int N) {
+  if (N == 256) return ssd_state_mma_kernel<T, kSplit, 256>;
+  if (N == 128) return ssd_state_mma_kernel<T, kSplit, 128>;
+  return ssd_state_mma_kernel<T, kSplit, 0>;
+}
+
 }  // namespace
 
 namespace mp_ssd {
@@ -478,8 +486,8 @@ cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cud
 
 KernFn mma_state_kernel(const MpSsdFwdArgs* a, int split) {
   if (a->headdim % kMmaPT || a->dstate > 256 || (split != 1 && split != 2) || a->dstate % (32 * split)) return nullptr;
-  if (a->dtype == MP_BF16) return split == 1 ? ssd_state_mma_kernel<__nv_bfloat16, 1> : ssd_state_mma_kernel<__nv_bfloat16, 2>;
-  if (a->dtype == MP_F16) return split == 1 ? ssd_state_mma_kernel<__half, 1> : ssd_state_mma_kernel<__half, 2>;
+  if (a->dtype == MP_BF16) return split == 1 ? state_for_n<__nv_bfloat16, 1>(a->dstate) : state_for_n<__nv_bfloat16, 2>(a->dstate);
+  if (a->dtype == MP_F16) return split == 1 ? state_for_n<__half, 1>(a->dstate) : state_for_n<__half, 2>(a->dstate);
   return nullptr;
 }
 
