@@ -84,8 +84,9 @@ __device__ void bwd_dt_tail(const MpSsdBwdArgs& ba, int b, int h, int t0, int nc
 // every operand 16-byte aligned (`vec`) and dx's strides even (paired stores).
 bool bwd_mma_applies(const MpSsdBwdArgs& a, int Q, bool vec);
 // Steps 3-4 of mp_ssd_scan_bwd (dB/dC kernel, then dx kernel) from the entering states Sf and the
-// adjoints Sb ([b, nchunks, H, P, N], input dtype) and the zeroed fp32 dAcs partials.
-cudaError_t bwd_mma_launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, bool vec,
+// adjoints Sb ([b, nchunks, H, P, N], input dtype), the zeroed fp32 dAcs partials and the chunk
+// vectors of mma_chunk_vecs_launch (ssd_common.cuh).
+cudaError_t bwd_mma_launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, const float* vecs, bool vec,
                            cudaStream_t stream);
 
 }  // namespace mp_ssd

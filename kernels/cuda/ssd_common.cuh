@@ -265,6 +265,10 @@ int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only = false);
 // `scores` (mma_scores_bytes, 16-byte aligned) beforehand; *vecs -> where the vectors start.
 int64_t mma_scores_bytes(const MpSsdFwdArgs* a);
 cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cudaStream_t stream, const float** vecs);
+// The per-row vectors alone ([b, chunk, H, 4, kMmaQ] fp32: dt, Acs, exp(Acs), dt_s exp(Acs_end -
+// Acs_s)), for the backward's dB/dC kernel.
+int64_t mma_chunk_vecs_bytes(const MpSsdFwdArgs* a);
+cudaError_t mma_chunk_vecs_launch(const MpSsdFwdArgs* a, float* vecs, cudaStream_t stream);
 // The state-only kernel with the state's N columns split over `split` blocks (1 or 2; grid =
 // split x the unsplit one, split fastest). Null when the shape does not allow that split.
 KernFn mma_state_kernel(const MpSsdFwdArgs* a, int split);

@@ -450,7 +450,7 @@ int bwd_chunk(const MpSsdBwdArgs* a) {
 // dAcs partials, then the entering states and the adjoints in the input dtype (16-byte aligned).
 struct Layout {
   int Q, nch;
-  int64_t states, decay, dacs;  // element counts of each part
+  int64_t states, decay, dacs, vecs;  // element counts of each part (vecs: the mma kernels' chunk vectors)
 };
 
 Layout layout(const MpSsdBwdArgs* a) {
@@ -461,6 +461,7 @@ Layout layout(const MpSsdBwdArgs* a) {
   l.states = bh * l.nch * a->f.headdim * a->f.dstate;
   l.decay = (bh * l.nch + 3) / 4 * 4;
   l.dacs = bh * l.nch * l.Q;
+  l.vecs = l.Q == kMmaQ ? mma_chunk_vecs_bytes(&a->f) / 4 : 0;
   return l;
 }
 
@@ -494,7 +495,7 @@ int mp_ssd_scan_bwd_supported(const MpSsdBwdArgs* a) {
 int64_t mp_ssd_scan_bwd_workspace_bytes(const MpSsdBwdArgs* a) {
   if (!mp_ssd_scan_bwd_supported(a)) return 0;
   const Layout l = layout(a);
-  return 4 * (l.states + l.decay + l.dacs) + 2 * (int64_t)esize_of(a->f.dtype) * l.states;
+  return 4 * (l.states + l.decay + l.dacs + l.vecs) + 2 * (int64_t)esize_of(a->f.dtype) * l.states;
 }
 
 cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
@@ -505,6 +506,7 @@ cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
   float* dacs = decay + l.decay;
   unsigned char* Sf = reinterpret_cast<unsigned char*>(dacs + l.dacs);
   unsigned char* Sb = Sf + esize_of(a->f.dtype) * l.states;
+  float* vecs = reinterpret_cast<float*>(Sb + esize_of(a->f.dtype) * l.states);
   // 1. The state entering every chunk.
   MpSsdFwdArgs f = a->f;
   f.chunk = l.Q;
@@ -528,7 +530,10 @@ cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
                    x.C_sl % V == 0 && x.C_sb % V == 0 && x.C_sg % V == 0 && a->dy_sl % V == 0 && a->dy_sb % V == 0 &&
                    a->dy_sh % V == 0;
   // The register-fragment kernels where they apply (16-bit, Q = P = 64: Nemotron-H), else WMMA.
-  if (bwd_mma_applies(*a, l.Q, vec)) return bwd_mma_launch(*a, Sf, Sb, dacs, vec, stream);
+  if (bwd_mma_applies(*a, l.Q, vec)) {
+    e = mma_chunk_vecs_launch(&a->f, vecs, stream);
+    return e != cudaSuccess ? e : bwd_mma_launch(*a, Sf, Sb, dacs, vecs, vec, stream);
+  }
   switch (x.dtype) {
     case MP_BF16:
       return l.Q == 128 ? launch_tail<__nv_bfloat16, 128>(*a, Sf, Sb, dacs, vec, stream)

@@ -328,7 +328,7 @@ __host__ __device__ inline DbcPlan dbc_plan() {
 
 template <typename T, int kN>
 __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdArgs ba, const T* Sf, const T* Sb,
-                                                                     float* dacs_g) {
+                                                                     float* dacs_g, const float* vecs) {
   constexpr int Q = kQ, P = kP, MAXT = kNs / 8;
   const MpSsdFwdArgs& a = ba.f;
   const int N = kN ? kN : a.dstate, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G;
@@ -377,14 +377,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
     const int64_t soff = ((int64_t)(b * nch + c) * H + h) * P * N + n0;
     load_rows<T>(Sin, ldS, Sf + soff, N, 0, P, P, ns, true);
     load_rows<T>(dSo, ldS, Sb + soff, N, 0, P, P, ns, true);
-    if (warp == 0) {
-      chunk_dt<Q>(a, b, h, t0, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, nullptr);
-      __syncwarp();
-      const float end = acs[Q - 1];
-      for (int l = lane; l < Q; l += 32) {
-        ea[l] = __expf(acs[l]);
-        fw[l] = dtv[l] * __expf(end - acs[l]);
-      }
+    {  // dt, Acs, exp(Acs), fw (mma_chunk_vecs_launch): the layout of dtv .. fw here
+      const float* src = vecs + ((int64_t)(b * nch + c) * H + h) * (4 * Q);
+      if (threadIdx.x < Q) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
     }
     cp_async_wait_all();
     __syncthreads();
@@ -513,7 +508,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
 }
 
 template <typename T, int kN>
-cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, cudaStream_t stream) {
+cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, const float* vecs, cudaStream_t stream) {
   const int nch = (a.f.seqlen + kQ - 1) / kQ, nsl = (a.f.dstate + kNs - 1) / kNs;
   const int s1 = dbc_plan().total, s2 = dx_plan(a.f.dstate).total;
   auto k1 = ssd_bwd_dbc_mma_kernel<T, kN == 128 ? 0 : kN>;  // at 128 the fixed N spills 48 bytes
@@ -522,7 +517,7 @@ cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float*
   if (e == cudaSuccess) e = cudaFuncSetAttribute((const void*)k2, cudaFuncAttributeMaxDynamicSharedMemorySize, s2);
   if (e != cudaSuccess) return e;
   k1<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups * nsl), kThreads, s1, stream>>>(
-      a, static_cast<const T*>(Sf), static_cast<const T*>(Sb), dacs);
+      a, static_cast<const T*>(Sf), static_cast<const T*>(Sb), dacs, vecs);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups), kThreads, s2, stream>>>(a, static_cast<const T*>(Sb), dacs);
@@ -530,10 +525,11 @@ cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float*
 }
 
 template <typename T>
-cudaError_t launch_n(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, cudaStream_t stream) {
-  if (a.f.dstate == 256) return launch<T, 256>(a, Sf, Sb, dacs, stream);
-  if (a.f.dstate == 128) return launch<T, 128>(a, Sf, Sb, dacs, stream);
-  return launch<T, 0>(a, Sf, Sb, dacs, stream);
+cudaError_t launch_n(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, const float* vecs,
+                     cudaStream_t stream) {
+  if (a.f.dstate == 256) return launch<T, 256>(a, Sf, Sb, dacs, vecs, stream);
+  if (a.f.dstate == 128) return launch<T, 128>(a, Sf, Sb, dacs, vecs, stream);
+  return launch<T, 0>(a, Sf, Sb, dacs, vecs, stream);
 }
 
 }  // namespace
@@ -548,10 +544,11 @@ bool bwd_mma_applies(const MpSsdBwdArgs& a, int Q, bool vec) {
   return need <= max_smem_optin();
 }
 
-cudaError_t bwd_mma_launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, bool vec,
+cudaError_t bwd_mma_launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, const float* vecs, bool vec,
                            cudaStream_t stream) {
   if (!bwd_mma_applies(a, kQ, vec)) return cudaErrorInvalidValue;
-  return a.f.dtype == MP_BF16 ? launch_n<__nv_bfloat16>(a, Sf, Sb, dacs, stream) : launch_n<__half>(a, Sf, Sb, dacs, stream);
+  return a.f.dtype == MP_BF16 ? launch_n<__nv_bfloat16>(a, Sf, Sb, dacs, vecs, stream)
+                              : launch_n<__half>(a, Sf, Sb, dacs, vecs, stream);
 }
 
 }  // namespace mp_ssd

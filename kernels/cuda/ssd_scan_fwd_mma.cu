@@ -276,6 +276,31 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
 }
 
+// One whole warp: dt, Acs, exp(Acs) and fw = dt_s exp(Acs_end - Acs_s) of chunk c, head h, as
+// [4][Q] fp32 at vecs [b, chunk, h]: the per-row vectors of the forward's chunk (and the dB/dC
+// kernel's), computed once instead of by one warp of every block while the others wait.
+__device__ __forceinline__ void chunk_vecs(const MpSsdFwdArgs& a, int b, int c, int h, float* vecs) {
+  constexpr int Q = kMmaQ;
+  const int nchunks = (a.seqlen + Q - 1) / Q, lane = threadIdx.x & 31;
+  float* v = vecs + ((int64_t)(b * nchunks + c) * a.heads + h) * (4 * Q);
+  chunk_dt<Q>(a, b, h, c * Q, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, v, v + Q, nullptr);
+  __syncwarp();
+  const float end = v[2 * Q - 1];
+  for (int l = lane; l < Q; l += 32) {
+    const float acs = v[Q + l];
+    v[2 * Q + l] = __expf(acs);
+    v[3 * Q + l] = v[l] * __expf(end - acs);
+  }
+}
+
+// The chunk vectors alone (the backward's): one block per (b, chunk, 8 heads), a warp per head.
+__global__ void __launch_bounds__(kThreads) ssd_chunk_vecs_kernel(MpSsdFwdArgs a, float* vecs) {
+  const int nchunks = (a.seqlen + kMmaQ - 1) / kMmaQ, hb = (a.heads + kWarps - 1) / kWarps;
+  const int h = (blockIdx.x % hb) * kWarps + (threadIdx.x >> 5), c = (blockIdx.x / hb) % nchunks;
+  const int b = blockIdx.x / (hb * nchunks);
+  if (h < a.heads) chunk_vecs(a, b, c, h, vecs);
+}
+
 // The scores C B^T of every (b, chunk, group), lower tiles only, in the layout of kScoreBytes.
 // One block per (b, chunk, group); warp w computes tiles w and w + 8 over K = N.
 template <typename T>
@@ -290,21 +315,9 @@ __global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bo
   T* Bs = Cs + Q * ldN;
   load_rows<T>(Cs, ldN, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg, a.C_sl, c * Q, Q, L, N, vec);
   load_rows<T>(Bs, ldN, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg, a.B_sl, c * Q, Q, L, N, vec);
-  // Meanwhile, per head of the group (warp w: heads w, w + 8, ...): dt, Acs, exp(Acs) and
-  // fw = dt_s exp(Acs_end - Acs_s), the per-row vectors of the forward's chunk, as [4][Q] fp32.
+  // Meanwhile, the chunk vectors of the group's heads (warp w: heads w, w + 8, ...).
   const int hpg = a.heads / G;
-  for (int hh = warp; hh < hpg; hh += kWarps) {
-    const int h = g * hpg + hh;
-    float* v = vecs + ((int64_t)(b * nchunks + c) * a.heads + h) * (4 * Q);
-    chunk_dt<Q>(a, b, h, c * Q, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, v, v + Q, nullptr);
-    __syncwarp();
-    const float end = v[2 * Q - 1];
-    for (int l = lane; l < Q; l += 32) {
-      const float acs = v[Q + l];
-      v[2 * Q + l] = __expf(acs);
-      v[3 * Q + l] = v[l] * __expf(end - acs);
-    }
-  }
+  for (int hh = warp; hh < hpg; hh += kWarps) chunk_vecs(a, b, c, g * hpg + hh, vecs);
   cp_async_wait_all();
   __syncthreads();
   const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
@@ -481,6 +494,16 @@ cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cud
     ssd_scores_kernel<__nv_bfloat16><<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec, cb, v);
   else
     ssd_scores_kernel<__half><<<(unsigned)blocks, kThreads, smem, stream>>>(*a, vec, cb, v);
+  return cudaGetLastError();
+}
+
+int64_t mma_chunk_vecs_bytes(const MpSsdFwdArgs* a) {
+  return (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ) * a->heads * 4 * kMmaQ * 4;
+}
+
+cudaError_t mma_chunk_vecs_launch(const MpSsdFwdArgs* a, float* vecs, cudaStream_t stream) {
+  const int64_t blocks = (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ) * ((a->heads + kWarps - 1) / kWarps);
+  ssd_chunk_vecs_kernel<<<(unsigned)blocks, kThreads, 0, stream>>>(*a, vecs);
   return cudaGetLastError();
 }
 
