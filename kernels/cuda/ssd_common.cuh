@@ -248,7 +248,8 @@ struct Seg {
   void* chunk_states;
   bool reverse;
   // The mma forward's full passes, both from mma_scores_launch: C B^T per (b, chunk, group),
-  // and dt, Acs, exp(Acs), dt_s exp(Acs_end - Acs_s) per (b, chunk, head), [4][Q] fp32.
+  // and dt, Acs, exp(Acs), dt_s exp(Acs_end - Acs_s) per (b, chunk, head), [4][Q] fp32. The
+  // vectors also serve the mma state-only kernel where given (else it computes its own).
   const void* scores;
   const float* chunk_vecs;
 };

@@ -64,8 +64,9 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);
 //                edge_out = the final state (or null).
 //   adjoint = 1: the caller passes dy as x and C as B; states[c] = the adjoint (dL/dS) of the state
 //                leaving chunk c (edge_in = dL/d final state or null); edge_out = dL/d initial state.
+// `vecs`: the chunk vectors of mma_chunk_vecs_launch for this launch's shape at chunk 64, or null.
 cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local, float* decay, void* states,
-                                const float* edge_in, float* edge_out, cudaStream_t stream);
+                                const float* edge_in, float* edge_out, const float* vecs, cudaStream_t stream);
 
 struct MpSsdBwdArgs {
   MpSsdFwdArgs f;  // the forward's inputs (f.y, f.final_state, f.segments, f.workspace unused)

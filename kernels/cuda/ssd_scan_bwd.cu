@@ -506,19 +506,22 @@ cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
   float* dacs = decay + l.decay;
   unsigned char* Sf = reinterpret_cast<unsigned char*>(dacs + l.dacs);
   unsigned char* Sb = Sf + esize_of(a->f.dtype) * l.states;
-  float* vecs = reinterpret_cast<float*>(Sb + esize_of(a->f.dtype) * l.states);
   // 1. The state entering every chunk.
   MpSsdFwdArgs f = a->f;
   f.chunk = l.Q;
   // Whole 64-wide head-dim tiles where they fit at this chunk: B is then read once per head.
   f.p_tile = f.headdim % 64 == 0 && state_pass_chunk(f, l.Q, 64) == l.Q ? 64 : 0;
-  cudaError_t e = mp_ssd_chunk_states(&f, 0, local, decay, Sf, a->f.init_state, nullptr, stream);
+  // The chunk vectors first where the mma kernels run (Q = 64): every pass below reads them.
+  float* vecs = l.vecs ? reinterpret_cast<float*>(Sb + esize_of(a->f.dtype) * l.states) : nullptr;
+  cudaError_t e = vecs ? mma_chunk_vecs_launch(&a->f, vecs, stream) : cudaSuccess;
+  if (e != cudaSuccess) return e;
+  e = mp_ssd_chunk_states(&f, 0, local, decay, Sf, a->f.init_state, nullptr, vecs, stream);
   if (e != cudaSuccess) return e;
   // 2. The adjoint leaving every chunk: the same pass over (dy, C) with the adjoint weights.
   MpSsdFwdArgs r = f;
   r.x = a->dy, r.x_sb = a->dy_sb, r.x_sl = a->dy_sl, r.x_sh = a->dy_sh;
   r.B = a->f.C, r.B_sb = a->f.C_sb, r.B_sl = a->f.C_sl, r.B_sg = a->f.C_sg;
-  e = mp_ssd_chunk_states(&r, 1, local, decay, Sb, a->dfinal, a->dinit, stream);
+  e = mp_ssd_chunk_states(&r, 1, local, decay, Sb, a->dfinal, a->dinit, vecs, stream);
   if (e != cudaSuccess) return e;
   e = cudaMemsetAsync(dacs, 0, sizeof(float) * l.dacs, stream);
   if (e != cudaSuccess) return e;
@@ -530,10 +533,7 @@ cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
                    x.C_sl % V == 0 && x.C_sb % V == 0 && x.C_sg % V == 0 && a->dy_sl % V == 0 && a->dy_sb % V == 0 &&
                    a->dy_sh % V == 0;
   // The register-fragment kernels where they apply (16-bit, Q = P = 64: Nemotron-H), else WMMA.
-  if (bwd_mma_applies(*a, l.Q, vec)) {
-    e = mma_chunk_vecs_launch(&a->f, vecs, stream);
-    return e != cudaSuccess ? e : bwd_mma_launch(*a, Sf, Sb, dacs, vecs, vec, stream);
-  }
+  if (vecs && bwd_mma_applies(*a, l.Q, vec)) return bwd_mma_launch(*a, Sf, Sb, dacs, vecs, vec, stream);
   switch (x.dtype) {
     case MP_BF16:
       return l.Q == 128 ? launch_tail<__nv_bfloat16, 128>(*a, Sf, Sb, dacs, vec, stream)

@@ -459,9 +459,10 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;
   float* decay = ws + total * c.nseg;
   const int smem1 = c.mma ? mma_fwd_smem_bytes(a, true) : make_plan(c.Q, c.PT, a->dstate, es, true).total;
+  Seg s1{c.nseg, c.seg_chunks, nullptr, ws, decay, false};
+  s1.chunk_vecs = vecs;
   cudaError_t e = launch_kernel(c.mma ? mma_fwd_kernel(a, true) : kern_for(a->dtype, c.Q, c.PT, true), smem1,
-                                base * c.nseg, *a, vec,
-                                Seg{c.nseg, c.seg_chunks, nullptr, ws, decay, false}, stream);
+                                base * c.nseg, *a, vec, s1, stream);
   if (e != cudaSuccess) return e;
   ssd_seg_combine<<<(unsigned)((total + 255) / 256), 256, 0, stream>>>(per_b, a->headdim * a->dstate, a->heads, c.nseg,
                                                                        total, ws, decay, a->init_state, a->final_state, false);
@@ -515,7 +516,7 @@ __global__ void __launch_bounds__(256) ssd_chunk_combine(int64_t per_b, int PN, 
 }  // namespace
 
 cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local, float* decay, void* states,
-                                const float* edge_in, float* edge_out, cudaStream_t stream) {
+                                const float* edge_in, float* edge_out, const float* vecs, cudaStream_t stream) {
   int Q = 0, PT = 0;
   if (!mp_ssd_scan_fwd_supported(a) || !choose(a, max_smem_optin(), &Q, &PT) || Q != a->chunk) return cudaErrorInvalidValue;
   const int nch = (a->seqlen + Q - 1) / Q, V = 16 / esize_of(a->dtype);
@@ -537,12 +538,15 @@ cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local
     const int sms = device_attr(cudaDevAttrMultiProcessorCount) > 0 ? device_attr(cudaDevAttrMultiProcessorCount) : 1;
     const int smemw = mma_state_smem_bytes(a, split);
     const int64_t slots = (int64_t)sms * blocks_per_sm(kw, smemw);
-    if (4 * base * split >= 3 * slots)
-      return launch_kernel(kw, smemw, base * split, *a, vec,
-                           Seg{1, nch, edge_in, edge_out, nullptr, adjoint != 0, states, adjoint != 0}, stream);
+    if (4 * base * split >= 3 * slots) {
+      Seg sw{1, nch, edge_in, edge_out, nullptr, adjoint != 0, states, adjoint != 0};
+      sw.chunk_vecs = vecs;
+      return launch_kernel(kw, smemw, base * split, *a, vec, sw, stream);
+    }
   }
-  cudaError_t e = launch_kernel(k1 ? k1 : kern_for(a->dtype, Q, PT, true), smem1, base * nch, *a, vec,
-                                Seg{nch, 1, nullptr, local, decay, adjoint != 0}, stream);
+  Seg s1{nch, 1, nullptr, local, decay, adjoint != 0};
+  s1.chunk_vecs = k1 ? vecs : nullptr;
+  cudaError_t e = launch_kernel(k1 ? k1 : kern_for(a->dtype, Q, PT, true), smem1, base * nch, *a, vec, s1, stream);
   if (e != cudaSuccess) return e;
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total4 = per_b * a->batch / 4;
   const unsigned grid = (unsigned)((total4 + 255) / 256);

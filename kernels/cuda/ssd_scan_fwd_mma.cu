@@ -408,7 +408,7 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
   const int nchunks = (L + Q - 1) / Q;
   const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
   T* const cst = static_cast<T*>(sg.chunk_states);
-  float seg_sum = 0.f;  // warp 0: sum of dt A over the segment (the decay)
+  float seg_sum = 0.f;  // sum of dt A over the segment (the decay)
   for (int ci = c_begin; ci < c_end; ++ci) {
     const int c = sg.reverse ? c_end - 1 - (ci - c_begin) : ci, t0 = c * Q;
     load_rows<T>(Bs, ldN, view.B + n0, a.B_sl, t0, Q, L, Nb, vec);
@@ -429,15 +429,19 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
         store_state_t<T, MS>(S, g0 + (int64_t)gq * N + 2 * tq, N, nS);
       }
     }
-    if (warp == 0) {
+    if (sg.chunk_vecs) {  // dt, Acs and the row weights precomputed (mma_chunk_vecs_launch)
+      const float* src = sg.chunk_vecs + ((int64_t)(b * nchunks + c) * H + h) * (4 * Q);
+      if (threadIdx.x < Q / 2) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
+      else if (threadIdx.x < 3 * Q / 4) cp_async16(fw + 4 * (threadIdx.x - Q / 2), src + (sg.adjoint ? 2 : 3) * Q + 4 * (threadIdx.x - Q / 2), true);
+    } else if (warp == 0) {
       chunk_dt<Q>(a, b, h, t0, Ah, bias, dtv, acs, nullptr);
       __syncwarp();
       const float end = acs[Q - 1];
       for (int l = lane; l < Q; l += 32) fw[l] = sg.adjoint ? __expf(acs[l]) : dtv[l] * __expf(end - acs[l]);
-      seg_sum += end;
     }
-    if (vec) cp_async_wait_all();
+    cp_async_wait_all();
     __syncthreads();
+    seg_sum += acs[Q - 1];
     state_update<T, MS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), Nb, rb, ch);
     __syncthreads();  // every read of B, X and the vectors of this chunk is done
   }
