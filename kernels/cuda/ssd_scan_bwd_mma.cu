@@ -208,18 +208,16 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
       float rowd[2] = {0.f, 0.f}, rowr[2] = {0.f, 0.f}, colr[2] = {0.f, 0.f}, m[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
+        // Branch-free (as the forward's W): the exp of 0 off the mask, selects instead of branches.
         const int s = s0 + 8 * (i >> 1), l = lc0 + (i & 1);
-        m[i] = 0.f;
-        if (s <= l) {
-          const float cbE = cb[r][i] * __expf(acs[l] - acs[s]);
-          m[i] = cbE * dtv[s];
-          rowd[i >> 1] += z[i] * cbE;
-          if (s < l) {
-            const float rr = z[i] * m[i];
-            rowr[i >> 1] += rr;
-            colr[i & 1] += rr;
-          }
-        }
+        const bool on = s <= l;
+        const float e = __expf(on ? acs[l] - acs[s] : 0.f);
+        const float cbE = on ? cb[r][i] * e : 0.f;
+        m[i] = cbE * dtv[s];
+        rowd[i >> 1] += z[i] * cbE;
+        const float rr = s < l ? z[i] * m[i] : 0.f;
+        rowr[i >> 1] += rr;
+        colr[i & 1] += rr;
       }
       *reinterpret_cast<uint32_t*>(Mt + s0 * ldP + lc0) = pack2<T>(m[0], m[1]);
       *reinterpret_cast<uint32_t*>(Mt + (s0 + 8) * ldP + lc0) = pack2<T>(m[2], m[3]);
@@ -339,7 +337,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
   const int g = bid % G;
   bid /= G;
   const int c = bid % nch, b = bid / nch;
-  const int t0 = c * Q, n0 = sl * kNs, ns = min(kNs, N - n0), nT = ns / 8;
+  // Slice width: a compile-time kNs where N is a multiple of it (128, 256), so the tile
+  // predicates and the row copies' index arithmetic fold.
+  const int t0 = c * Q, n0 = sl * kNs, ns = kN % kNs == 0 && kN ? kNs : min(kNs, N - n0), nT = ns / 8;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
   const int rb = warp & 3;
   const bool isB = warp >= 4;
@@ -414,7 +414,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const int sv = s0 + 8 * (i >> 1), l = lc0 + (i & 1);
-        w[i] = sv <= l ? z[i] * __expf(acs[l] - acs[sv]) * dtv[sv] : 0.f;
+        const bool on = sv <= l;  // branch-free, as above
+        const float e = __expf(on ? acs[l] - acs[sv] : 0.f);
+        w[i] = on ? z[i] * e * dtv[sv] : 0.f;
       }
       *reinterpret_cast<uint32_t*>(WzT + s0 * ldP + lc0) = pack2<T>(w[0], w[1]);
       *reinterpret_cast<uint32_t*>(WzT + (s0 + 8) * ldP + lc0) = pack2<T>(w[2], w[3]);
@@ -511,7 +513,7 @@ template <typename T, int kN>
 cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float* dacs, const float* vecs, cudaStream_t stream) {
   const int nch = (a.f.seqlen + kQ - 1) / kQ, nsl = (a.f.dstate + kNs - 1) / kNs;
   const int s1 = dbc_plan().total, s2 = dx_plan(a.f.dstate).total;
-  auto k1 = ssd_bwd_dbc_mma_kernel<T, kN == 128 ? 0 : kN>;  // at 128 the fixed N spills 48 bytes
+  auto k1 = ssd_bwd_dbc_mma_kernel<T, kN == 128 ? 0 : kN>;  // at 128 the fixed N spills 60 bytes
   auto k2 = ssd_bwd_dx_mma_kernel<T, kN>;
   cudaError_t e = cudaFuncSetAttribute((const void*)k1, cudaFuncAttributeMaxDynamicSharedMemorySize, s1);
   if (e == cudaSuccess) e = cudaFuncSetAttribute((const void*)k2, cudaFuncAttributeMaxDynamicSharedMemorySize, s2);

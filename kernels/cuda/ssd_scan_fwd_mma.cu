@@ -231,18 +231,19 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
         const uint4 cf = *reinterpret_cast<const uint4*>(cb_row + 256 * j);
         const uint32_t cr[4] = {cf.x, cf.y, cf.z, cf.w};  // (l0, s 2t..), (l1, ..), (l0, s 2t+8..), (l1, ..)
         // W = scores * exp(Acs_l - Acs_s) * dt_s on s <= l, packed as the A operand (k = s).
-        // Branch-free: Acs falls along the chunk (A < 0), so exp(min(Acs_l - Acs_s, 0)) is the
-        // decay where s <= l and a finite 1 where the mask then zeroes it.
+        // Branch-free: the exp runs on every element, of 0 where the mask then zeroes it (so it
+        // never overflows there), and selects replace the branches around it.
         uint32_t wf[4];
 #pragma unroll
         for (int n = 0; n < 2; ++n) {
           const int s0 = 16 * j + 8 * n + 2 * tq, s1 = s0 + 1;
           const float2 as = *reinterpret_cast<const float2*>(acs + s0), d = *reinterpret_cast<const float2*>(dtv + s0);
           const float2 c0 = unpack2<__nv_bfloat16>(cr[2 * n]), c1 = unpack2<__nv_bfloat16>(cr[2 * n + 1]);
-          const float w00 = c0.x * __expf(fminf(a0 - as.x, 0.f)) * d.x, w01 = c0.y * __expf(fminf(a0 - as.y, 0.f)) * d.y;
-          const float w10 = c1.x * __expf(fminf(a1 - as.x, 0.f)) * d.x, w11 = c1.y * __expf(fminf(a1 - as.y, 0.f)) * d.y;
-          wf[2 * n] = pack2<T>(s0 <= l0 ? w00 : 0.f, s1 <= l0 ? w01 : 0.f);
-          wf[2 * n + 1] = pack2<T>(s0 <= l1 ? w10 : 0.f, s1 <= l1 ? w11 : 0.f);
+          const bool m00 = s0 <= l0, m01 = s1 <= l0, m10 = s0 <= l1, m11 = s1 <= l1;
+          const float w00 = c0.x * __expf(m00 ? a0 - as.x : 0.f) * d.x, w01 = c0.y * __expf(m01 ? a0 - as.y : 0.f) * d.y;
+          const float w10 = c1.x * __expf(m10 ? a1 - as.x : 0.f) * d.x, w11 = c1.y * __expf(m11 ? a1 - as.y : 0.f) * d.y;
+          wf[2 * n] = pack2<T>(m00 ? w00 : 0.f, m01 ? w01 : 0.f);
+          wf[2 * n + 1] = pack2<T>(m10 ? w10 : 0.f, m11 ? w11 : 0.f);
         }
         // X as B (k = s, col = p) from X [s][p]: transposed ldmatrix, two n8 tiles per load.
 #pragma unroll
