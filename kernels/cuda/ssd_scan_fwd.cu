@@ -12,7 +12,9 @@
 // This file holds the launcher (plan, segments, workspace) and the WMMA kernel. The launcher
 // takes the mma.sync kernel of ssd_scan_fwd_mma.cu (same walk, register fragments, 2-3x faster)
 // for 16-bit inputs with P % 64 == 0 and N % 32 == 0 unless a tuning override names a chunk or
-// head-dim tile; the WMMA kernel serves every other shape (fp32 exactly, with FMA tile products).
+// head-dim tile, after that file's scores kernel has filled the front of the workspace with
+// C B^T and the per-row vectors of every chunk; the WMMA kernel serves every other shape (fp32
+// exactly, with FMA tile products).
 //
 // Decomposition: one thread block per (b, h, p-tile of PT head-dim columns); it walks the
 // chunks in order and keeps S [PT, N] in fp32 tensor-core accumulator fragments (registers)

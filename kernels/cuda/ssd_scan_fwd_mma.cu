@@ -12,7 +12,9 @@
 // The scores C B^T do not depend on the head: ssd_scores_kernel computes them once per (b, chunk,
 // group), in the A-fragment order the forward reads back with one 16-byte load per lane, instead
 // of once per head (32 times at Nemotron-H's 8 groups of 256 heads). That was 22% of the
-// forward's products and most of its barriers.
+// forward's products and most of its barriers. The same kernel writes each head's per-row
+// vectors (dt, Acs, exp(Acs), fw; chunk_vecs), which the forward loads with its other operands,
+// so no warp computes dt while the others wait.
 //
 // Warp roles (8 warps): for y, warp w owns chunk rows 16 (w % 4) .. +16 and head-dim columns
 // 32 (w / 4) .. +32; for the state, rows 16 (w % 4) .. +16 of the 64 head-dim rows and columns
