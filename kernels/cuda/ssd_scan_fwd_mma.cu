@@ -483,9 +483,12 @@ int mma_fwd_smem_bytes(const MpSsdFwdArgs* a, bool state_only) {
   return state_only ? mma_state_smem_bytes(a, 1) : mma_plan(a->dstate).total;
 }
 
+// (b, chunk) pairs at the mma kernels' chunk: the scores have a->groups entries per pair, the
+// chunk vectors a->heads.
+static int64_t mma_chunk_pairs(const MpSsdFwdArgs* a) { return (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ); }
+
 int64_t mma_scores_bytes(const MpSsdFwdArgs* a) {
-  const int64_t nch = (a->seqlen + kMmaQ - 1) / kMmaQ;
-  return (int64_t)a->batch * nch * (a->groups * kScoreBytes + a->heads * 4 * kMmaQ * 4);
+  return mma_chunk_pairs(a) * a->groups * kScoreBytes + mma_chunk_vecs_bytes(a);  // the scores, then the vectors
 }
 
 cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cudaStream_t stream, const float** vecs) {
@@ -493,7 +496,7 @@ cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cud
   const void* f = a->dtype == MP_BF16 ? (const void*)ssd_scores_kernel<__nv_bfloat16> : (const void*)ssd_scores_kernel<__half>;
   cudaError_t e = cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  const int64_t blocks = (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ) * a->groups;
+  const int64_t blocks = mma_chunk_pairs(a) * a->groups;
   __nv_bfloat16* cb = static_cast<__nv_bfloat16*>(scores);
   float* v = reinterpret_cast<float*>(cb + blocks * (kScoreBytes / 2));
   *vecs = v;
@@ -505,11 +508,11 @@ cudaError_t mma_scores_launch(const MpSsdFwdArgs* a, bool vec, void* scores, cud
 }
 
 int64_t mma_chunk_vecs_bytes(const MpSsdFwdArgs* a) {
-  return (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ) * a->heads * 4 * kMmaQ * 4;
+  return mma_chunk_pairs(a) * a->heads * 4 * kMmaQ * 4;
 }
 
 cudaError_t mma_chunk_vecs_launch(const MpSsdFwdArgs* a, float* vecs, cudaStream_t stream) {
-  const int64_t blocks = (int64_t)a->batch * ((a->seqlen + kMmaQ - 1) / kMmaQ) * ((a->heads + kWarps - 1) / kWarps);
+  const int64_t blocks = mma_chunk_pairs(a) * ((a->heads + kWarps - 1) / kWarps);
   ssd_chunk_vecs_kernel<<<(unsigned)blocks, kThreads, 0, stream>>>(*a, vecs);
   return cudaGetLastError();
 }
