@@ -65,6 +65,8 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);
 //   adjoint = 1: the caller passes dy as x and C as B; states[c] = the adjoint (dL/dS) of the state
 //                leaving chunk c (edge_in = dL/d final state or null); edge_out = dL/d initial state.
 // `vecs`: the chunk vectors of mma_chunk_vecs_launch for this launch's shape at chunk 64, or null.
+// `local` and `decay` may be null when mp_ssd_chunk_states_walks(a) (the sequential pass runs).
+int mp_ssd_chunk_states_walks(const MpSsdFwdArgs* a);
 cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local, float* decay, void* states,
                                 const float* edge_in, float* edge_out, const float* vecs, cudaStream_t stream);
 

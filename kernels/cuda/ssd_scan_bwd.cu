@@ -446,11 +446,24 @@ int bwd_chunk(const MpSsdBwdArgs* a) {
   return chunk_fits(a, 64) ? 64 : 0;
 }
 
-// Workspace: fp32 local chunk states (scratch of both state passes), fp32 chunk decays, fp32
-// dAcs partials, then the entering states and the adjoints in the input dtype (16-byte aligned).
+// The arguments of the two state passes at chunk Q: f for the states entering each chunk, r for
+// the adjoints leaving each (the same pass over dy and C).
+void state_pass_args(const MpSsdBwdArgs* a, int Q, MpSsdFwdArgs* f, MpSsdFwdArgs* r) {
+  *f = a->f;
+  f->chunk = Q;
+  // Whole 64-wide head-dim tiles where they fit at this chunk: B is then read once per head.
+  f->p_tile = f->headdim % 64 == 0 && state_pass_chunk(*f, Q, 64) == Q ? 64 : 0;
+  *r = *f;
+  r->x = a->dy, r->x_sb = a->dy_sb, r->x_sl = a->dy_sl, r->x_sh = a->dy_sh;
+  r->B = a->f.C, r->B_sb = a->f.C_sb, r->B_sl = a->f.C_sl, r->B_sg = a->f.C_sg;
+}
+
+// Workspace: fp32 local chunk states and chunk decays (scratch of the state passes, none when
+// both walk the chunks in order), fp32 dAcs partials, the entering states and the adjoints in
+// the input dtype (16-byte aligned), then the mma kernels' chunk vectors.
 struct Layout {
   int Q, nch;
-  int64_t states, decay, dacs, vecs;  // element counts of each part (vecs: the mma kernels' chunk vectors)
+  int64_t local, decay, dacs, states, vecs;  // element counts of each part
 };
 
 Layout layout(const MpSsdBwdArgs* a) {
@@ -459,7 +472,11 @@ Layout layout(const MpSsdBwdArgs* a) {
   l.nch = l.Q ? (a->f.seqlen + l.Q - 1) / l.Q : 0;
   const int64_t bh = (int64_t)a->f.batch * a->f.heads;
   l.states = bh * l.nch * a->f.headdim * a->f.dstate;
-  l.decay = (bh * l.nch + 3) / 4 * 4;
+  MpSsdFwdArgs f, r;
+  state_pass_args(a, l.Q, &f, &r);
+  const bool walks = l.Q && mp_ssd_chunk_states_walks(&f) && mp_ssd_chunk_states_walks(&r);
+  l.local = walks ? 0 : l.states;
+  l.decay = walks ? 0 : (bh * l.nch + 3) / 4 * 4;
   l.dacs = bh * l.nch * l.Q;
   l.vecs = l.Q == kMmaQ ? mma_chunk_vecs_bytes(&a->f) / 4 : 0;
   return l;
@@ -495,22 +512,20 @@ int mp_ssd_scan_bwd_supported(const MpSsdBwdArgs* a) {
 int64_t mp_ssd_scan_bwd_workspace_bytes(const MpSsdBwdArgs* a) {
   if (!mp_ssd_scan_bwd_supported(a)) return 0;
   const Layout l = layout(a);
-  return 4 * (l.states + l.decay + l.dacs + l.vecs) + 2 * (int64_t)esize_of(a->f.dtype) * l.states;
+  return 4 * (l.local + l.decay + l.dacs + l.vecs) + 2 * (int64_t)esize_of(a->f.dtype) * l.states;
 }
 
 cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
   if (!mp_ssd_scan_bwd_supported(a) || !a->workspace) return cudaErrorInvalidValue;
   const Layout l = layout(a);
-  float* local = a->workspace;
-  float* decay = local + l.states;
-  float* dacs = decay + l.decay;
+  float* local = l.local ? a->workspace : nullptr;
+  float* decay = l.decay ? a->workspace + l.local : nullptr;
+  float* dacs = a->workspace + l.local + l.decay;
   unsigned char* Sf = reinterpret_cast<unsigned char*>(dacs + l.dacs);
   unsigned char* Sb = Sf + esize_of(a->f.dtype) * l.states;
   // 1. The state entering every chunk.
-  MpSsdFwdArgs f = a->f;
-  f.chunk = l.Q;
-  // Whole 64-wide head-dim tiles where they fit at this chunk: B is then read once per head.
-  f.p_tile = f.headdim % 64 == 0 && state_pass_chunk(f, l.Q, 64) == l.Q ? 64 : 0;
+  MpSsdFwdArgs f, r;
+  state_pass_args(a, l.Q, &f, &r);
   // The chunk vectors first where the mma kernels run (Q = 64): every pass below reads them.
   float* vecs = l.vecs ? reinterpret_cast<float*>(Sb + esize_of(a->f.dtype) * l.states) : nullptr;
   cudaError_t e = vecs ? mma_chunk_vecs_launch(&a->f, vecs, stream) : cudaSuccess;
@@ -518,9 +533,6 @@ cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
   e = mp_ssd_chunk_states(&f, 0, local, decay, Sf, a->f.init_state, nullptr, vecs, stream);
   if (e != cudaSuccess) return e;
   // 2. The adjoint leaving every chunk: the same pass over (dy, C) with the adjoint weights.
-  MpSsdFwdArgs r = f;
-  r.x = a->dy, r.x_sb = a->dy_sb, r.x_sl = a->dy_sl, r.x_sh = a->dy_sh;
-  r.B = a->f.C, r.B_sb = a->f.C_sb, r.B_sl = a->f.C_sl, r.B_sg = a->f.C_sg;
   e = mp_ssd_chunk_states(&r, 1, local, decay, Sb, a->dfinal, a->dinit, vecs, stream);
   if (e != cudaSuccess) return e;
   e = cudaMemsetAsync(dacs, 0, sizeof(float) * l.dacs, stream);

@@ -517,35 +517,64 @@ __global__ void __launch_bounds__(256) ssd_chunk_combine(int64_t per_b, int PN, 
 
 }  // namespace
 
+namespace {
+
+bool chunk_vec_ok(const MpSsdFwdArgs* a) {
+  const int V = 16 / esize_of(a->dtype);
+  return aligned16(a->x) && aligned16(a->B) && a->x_sl % V == 0 && a->x_sb % V == 0 && a->x_sh % V == 0 &&
+         a->B_sl % V == 0 && a->B_sb % V == 0 && a->B_sg % V == 0;
+}
+
+// The sequential pass of mp_ssd_chunk_states, where it runs: when the (b, h) blocks alone fill
+// most resident-block slots (56B at b = 1: 256 of 264), one block per (b, h) walks all chunks and
+// writes each chunk's state in the input dtype directly. That skips the fp32 local states and the
+// combine's second sweep over them, which at Q = 64 move ~3x the bytes of the states themselves.
+// Where N allows, the walk splits the state's columns over two blocks (four resident per SM).
+struct Walk {
+  KernFn k;
+  int smem;
+  int64_t blocks;
+};
+bool chunk_walk(const MpSsdFwdArgs* a, Walk* w) {
+  if (a->chunk != kMmaQ || !chunk_vec_ok(a) || !mma_fwd_kernel(a, true)) return false;
+  const int split = mma_state_kernel(a, 2) ? 2 : 1;
+  w->k = mma_state_kernel(a, split);
+  if (!w->k) return false;
+  const int sms = device_attr(cudaDevAttrMultiProcessorCount) > 0 ? device_attr(cudaDevAttrMultiProcessorCount) : 1;
+  w->smem = mma_state_smem_bytes(a, split);
+  const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / kMmaPT);
+  const int64_t slots = (int64_t)sms * blocks_per_sm(w->k, w->smem);
+  w->blocks = base * split;
+  return 4 * w->blocks >= 3 * slots;
+}
+
+}  // namespace
+
+int mp_ssd_chunk_states_walks(const MpSsdFwdArgs* a) {
+  int Q = 0, PT = 0;
+  Walk w;
+  return mp_ssd_scan_fwd_supported(a) && choose(a, max_smem_optin(), &Q, &PT) && Q == a->chunk && chunk_walk(a, &w);
+}
+
 cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local, float* decay, void* states,
                                 const float* edge_in, float* edge_out, const float* vecs, cudaStream_t stream) {
   int Q = 0, PT = 0;
   if (!mp_ssd_scan_fwd_supported(a) || !choose(a, max_smem_optin(), &Q, &PT) || Q != a->chunk) return cudaErrorInvalidValue;
-  const int nch = (a->seqlen + Q - 1) / Q, V = 16 / esize_of(a->dtype);
-  const bool vec = aligned16(a->x) && aligned16(a->B) && a->x_sl % V == 0 && a->x_sb % V == 0 && a->x_sh % V == 0 &&
-                   a->B_sl % V == 0 && a->B_sb % V == 0 && a->B_sg % V == 0;
-  // The register-fragment state pass where it applies (chunk 64, 64-wide head tiles), else WMMA.
+  const int nch = (a->seqlen + Q - 1) / Q;
+  const bool vec = chunk_vec_ok(a);
+  Walk w;
+  if (chunk_walk(a, &w)) {
+    Seg sw{1, nch, edge_in, edge_out, nullptr, adjoint != 0, states, adjoint != 0};
+    sw.chunk_vecs = vecs;
+    return launch_kernel(w.k, w.smem, w.blocks, *a, vec, sw, stream);
+  }
+  if (!local || !decay) return cudaErrorInvalidValue;
+  // Otherwise one block per chunk: the register-fragment state pass where it applies (chunk 64,
+  // 64-wide head tiles), else WMMA; then the chunk combine.
   KernFn k1 = Q == kMmaQ ? mma_fwd_kernel(a, true) : nullptr;
   if (k1) PT = kMmaPT;
   const int64_t base = (int64_t)a->batch * a->heads * (a->headdim / PT);
   const int smem1 = k1 ? mma_fwd_smem_bytes(a, true) : make_plan(Q, PT, a->dstate, esize_of(a->dtype), true).total;
-  // Sequential pass: when the (b, h) blocks alone fill most resident-block slots (56B at b = 1:
-  // 256 of 264), one block per (b, h) walks all chunks and writes each chunk's state in the
-  // input dtype directly. That skips the fp32 local states and the combine's second sweep over
-  // them, which at Q = 64 move ~3x the bytes of the states themselves.
-  // Where N allows, the walk splits the state's columns over two blocks (four resident per SM).
-  const int split = k1 && mma_state_kernel(a, 2) ? 2 : 1;
-  KernFn kw = k1 ? mma_state_kernel(a, split) : nullptr;
-  if (kw && vec) {
-    const int sms = device_attr(cudaDevAttrMultiProcessorCount) > 0 ? device_attr(cudaDevAttrMultiProcessorCount) : 1;
-    const int smemw = mma_state_smem_bytes(a, split);
-    const int64_t slots = (int64_t)sms * blocks_per_sm(kw, smemw);
-    if (4 * base * split >= 3 * slots) {
-      Seg sw{1, nch, edge_in, edge_out, nullptr, adjoint != 0, states, adjoint != 0};
-      sw.chunk_vecs = vecs;
-      return launch_kernel(kw, smemw, base * split, *a, vec, sw, stream);
-    }
-  }
   Seg s1{nch, 1, nullptr, local, decay, adjoint != 0};
   s1.chunk_vecs = k1 ? vecs : nullptr;
   cudaError_t e = launch_kernel(k1 ? k1 : kern_for(a->dtype, Q, PT, true), smem1, base * nch, *a, vec, s1, stream);
