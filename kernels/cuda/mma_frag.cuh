@@ -66,4 +66,11 @@ __device__ __forceinline__ float2 unpack2(uint32_t v) {
   return make_float2(to_f(e[0]), to_f(e[1]));
 }
 
+// Dot product of two packed pairs, in fp32.
+template <typename T>
+__device__ __forceinline__ float dot2(uint32_t u, uint32_t v) {
+  const float2 a = unpack2<T>(u), b = unpack2<T>(v);
+  return a.x * b.x + a.y * b.y;
+}
+
 }  // namespace mp_ssd

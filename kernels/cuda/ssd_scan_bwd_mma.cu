@@ -169,14 +169,29 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
     }
   }
 
+  // One head's operands: X and dY, and its dS_out [P, N] into C's buffer.
+  const int valid = min(Q, L - t0);
+  auto load_xy = [&](int h) {
+    const T* xs = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + (int64_t)t0 * a.x_sl;
+    const T* ys = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh + (int64_t)t0 * ba.dy_sl;
+    load_tile<T, Q, P>(Xs, ldP, xs, a.x_sl, valid);
+    load_tile<T, Q, P>(dYs, ldP, ys, ba.dy_sl, valid);
+  };
+  auto load_adjoint = [&](int h) {
+    const T* src = Sb + ((int64_t)(b * nch + c) * H + h) * P * N;
+    if constexpr (kN != 0)
+      load_tile<T, P, kN>(Us, ldN, src, N, P);
+    else
+      load_rows<T>(Us, ldN, src, N, 0, P, P, N, true);
+  };
+
   for (int hh = 0; hh <= Hg; ++hh) {
     const int h = g * Hg + hh;
     // The previous head's reads (at the first, phase 0's reads of C) and its per-row sums are done.
     __syncthreads();
     if (hh < Hg) {
-      load_rows<T>(Xs, ldP, static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh, a.x_sl, t0, Q, L, P, true);
-      load_rows<T>(dYs, ldP, static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh, ba.dy_sl, t0, Q, L, P, true);
-      load_rows<T>(Us, ldN, Sb + ((int64_t)(b * nch + c) * H + h) * P * N, N, 0, P, P, N, true);
+      load_xy(h);
+      load_adjoint(h);
     }
     if (warp == 0) {  // while this head's loads are in flight: the previous head's tail, this head's dt
       if (hh > 0) bwd_dt_tail<Q>(ba, b, h - 1, t0, nch, a.A[h - 1], dtv, pre, ee, dacs, ddt, xv, dacs_g);
@@ -339,7 +354,8 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
   const int c = bid % nch, b = bid / nch;
   // Slice width: a compile-time kNs where N is a multiple of it (128, 256), so the tile
   // predicates and the row copies' index arithmetic fold.
-  const int t0 = c * Q, n0 = sl * kNs, ns = kN % kNs == 0 && kN ? kNs : min(kNs, N - n0), nT = ns / 8;
+  constexpr bool kFixedSlice = kN != 0 && kN % kNs == 0;
+  const int t0 = c * Q, n0 = sl * kNs, ns = kFixedSlice ? kNs : min(kNs, N - n0), nT = ns / 8;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
   const int rb = warp & 3;
   const bool isB = warp >= 4;
@@ -364,6 +380,31 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
   load_rows<T>(Bs, ldS, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg + n0, a.B_sl, t0, Q, L, ns, true);
   load_rows<T>(Cs, ldS, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg + n0, a.C_sl, t0, Q, L, ns, true);
 
+  // One head's operands, in two sets so that each can be fetched as soon as the previous head
+  // is done with its buffers: X, dY and the chunk vectors (dt, Acs, exp(Acs), fw: the layout of
+  // dtv .. fw here, from mma_chunk_vecs_launch), then this slice of S_in and dS_out.
+  const int valid = min(Q, L - t0);
+  auto load_xy = [&](int h) {
+    const T* xs = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + (int64_t)t0 * a.x_sl;
+    const T* ys = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh + (int64_t)t0 * ba.dy_sl;
+    load_tile<T, Q, P>(Xs, ldP, xs, a.x_sl, valid);
+    load_tile<T, Q, P>(dYs, ldP, ys, ba.dy_sl, valid);
+    const float* src = vecs + ((int64_t)(b * nch + c) * H + h) * (4 * Q);
+    if (threadIdx.x < Q) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
+  };
+  auto load_states = [&](int h) {
+    const int64_t soff = ((int64_t)(b * nch + c) * H + h) * P * N + n0;
+    if constexpr (kFixedSlice) {
+      load_tile<T, P, kNs>(Sin, ldS, Sf + soff, N, P);
+      load_tile<T, P, kNs>(dSo, ldS, Sb + soff, N, P);
+    } else {
+      load_rows<T>(Sin, ldS, Sf + soff, N, 0, P, P, ns, true);
+      load_rows<T>(dSo, ldS, Sb + soff, N, 0, P, P, ns, true);
+    }
+  };
+  load_xy(g * Hg);
+  load_states(g * Hg);
+
   float acc[MAXT][4];
 #pragma unroll
   for (int i = 0; i < MAXT; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
@@ -371,30 +412,29 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
 
   for (int hh = 0; hh < Hg; ++hh) {
     const int h = g * Hg + hh;
-    __syncthreads();  // the previous head's reads of every buffer are done
-    load_rows<T>(Xs, ldP, static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh, a.x_sl, t0, Q, L, P, true);
-    load_rows<T>(dYs, ldP, static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh, ba.dy_sl, t0, Q, L, P, true);
-    const int64_t soff = ((int64_t)(b * nch + c) * H + h) * P * N + n0;
-    load_rows<T>(Sin, ldS, Sf + soff, N, 0, P, P, ns, true);
-    load_rows<T>(dSo, ldS, Sb + soff, N, 0, P, P, ns, true);
-    {  // dt, Acs, exp(Acs), fw (mma_chunk_vecs_launch): the layout of dtv .. fw here
-      const float* src = vecs + ((int64_t)(b * nch + c) * H + h) * (4 * Q);
-      if (threadIdx.x < Q) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
-    }
     cp_async_wait_all();
-    __syncthreads();
+    __syncthreads();  // this head's operands are in
 
-    // End term of dAcs: exp(Acs_end) <dS_out, S_in> (this slice's part), in 32-bit pairs.
+    // End term of dAcs: exp(Acs_end) <dS_out, S_in> (this slice's part).
     {
       float e = 0.f;
-      const int nv = ns / 2;  // pairs per row; ns is 32, 64, 96 or 128, so a row takes <= 64 threads
-      const int n = 2 * (threadIdx.x % nv), step = kThreads / nv;
-      if (threadIdx.x < step * nv)
-        for (int p = threadIdx.x / nv; p < P; p += step) {
-          const float2 u = unpack2<T>(*reinterpret_cast<const uint32_t*>(Sin + p * ldS + n));
-          const float2 v = unpack2<T>(*reinterpret_cast<const uint32_t*>(dSo + p * ldS + n));
-          e += u.x * v.x + u.y * v.y;
+      if constexpr (kFixedSlice) {  // 16-byte pieces: each thread 8 columns of P / 16 rows
+        constexpr int NV = kNs / 8, STEP = kThreads / NV;
+        const int n = (threadIdx.x % NV) * 8;
+#pragma unroll
+        for (int p = threadIdx.x / NV; p < P; p += STEP) {
+          const uint4 u = *reinterpret_cast<const uint4*>(Sin + p * ldS + n);
+          const uint4 v = *reinterpret_cast<const uint4*>(dSo + p * ldS + n);
+          e += dot2<T>(u.x, v.x) + dot2<T>(u.y, v.y) + dot2<T>(u.z, v.z) + dot2<T>(u.w, v.w);
         }
+      } else {  // 32-bit pairs; ns is 32, 64, 96 or 128, so a row takes <= 64 threads
+        const int nv = ns / 2;
+        const int n = 2 * (threadIdx.x % nv), step = kThreads / nv;
+        if (threadIdx.x < step * nv)
+          for (int p = threadIdx.x / nv; p < P; p += step)
+            e += dot2<T>(*reinterpret_cast<const uint32_t*>(Sin + p * ldS + n),
+                         *reinterpret_cast<const uint32_t*>(dSo + p * ldS + n));
+      }
       e = warp_sum(e);
       if (lane == 0) endp[warp] = e;
     }
@@ -421,7 +461,14 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
       *reinterpret_cast<uint32_t*>(WzT + s0 * ldP + lc0) = pack2<T>(w[0], w[1]);
       *reinterpret_cast<uint32_t*>(WzT + (s0 + 8) * ldP + lc0) = pack2<T>(w[2], w[3]);
     }
-    __syncthreads();  // Wz^T complete
+    // This warp's A operand rows for K = P (dY rows l for dC, X rows s for dB) and row weights
+    // go to registers, so the next head's X, dY and vectors can load during the products below.
+    uint32_t fa[4][4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) ldsm_x4(fa[k], (isB ? Xs : dYs) + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
+    const float w0 = isB ? fw[r0] : ea[r0], w1 = isB ? fw[r1] : ea[r1], e_end = ea[Q - 1];
+    __syncthreads();  // Wz^T complete; X, dY and the vectors read
+    if (hh + 1 < Hg) load_xy(h + 1);
 
     if (!isB) {
       // ---- dC rows l = 16 rb ..: Wz (rows l, k = s) from Wz^T [s][l] by transposed ldmatrix.
@@ -430,11 +477,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
         ldsm_x4_t(wf, WzT + (16 * j + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
         mma_strip<T>(acc, wf, Bs, ldS, 16 * j, nT, ln);  // B (k = s, col = n) from B [s][n]
       }
-      uint32_t ya[4][4];  // dY rows l, all of K = P
-#pragma unroll
-      for (int k = 0; k < 4; ++k) ldsm_x4(ya[k], dYs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
       // exp(Acs_l) (dY S_in) in 16-column pieces; its row dot with C is the inter-chunk dAcs term.
-      const float e0 = ea[r0], e1 = ea[r1];
       float d0 = 0.f, d1 = 0.f;
 #pragma unroll
       for (int q = 0; q < MAXT; q += 2)
@@ -444,15 +487,15 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
           for (int k = 0; k < 4; ++k) {
             uint32_t bf[4];  // S_in (k = p, col = n) from S_in [p][n]: transposed
             ldsm_x4_t(bf, Sin + (16 * k + ln.lr) * ldS + 8 * q + ln.lc);
-            mma16816<T>(U[0], ya[k], bf[0], bf[1]);
-            mma16816<T>(U[1], ya[k], bf[2], bf[3]);
+            mma16816<T>(U[0], fa[k], bf[0], bf[1]);
+            mma16816<T>(U[1], fa[k], bf[2], bf[3]);
           }
 #pragma unroll
           for (int n = 0; n < 2; ++n) {
             const int col = 8 * (q + n) + 2 * tq;
             const float2 c0 = unpack2<T>(*reinterpret_cast<const uint32_t*>(Cs + r0 * ldS + col));
             const float2 c1 = unpack2<T>(*reinterpret_cast<const uint32_t*>(Cs + r1 * ldS + col));
-            const float u0 = U[n][0] * e0, u1 = U[n][1] * e0, u2 = U[n][2] * e1, u3 = U[n][3] * e1;
+            const float u0 = U[n][0] * w0, u1 = U[n][1] * w0, u2 = U[n][2] * w1, u3 = U[n][3] * w1;
             d0 += u0 * c0.x + u1 * c0.y;
             d1 += u2 * c1.x + u3 * c1.y;
             acc[q + n][0] += u0, acc[q + n][1] += u1, acc[q + n][2] += u2, acc[q + n][3] += u3;
@@ -472,27 +515,24 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
         ldsm_x4(wf, WzT + (16 * rb + ln.lr) * ldP + 16 * j + ln.lc);
         mma_strip<T>(acc, wf, Cs, ldS, 16 * j, nT, ln);  // C (k = l, col = n) from C [l][n]
       }
-      uint32_t xa[4][4];  // X rows s, all of K = P
-#pragma unroll
-      for (int k = 0; k < 4; ++k) ldsm_x4(xa[k], Xs + (16 * rb + ln.lr) * ldP + 16 * k + ln.lc);
       // Xw dS_out: X's A fragments scaled by fw per row (a0, a2: row r0; a1, a3: row r1).
-      const float f0 = fw[r0], f1 = fw[r1];
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         uint32_t xw[4];
-        xw[0] = scale2<T>(xa[k][0], f0, f0);
-        xw[1] = scale2<T>(xa[k][1], f1, f1);
-        xw[2] = scale2<T>(xa[k][2], f0, f0);
-        xw[3] = scale2<T>(xa[k][3], f1, f1);
+        xw[0] = scale2<T>(fa[k][0], w0, w0);
+        xw[1] = scale2<T>(fa[k][1], w1, w1);
+        xw[2] = scale2<T>(fa[k][2], w0, w0);
+        xw[3] = scale2<T>(fa[k][3], w1, w1);
         mma_strip<T>(acc, xw, dSo, ldS, 16 * k, nT, ln);  // dS_out (k = p, col = n) from dS_out [p][n]
       }
     }
-    __syncthreads();  // endp complete
+    __syncthreads();  // endp complete; S_in and dS_out read
+    if (hh + 1 < Hg) load_states(h + 1);
     if (threadIdx.x == 0) {
       float e = 0.f;
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) e += endp[w];
-      if (e != 0.f) atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + Q - 1, e * ea[Q - 1]);
+      if (e != 0.f) atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + Q - 1, e * e_end);
     }
   }
 
