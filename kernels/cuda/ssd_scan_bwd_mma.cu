@@ -64,6 +64,18 @@ __device__ __forceinline__ void mma_strip(float (&acc)[MAXT][4], const uint32_t 
     }
 }
 
+// Head h's X and dY rows of the chunk at t0 into Xs and dYs (rows at or past `valid` zeroed):
+// the operands both gradient kernels load per head.
+template <typename T>
+__device__ __forceinline__ void load_x_dy(const MpSsdBwdArgs& ba, int b, int h, int t0, int valid, T* Xs, T* dYs,
+                                          int ldP) {
+  const MpSsdFwdArgs& a = ba.f;
+  const T* xs = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + (int64_t)t0 * a.x_sl;
+  const T* ys = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh + (int64_t)t0 * ba.dy_sl;
+  load_tile<T, kQ, kP>(Xs, ldP, xs, a.x_sl, valid);
+  load_tile<T, kQ, kP>(dYs, ldP, ys, ba.dy_sl, valid);
+}
+
 // ================= dx, ddt, dA, dD, ddt_bias: block per (b, chunk, group) =================
 //
 // C B^T depends on the group, not the head, so the block computes it once and loops over the
@@ -171,12 +183,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
 
   // One head's operands: X and dY, and its dS_out [P, N] into C's buffer.
   const int valid = min(Q, L - t0);
-  auto load_xy = [&](int h) {
-    const T* xs = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + (int64_t)t0 * a.x_sl;
-    const T* ys = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh + (int64_t)t0 * ba.dy_sl;
-    load_tile<T, Q, P>(Xs, ldP, xs, a.x_sl, valid);
-    load_tile<T, Q, P>(dYs, ldP, ys, ba.dy_sl, valid);
-  };
+  auto load_xy = [&](int h) { load_x_dy<T>(ba, b, h, t0, valid, Xs, dYs, ldP); };
   auto load_adjoint = [&](int h) {
     const T* src = Sb + ((int64_t)(b * nch + c) * H + h) * P * N;
     if constexpr (kN != 0)
@@ -385,10 +392,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
   // dtv .. fw here, from mma_chunk_vecs_launch), then this slice of S_in and dS_out.
   const int valid = min(Q, L - t0);
   auto load_xy = [&](int h) {
-    const T* xs = static_cast<const T*>(a.x) + b * a.x_sb + h * a.x_sh + (int64_t)t0 * a.x_sl;
-    const T* ys = static_cast<const T*>(ba.dy) + b * ba.dy_sb + h * ba.dy_sh + (int64_t)t0 * ba.dy_sl;
-    load_tile<T, Q, P>(Xs, ldP, xs, a.x_sl, valid);
-    load_tile<T, Q, P>(dYs, ldP, ys, ba.dy_sl, valid);
+    load_x_dy<T>(ba, b, h, t0, valid, Xs, dYs, ldP);
     const float* src = vecs + ((int64_t)(b * nch + c) * H + h) * (4 * Q);
     if (threadIdx.x < Q) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
   };
