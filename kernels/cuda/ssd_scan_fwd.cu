@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 namespace {
 
@@ -291,11 +292,25 @@ KernFn kern_for(int dtype, int Q, int PT, bool state_only) {
 
 
 // Resident blocks per SM of a kernel at `smem` bytes of dynamic shared memory (at least 1).
+// The planners ask this for every launch (the forward's plan, and the backward's walk decision
+// up to six times per call), so answers are kept per (kernel, smem, device); launch_kernel sets
+// the shared-memory attribute itself before each launch.
 int blocks_per_sm(KernFn f, int smem) {
+  struct Known {
+    KernFn f;
+    int smem, dev, n;
+  };
+  thread_local std::vector<Known> known;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
+  for (const Known& k : known)
+    if (k.f == f && k.smem == smem && k.dev == dev) return k.n;
   if (cudaFuncSetAttribute((const void*)f, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess) return 1;
   int n = 0;
   if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, (const void*)f, kThreads, smem) != cudaSuccess) return 1;
-  return n < 1 ? 1 : n;
+  n = n < 1 ? 1 : n;
+  known.push_back({f, smem, dev, n});
+  return n;
 }
 
 // Picks (Q, PT): explicit overrides when valid, else the defaults; the plan must fit shared memory.
