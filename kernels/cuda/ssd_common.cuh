@@ -192,6 +192,12 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
   const int n = valid ? 16 : 0;  // 0: nothing read, 16 zero bytes written
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
 }
+// The same copy without the source-size operand, for pieces known to be in range: no select of
+// the source address and no predicate register per piece.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+}
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 // Copies rows [t0, t0 + Q) x cols [0, ncols) of a strided [L, ncols] slab into shared memory
@@ -240,11 +246,30 @@ __device__ __forceinline__ void load_tile(T* dst, int ld, const T* src, int64_t 
   const int c = (threadIdx.x % NV) * V, r0 = threadIdx.x / NV;
   const T* p = src + r0 * row_stride + c;
   const int64_t step = STEP * row_stride;
+  if (valid >= ROWS) {  // every chunk but a partial last one
+#pragma unroll
+    for (int i = 0; i < ROWS / STEP; ++i) cp_async16(dst + (r0 + i * STEP) * ld + c, p + i * step);
+    return;
+  }
 #pragma unroll
   for (int i = 0; i < ROWS / STEP; ++i) {
     const int r = r0 + i * STEP;
     cp_async16(dst + r * ld + c, r < valid ? p + i * step : src, r < valid);
   }
+}
+
+// load_rows of chunk rows [t0, t0 + Q) through load_tile where the width is a compile-time
+// COLS (> 0) and the copies can be 16-byte (vec).
+template <typename T, int Q, int COLS>
+__device__ __forceinline__ void load_chunk(T* dst, int ld, const T* src, int64_t row_stride, int t0, int L, int ncols,
+                                           bool vec) {
+  if constexpr (COLS > 0) {
+    if (vec) {
+      load_tile<T, Q, COLS>(dst, ld, src + (int64_t)t0 * row_stride, row_stride, min(Q, L - t0));
+      return;
+    }
+  }
+  load_rows<T>(dst, ld, src, row_stride, t0, Q, L, ncols, vec);
 }
 
 // Segmented (two-level) scan. The chunks are split into nseg segments of seg_chunks chunks;

@@ -191,9 +191,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
   for (int c = c_begin; c < c_end; ++c) {
     const int t0 = c * Q;
-    load_rows<T>(Cs, ldN, Cg, a.C_sl, t0, Q, L, N, vec);
-    load_rows<T>(Bs, ldN, Bg, a.B_sl, t0, Q, L, N, vec);
-    load_rows<T>(Xs, ldP, xg, a.x_sl, t0, Q, L, PT, vec);
+    load_chunk<T, Q, kN>(Cs, ldN, Cg, a.C_sl, t0, L, N, vec);
+    load_chunk<T, Q, kN>(Bs, ldN, Bg, a.B_sl, t0, L, N, vec);
+    load_chunk<T, Q, PT>(Xs, ldP, xg, a.x_sl, t0, L, PT, vec);
     {  // this chunk's scores (ours, so always 16-byte aligned)
       const __nv_bfloat16* src = static_cast<const __nv_bfloat16*>(sg.scores) + ((int64_t)(b * nchunks + c) * a.groups + g) * (kScoreBytes / 2);
       for (int i = threadIdx.x; i < kScoreBytes / 16; i += kThreads) cp_async16(cbs + 8 * i, src + 8 * i, true);
@@ -414,8 +414,8 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
   float seg_sum = 0.f;  // sum of dt A over the segment (the decay)
   for (int ci = c_begin; ci < c_end; ++ci) {
     const int c = sg.reverse ? c_end - 1 - (ci - c_begin) : ci, t0 = c * Q;
-    load_rows<T>(Bs, ldN, view.B + n0, a.B_sl, t0, Q, L, Nb, vec);
-    load_rows<T>(Xs, ldP, view.x, a.x_sl, t0, Q, L, PT, vec);
+    load_chunk<T, Q, kN / kSplit>(Bs, ldN, view.B + n0, a.B_sl, t0, L, Nb, vec);
+    load_chunk<T, Q, PT>(Xs, ldP, view.x, a.x_sl, t0, L, PT, vec);
     if (cst) {  // the state carried into this chunk, while the loads are in flight
       // Through the warp's shared tile so that global stores are whole 16-byte rows (the
       // accumulator pairs alone fill half of each 32-byte sector).
