@@ -26,6 +26,13 @@ at::Tensor causal_conv1d_ops(const at::Tensor& x_BLC, const at::Tensor& weight, 
 }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+#ifdef MP_WITH_CUDA_KERNELS
+  if (x.is_cuda() && rms_norm_cuda_supported(x, at::Tensor(), weight, 1)) return rms_norm_cuda(x, at::Tensor(), weight, 1, eps);
+#endif
+  return rms_norm_ops(x, weight, eps);
+}
+
+at::Tensor rms_norm_ops(const at::Tensor& x, const at::Tensor& weight, double eps) {
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
@@ -33,6 +40,14 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 at::Tensor gated_rms_norm(const at::Tensor& y, const at::Tensor& z, const at::Tensor& weight,
                           int64_t groups, double eps) {
+#ifdef MP_WITH_CUDA_KERNELS
+  if (y.is_cuda() && rms_norm_cuda_supported(y, z, weight, groups)) return rms_norm_cuda(y, z, weight, groups, eps);
+#endif
+  return gated_rms_norm_ops(y, z, weight, groups, eps);
+}
+
+at::Tensor gated_rms_norm_ops(const at::Tensor& y, const at::Tensor& z, const at::Tensor& weight,
+                              int64_t groups, double eps) {
   at::Tensor g = y.to(at::kFloat) * at::silu(z.to(at::kFloat));
   std::vector<int64_t> grouped(g.sizes().begin(), g.sizes().end());
   const int64_t width = grouped.back();

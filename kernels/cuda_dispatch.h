@@ -1,9 +1,11 @@
 // The LibTorch layer over our CUDA kernels (kernels/cuda/*.cu). Compiled only when nvcc is
-// there and LibTorch has CUDA (compile definition MP_WITH_CUDA_KERNELS); mp::ssd_scan and
-// mp::causal_conv1d call these for CUDA tensors. Each is a torch::autograd::Function:
+// there and LibTorch has CUDA (compile definition MP_WITH_CUDA_KERNELS); mp::ssd_scan,
+// mp::causal_conv1d, mp::rms_norm and mp::gated_rms_norm call these for CUDA tensors. Each is a
+// torch::autograd::Function:
 //   - causal_conv1d_cuda: forward and backward (dx, dweight, dbias) in CUDA;
 //   - ssd_scan_cuda: forward and backward in CUDA (the backward recomputes chunk states from
-//     the saved inputs).
+//     the saved inputs);
+//   - rms_norm_cuda: the fused (gated) RMSNorm, forward and backward in CUDA.
 #pragma once
 
 #include "kernels/ssd_scan.h"
@@ -45,6 +47,12 @@ void ssd_scan_cuda_plan(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, cons
 // filled with NaN before the kernel runs, so an element the kernel forgot stays NaN.
 void set_cuda_output_poison(bool on);
 bool cuda_output_poison();
+
+// The fused RMSNorm (kernels/norm_cuda.cpp): weight * norm(x * silu(z)) in `groups` slices of
+// the last dim; z undefined = plain RMSNorm. Forward and backward (dx, dz, dweight) in CUDA.
+bool rms_norm_cuda_supported(const at::Tensor& x, const at::Tensor& z, const at::Tensor& weight, int64_t groups);
+at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& z, const at::Tensor& weight, int64_t groups,
+                         double eps);
 
 bool causal_conv1d_cuda_supported(const at::Tensor& x_BLC, const at::Tensor& weight);
 at::Tensor causal_conv1d_cuda(const at::Tensor& x_BLC, const at::Tensor& weight, const at::Tensor& bias_C, bool silu);

@@ -1,7 +1,7 @@
 // Our CUDA kernels (kernels/cuda/*.cu through kernels/cuda_dispatch.h) against float64 references:
 // the SSD scan forward against the sequential recurrence, its gradients and the conv1d's against
-// float64 autograd through the LibTorch-ops path on the CPU, and the whole model on CUDA against
-// its CPU path. Skipped when the kernels were not built (MP_WITH_CUDA_KERNELS) or no GPU is present.
+// float64 autograd through the LibTorch-ops path on the CPU, the fused RMSNorm's against float64
+// autograd through a reference written in the test, and the whole model on CUDA against its CPU path. Skipped when the kernels were not built (MP_WITH_CUDA_KERNELS) or no GPU is present.
 // Fresh random inputs every run (seeded from the clock); outputs NaN-poisoned before each launch.
 #include "kernels/conv_norm.h"
 #include "kernels/ssd_scan.h"
@@ -269,6 +269,77 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaConv,
                                            ConvCase{2, 1000, 1024, 4, true, true},
                                            // long L, strided rows (narrow of a wider tensor), tile tails
                                            ConvCase{2, 3001, 520, 4, true, true, 24}));
+
+struct NormCase {
+  int64_t b, L, W, groups;
+  bool gated;
+  int64_t z_offset = -1;  // >= 0: z is a narrow at this offset of a [b, L, W + 40] tensor, as the model passes it
+};
+
+class CudaNorm : public ::testing::TestWithParam<NormCase> {};
+
+// Float64 reference written out here (the ops path computes in fp32): weight * g / rms(g) per group.
+at::Tensor norm_reference(const at::Tensor& x, const at::Tensor& z, const at::Tensor& w, int64_t groups, double eps) {
+  at::Tensor g = z.defined() ? x * z * at::sigmoid(z) : x;
+  std::vector<int64_t> grouped{x.size(0), x.size(1), groups, x.size(2) / groups};
+  at::Tensor gg = g.reshape(grouped);
+  return w * (gg / at::sqrt(gg.pow(2).mean(-1, /*keepdim=*/true) + eps)).reshape(x.sizes());
+}
+
+TEST_P(CudaNorm, ForwardAndGradientsMatchFloat64) {
+  SKIP_WITHOUT_GPU();
+  const NormCase c = GetParam();
+  const double eps = 1e-5;
+  at::manual_seed(fresh_seed());
+  mp::set_cuda_output_poison(true);
+  for (at::ScalarType io : {at::kFloat, at::kBFloat16}) {
+    const bool bf = io == at::kBFloat16;
+    at::Tensor x = (at::randn({c.b, c.L, c.W}) * 2.0).to(io).to(at::kDouble).requires_grad_(true);
+    at::Tensor z = c.gated ? at::randn({c.b, c.L, c.W}).to(io).to(at::kDouble).requires_grad_(true) : at::Tensor();
+    at::Tensor w = (1.0 + 0.3 * at::randn({c.W})).to(io).to(at::kDouble).requires_grad_(true);
+    at::Tensor gy = at::randn({c.b, c.L, c.W}, at::kDouble);
+    std::vector<at::Tensor> ref_leaves{x, w};
+    if (c.gated) ref_leaves.push_back(z);
+    at::Tensor ref = norm_reference(x, z, w, c.groups, eps);
+    auto gref = torch::autograd::grad({ref}, ref_leaves, {gy});
+
+    at::Tensor xc = x.detach().to(io).cuda().requires_grad_(true), wc = w.detach().to(io).cuda().requires_grad_(true);
+    at::Tensor zc;
+    if (c.gated) {
+      zc = z.detach().to(io).cuda();
+      if (c.z_offset >= 0) {
+        at::Tensor wide = at::zeros({c.b, c.L, c.W + 40}, zc.options());
+        wide.narrow(2, c.z_offset, c.W).copy_(zc);
+        zc = wide.narrow(2, c.z_offset, c.W);
+      }
+      zc = zc.detach().requires_grad_(true);
+    }
+    const bool kernel = mp::rms_norm_cuda_supported(xc, zc, wc, c.groups);
+    at::Tensor y = c.gated ? mp::gated_rms_norm(xc, zc, wc, c.groups, eps) : mp::rms_norm(xc, wc, eps);
+    const std::string tag = std::string(bf ? "bf16" : "fp32") + " W=" + std::to_string(c.W) + " G=" +
+                            std::to_string(c.groups) + (c.gated ? " gated" : "") + (kernel ? " (kernel)" : " (ops)");
+    // Every case but fp32 at W = 16384 (4096 vectors a row) and widths off the 16-byte vector
+    // runs our kernel; those take the ops path, whose answer must agree all the same.
+    const bool expect_kernel = c.W % c.groups == 0 && (c.W / c.groups) % (bf ? 8 : 4) == 0 && c.W / (bf ? 8 : 4) <= 2048;
+    EXPECT_EQ(kernel, expect_kernel) << tag;
+    EXPECT_LE(rel_err(y, ref), bf ? 5e-3 : 1e-5) << tag;
+    std::vector<at::Tensor> leaves{xc, wc};
+    if (c.gated) leaves.push_back(zc);
+    auto g = torch::autograd::grad({y}, leaves, {gy.to(io).cuda()});
+    const char* names[] = {"dx", "dweight", "dz"};
+    for (size_t i = 0; i < g.size(); ++i) EXPECT_LE(rel_err(g[i], gref[i]), bf ? 2e-2 : 1e-4) << tag << " " << names[i];
+  }
+  mp::set_cuda_output_poison(false);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaNorm,
+                         ::testing::Values(NormCase{2, 37, 64, 1, false},        // 1 warp a row
+                                           NormCase{1, 50, 1024, 8, true, 8},    // gated, z narrowed
+                                           NormCase{2, 33, 4096, 1, false},      // 2-4 vectors a thread
+                                           NormCase{3, 5, 192, 3, true, 1},      // odd groups; z misaligned: copied
+                                           NormCase{4, 1, 2048, 8, true},        // one step (decoding)
+                                           NormCase{1, 9, 16384, 8, true, 0},    // the 56B gated width
+                                           NormCase{1, 3, 100, 2, true}));       // 50-wide groups: the ops path
 
 TEST(CudaModel, ForwardOnCudaMatchesCpu) {
   SKIP_WITHOUT_GPU();
