@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 3 on the GPU machine, one command: build against the torch's LibTorch (CUDA), run the
-# CUDA kernel tests, time ours and Triton's SSD at Nemotron-H shapes, print a short table last.
+# CUDA kernel tests, time ours and Triton's SSD at Nemotron-H shapes and our RMSNorm against the
+# LibTorch ops it replaces, print short tables last.
 #   scripts/gpu_kernels.sh [--quick]        full logs and JSON under $OUT (default /tmp/mp_out)
 # Needs deps/ (scripts/bundle_deps.sh) and third_party_ref/mamba (public state-spaces/mamba
 # checkout, git-ignored) carried along.
@@ -16,7 +17,7 @@ t0=$(date +%s)
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DMP_DEPS_DIR="$PWD/deps" >"$OUT/configure.log" 2>&1 &&
-  cmake --build $B -j16 --target mp_tests bench_ssd >"$OUT/build.log" 2>&1
+  cmake --build $B -j16 --target mp_tests bench_ssd bench_norm >"$OUT/build.log" 2>&1
 rc=$?
 echo "build rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/kernels_summary.txt"
 if [ $rc -ne 0 ]; then grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; fi
@@ -27,9 +28,11 @@ echo "cuda tests rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/kernels_summ
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|rel_err|Which is" "$OUT/cuda_tests.log" | head -40
 $B/bench/bench_ssd --out "$OUT/bench_ssd.jsonl" $Q >"$OUT/bench_ssd.log" 2>&1
 echo "bench_ssd rc=$?" | tee -a "$OUT/kernels_summary.txt"
+$B/bench/bench_norm --out "$OUT/bench_norm.jsonl" >"$OUT/bench_norm.log" 2>&1
+echo "bench_norm rc=$?" | tee -a "$OUT/kernels_summary.txt"
 timeout ${TRITON_TIMEOUT:-400} python3 bench/bench_ssd_triton.py --out "$OUT/bench_ssd_triton.jsonl" $Q \
   >"$OUT/bench_triton.log" 2>&1
 echo "triton rc=$?" | tee -a "$OUT/kernels_summary.txt"
 tail -3 "$OUT/bench_triton.log"
-cat "$OUT/bench_ssd.log"
+cat "$OUT/bench_ssd.log" "$OUT/bench_norm.log"
 python3 bench/ssd_table.py "$OUT/bench_ssd.jsonl" "$OUT/bench_ssd_triton.jsonl" | tee "$OUT/kernels_table.txt"
