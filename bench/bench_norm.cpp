@@ -5,6 +5,7 @@
 // here: bytes each path must move at least, over its time) and the memory each keeps for the
 // backward. One JSON object per line to --out, a table on the terminal.
 //   bench_norm [--out FILE]
+#include "bench/cuda_timing.h"
 #include "kernels/conv_norm.h"
 
 #include <ATen/ATen.h>
@@ -22,26 +23,7 @@
 
 namespace {
 
-double median_ms(const std::function<void()>& f, int warmup, int reps) {
-  for (int i = 0; i < warmup; ++i) f();
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  std::vector<float> t;
-  for (int i = 0; i < reps; ++i) {
-    cudaEventRecord(a);
-    f();
-    cudaEventRecord(b);
-    cudaEventSynchronize(b);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
-    t.push_back(ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using mp::bench::median_ms;
 
 double allocated_gib() {
   return c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].current / double(1 << 30);

@@ -4,6 +4,7 @@
 // both measured here. Writes one JSON object per line to --out; bench/bench_ssd_triton.py times
 // Triton at the same shapes and scripts/gpu_kernels.sh prints both side by side.
 //   bench_ssd [--out FILE] [--quick] [--only MODEL:b:chunk] [--auto-only]
+#include "bench/cuda_timing.h"
 #include "kernels/conv_norm.h"
 #include "kernels/cuda_dispatch.h"
 #include "kernels/ssd_scan.h"
@@ -22,26 +23,7 @@
 
 namespace {
 
-float median_ms(const std::function<void()>& f, int warmup, int reps) {
-  for (int i = 0; i < warmup; ++i) f();
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  std::vector<float> t;
-  for (int i = 0; i < reps; ++i) {
-    cudaEventRecord(a);
-    f();
-    cudaEventRecord(b);
-    cudaEventSynchronize(b);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
-    t.push_back(ms);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using mp::bench::median_ms;
 
 struct Shape {
   const char* name;

@@ -19,18 +19,15 @@
 // (which stack along time on the same channels) in shared memory, then one fp32 atomicAdd per
 // (channel, tap) per block.
 #include "kernels/cuda/causal_conv1d.cuh"
+#include "kernels/cuda/dtype_convert.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 namespace {
 
-template <typename T> __device__ __forceinline__ float to_f(T v) { return static_cast<float>(v); }
-template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+using mp_cuda::from_f;
+using mp_cuda::to_f;
 // Two floats to one packed pair (a single cvt instruction on sm_80+).
 __device__ __forceinline__ __half2 from_f2(float a, float b, __half) { return __floats2half2_rn(a, b); }
 __device__ __forceinline__ __nv_bfloat162 from_f2(float a, float b, __nv_bfloat16) { return __floats2bfloat162_rn(a, b); }

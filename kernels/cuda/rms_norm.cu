@@ -13,6 +13,7 @@
 //   reduction. dw is summed over the block's rows in shared memory (each thread its own columns)
 //   and written once per block as a row of partial sums (no atomics: the caller's sum over
 //   blocks is deterministic).
+#include "kernels/cuda/dtype_convert.cuh"
 #include "kernels/cuda/rms_norm.cuh"
 
 #include <cuda_bf16.h>
@@ -23,12 +24,8 @@ namespace {
 constexpr int kVecBytes = 16;
 constexpr int kMaxVectors = 2048;  // per row: 4 per thread x 512 threads
 
-template <typename T> __device__ __forceinline__ float to_f(T v) { return static_cast<float>(v); }
-template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+using mp_cuda::from_f;
+using mp_cuda::to_f;
 // v rounded to T and back: what HF's `.to(input_dtype)` does to the normalised value.
 template <typename T> __device__ __forceinline__ float round_to(float v) { return to_f(from_f<T>(v)); }
 

@@ -1,8 +1,9 @@
 // Device helpers shared by the SSD scan kernels (ssd_scan_fwd.cu, ssd_scan_bwd.cu): dtype
-// conversions, the decay exp, 16x16 tile products on tensor cores (or exact fp32 FMA), and
-// asynchronous row loads into shared memory. Header-only, CUDA only, no LibTorch.
+// conversions (from dtype_convert.cuh), the decay exp, 16x16 tile products on tensor cores (or
+// exact fp32 FMA), and asynchronous row loads into shared memory. Header-only, CUDA only, no LibTorch.
 #pragma once
 
+#include "kernels/cuda/dtype_convert.cuh"
 #include "kernels/cuda/ssd_scan.cuh"
 
 #include <cuda_bf16.h>
@@ -17,14 +18,8 @@ namespace wm = nvcuda::wmma;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 
-template <typename T> __device__ __forceinline__ float to_f(T v);
-template <> __device__ __forceinline__ float to_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+using mp_cuda::from_f;
+using mp_cuda::to_f;
 
 // exp for the decay factors: exact expf for fp32 inputs; the hardware ex2 path (__expf, a few
 // ulp) for 16-bit inputs, whose operands are rounded to 8 or 11 bits anyway.
