@@ -2,8 +2,8 @@
 // Function for the plain RMSNorm (no gate, one group) and the Mamba-2 gated, grouped one.
 // Invariants: inputs are viewed as [B, L, W] (2-D as [1, T, W], more dims flattened into L);
 // rows keep their strides when the kernels accept them (a gate narrowed out of the input
-// projection does), else they are copied contiguous; the weight goes to the kernels as fp32; the
-// forward's 1 / rms per (row, group) is saved for the backward instead of the fp32 row.
+// projection does), else they are copied contiguous; the weight goes to the kernels as aligned
+// fp32; the forward's 1 / rms per (row, group) is saved for the backward instead of the fp32 row.
 #include "kernels/cuda/rms_norm.cuh"
 #include "kernels/cuda_dispatch.h"
 #include "kernels/cuda_torch_util.h"
@@ -53,6 +53,13 @@ MpNormArgs norm_args(const at::Tensor& x, const at::Tensor& z, const at::Tensor&
   return a;
 }
 
+// The weight as the kernels read it: fp32, contiguous, 16-byte aligned (float4 loads); a view at
+// an odd offset is copied.
+at::Tensor kernel_weight(const at::Tensor& weight) {
+  at::Tensor w = weight.to(at::kFloat).contiguous();
+  return reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 == 0 ? w : w.clone();
+}
+
 void check(cudaError_t e, const char* what) { TORCH_CHECK(e == cudaSuccess, what, ": ", cudaGetErrorString(e)); }
 
 using torch::autograd::AutogradContext;
@@ -65,7 +72,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     c10::cuda::CUDAGuard guard(x_in.device());
     const at::Tensor x = kernel_rows(x_in);
     const at::Tensor z = present(z_in).defined() ? kernel_rows(z_in) : at::Tensor();
-    const at::Tensor w32 = weight.to(at::kFloat).contiguous();
+    const at::Tensor w32 = kernel_weight(weight);
     at::Tensor out = at::empty(x.sizes(), x.options());
     at::Tensor rstd = at::empty({x.size(0) * x.size(1), groups}, x.options().dtype(at::kFloat));
     if (cuda_output_poison()) {
@@ -90,7 +97,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const at::Tensor &x = s[0], z = present(s[1]), &weight = s[2], &rstd = s[3];
     c10::cuda::CUDAGuard guard(x.device());
     const int64_t groups = ctx->saved_data["groups"].toInt();
-    const at::Tensor w32 = weight.to(at::kFloat).contiguous();
+    const at::Tensor w32 = kernel_weight(weight);
     const at::Tensor dout = grads[0].to(x.scalar_type()).contiguous().view(x.sizes());
     at::Tensor dx = at::empty(x.sizes(), x.options());
     at::Tensor dz = z.defined() ? at::empty(x.sizes(), x.options()) : at::Tensor();

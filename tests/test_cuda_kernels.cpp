@@ -339,6 +339,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaNorm,
                                            NormCase{3, 5, 192, 3, true, 1},      // odd groups; z misaligned: copied
                                            NormCase{4, 1, 2048, 8, true},        // one step (decoding)
                                            NormCase{1, 9, 16384, 8, true, 0},    // the 56B gated width
+                                           NormCase{2, 7, 40, 1, false},         // 5 or 10 vectors a row (padding)
                                            NormCase{1, 3, 100, 2, true}));       // 50-wide groups: the ops path
 
 TEST(CudaModel, ForwardOnCudaMatchesCpu) {

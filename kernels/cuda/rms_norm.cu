@@ -79,6 +79,8 @@ __device__ __forceinline__ void reduce_groups(const float* vec_sum, int vpg, int
   __syncthreads();
 }
 
+__host__ __device__ __forceinline__ int round_up4(int n) { return (n + 3) / 4 * 4; }
+
 // The thread's k-th vector index, or -1 past the row's end.
 __device__ __forceinline__ int vec_index(int k, int nvec) {
   const int v = k * blockDim.x + threadIdx.x;
@@ -250,14 +252,15 @@ __global__ void __launch_bounds__(MAXT) rms_norm_fwd_kernel(MpNormArgs a) {
 template <bool GATED, typename T, int VPT, int MAXT>
 __global__ void __launch_bounds__(MAXT) rms_norm_bwd_kernel(MpNormArgs a) {
   constexpr int E = Vec<T>::E, NIN = GATED ? 3 : 2;
-  // Shared memory: [nvec] per-vector sums of dn n, [groups rounded up to 4] mean(dn n), then the
-  // block's dw sums [W]. Each thread owns the dw slots of its own vectors, so they need no
-  // barrier; they live here rather than in registers, which the rows' inputs fill.
+  // Shared memory: [nvec] per-vector sums of dn n, [groups] mean(dn n), then the block's dw sums
+  // [W], each region padded to 16 bytes (dw is read and written as float4). Each thread owns the
+  // dw slots of its own vectors, so they need no barrier; they live here rather than in
+  // registers, which the rows' inputs fill.
   extern __shared__ float smem[];
   const int nvec = a.width / E;
   float* vec_sum = smem;
-  float* group_m = smem + nvec;
-  float* dw = group_m + (a.groups + 3) / 4 * 4;
+  float* group_m = smem + round_up4(nvec);
+  float* dw = group_m + round_up4(a.groups);
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
     const int v = vec_index(k, nvec);
@@ -294,7 +297,7 @@ int threads_for(int nvec) {
 }
 int vectors(const MpNormArgs* a) { return a->width / (kVecBytes / elem_bytes(a->dtype)); }
 size_t fwd_smem(const MpNormArgs* a) { return sizeof(float) * (vectors(a) + a->groups); }
-size_t bwd_smem(const MpNormArgs* a) { return sizeof(float) * (vectors(a) + (a->groups + 3) / 4 * 4 + a->width); }
+size_t bwd_smem(const MpNormArgs* a) { return sizeof(float) * (round_up4(vectors(a)) + round_up4(a->groups) + a->width); }
 
 bool aligned(const void* p, int64_t sb, int64_t sl, int eb) {
   return p == nullptr ||
