@@ -24,13 +24,14 @@ at::Tensor as_rows(const at::Tensor& t) {
   return r.reshape({1, -1, r.size(-1)});
 }
 
-// Rows whose start is not 16-byte aligned (an odd narrow) go to the kernels as a copy.
+// Rows whose start is not 16-byte aligned (an odd narrow, an odd storage offset) go to the
+// kernels as a fresh copy (clone: contiguous() would keep a contiguous tensor's odd offset).
 at::Tensor kernel_rows(const at::Tensor& t) {
   at::Tensor r = as_rows(t);
   const int64_t eb = r.element_size();
   const bool ok = reinterpret_cast<uintptr_t>(r.data_ptr()) % 16 == 0 && (r.stride(0) * eb) % 16 == 0 &&
                   (r.stride(1) * eb) % 16 == 0;
-  return ok ? r : r.contiguous();
+  return ok ? r : r.clone(at::MemoryFormat::Contiguous);
 }
 
 MpNormArgs norm_args(const at::Tensor& x, const at::Tensor& z, const at::Tensor& w32, int64_t groups, double eps) {
@@ -98,7 +99,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     c10::cuda::CUDAGuard guard(x.device());
     const int64_t groups = ctx->saved_data["groups"].toInt();
     const at::Tensor w32 = kernel_weight(weight);
-    const at::Tensor dout = grads[0].to(x.scalar_type()).contiguous().view(x.sizes());
+    const at::Tensor dout = kernel_rows(grads[0].to(x.scalar_type()).reshape(x.sizes()));
     at::Tensor dx = at::empty(x.sizes(), x.options());
     at::Tensor dz = z.defined() ? at::empty(x.sizes(), x.options()) : at::Tensor();
     if (cuda_output_poison()) {

@@ -342,6 +342,19 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaNorm,
                                            NormCase{2, 7, 40, 1, false},         // 5 or 10 vectors a row (padding)
                                            NormCase{1, 3, 100, 2, true}));       // 50-wide groups: the ops path
 
+// A contiguous input whose data starts 2 bytes past a 16-byte boundary (an odd storage offset):
+// the layer copies it for the kernel, and the answer equals that of an aligned copy.
+TEST(CudaNorm, ContiguousInputAtAnOddOffsetIsCopied) {
+  SKIP_WITHOUT_GPU();
+  at::manual_seed(fresh_seed());
+  auto bf = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  at::Tensor flat = at::randn({1 + 2 * 5 * 64}, bf);
+  at::Tensor x = flat.narrow(0, 1, 2 * 5 * 64).view({2, 5, 64}), w = at::randn({64}, bf);
+  ASSERT_NE(reinterpret_cast<uintptr_t>(x.data_ptr()) % 16, 0u);
+  at::Tensor y = mp::rms_norm(x, w, 1e-5), ref = mp::rms_norm(x.clone(), w, 1e-5);
+  EXPECT_TRUE(at::equal(y, ref));
+}
+
 TEST(CudaModel, ForwardOnCudaMatchesCpu) {
   SKIP_WITHOUT_GPU();
   mp::ModelConfig cfg = mp::config_from_json_text(
