@@ -32,8 +32,6 @@ MpConvArgs conv_args(const at::Tensor& x, const at::Tensor& w32, const at::Tenso
   return a;
 }
 
-void check(cudaError_t e, const char* what) { TORCH_CHECK(e == cudaSuccess, what, ": ", cudaGetErrorString(e)); }
-
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -53,7 +51,7 @@ class CausalConv1dFunction : public torch::autograd::Function<CausalConv1dFuncti
     a.y = y.data_ptr();
     a.y_sb = y.stride(0);
     a.y_sl = y.stride(1);
-    check(mp_causal_conv1d_fwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "causal_conv1d CUDA forward");
+    check_cuda(mp_causal_conv1d_fwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "causal_conv1d CUDA forward");
     ctx->save_for_backward({x, weight, bias});
     ctx->saved_data["silu"] = silu;
     return {y};
@@ -80,7 +78,7 @@ class CausalConv1dFunction : public torch::autograd::Function<CausalConv1dFuncti
     a.dx_sl = dx.stride(1);
     a.dw = dw.data_ptr<float>();
     a.dbias = db.data_ptr<float>();
-    check(mp_causal_conv1d_bwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "causal_conv1d CUDA backward");
+    check_cuda(mp_causal_conv1d_bwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "causal_conv1d CUDA backward");
     at::Tensor gw = dw.reshape(weight.sizes()).to(weight.scalar_type());
     at::Tensor gb = bias.defined() ? db.to(bias.scalar_type()) : at::Tensor();
     return {dx, gw, gb, at::Tensor()};

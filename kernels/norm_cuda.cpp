@@ -61,8 +61,6 @@ at::Tensor kernel_weight(const at::Tensor& weight) {
   return reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 == 0 ? w : w.clone();
 }
 
-void check(cudaError_t e, const char* what) { TORCH_CHECK(e == cudaSuccess, what, ": ", cudaGetErrorString(e)); }
-
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -85,7 +83,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     a.out = out.data_ptr();
     a.out_sb = out.stride(0);
     a.out_sl = out.stride(1);
-    check(mp_rms_norm_fwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "RMSNorm CUDA forward");
+    check_cuda(mp_rms_norm_fwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "RMSNorm CUDA forward");
     ctx->save_for_backward({x, z.defined() ? z : at::empty({0}, x.options()), weight, rstd});
     ctx->saved_data["sizes"] = x_in.sizes().vec();
     ctx->saved_data["groups"] = groups;
@@ -119,11 +117,13 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
       a.dz_sb = dz.stride(0);
       a.dz_sl = dz.stride(1);
     }
+    // One row of dw partial sums per block the backward launches; no blocks (no rows, or a CUDA
+    // error, which the launcher then reports) leaves one row of zeros.
     const int blocks = mp_rms_norm_bwd_blocks(&a);
-    at::Tensor partial = at::empty({std::max(blocks, 1), x.size(2)}, x.options().dtype(at::kFloat));
-    if (blocks == 0) partial.zero_();  // no rows: dw = 0
+    const at::TensorOptions f32 = x.options().dtype(at::kFloat);
+    at::Tensor partial = blocks > 0 ? at::empty({blocks, x.size(2)}, f32) : at::zeros({1, x.size(2)}, f32);
     a.dw_partial = partial.data_ptr<float>();
-    if (blocks > 0) check(mp_rms_norm_bwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "RMSNorm CUDA backward");
+    check_cuda(mp_rms_norm_bwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "RMSNorm CUDA backward");
     at::Tensor dw = partial.sum(0).to(weight.scalar_type()).view(weight.sizes());
     const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
     return {dx.view(sizes), dz.defined() ? dz.view(sizes) : at::Tensor(), dw, at::Tensor(), at::Tensor()};

@@ -381,10 +381,12 @@ int mp_rms_norm_bwd_blocks(const MpNormArgs* a) {
 
 cudaError_t mp_rms_norm_bwd(const MpNormArgs* a, cudaStream_t stream) {
   const int eb = elem_bytes(a->dtype);
+  // No rows: nothing to do (and an empty tensor's data pointer may be null).
+  if (mp_rms_norm_supported(a) && (a->batch == 0 || a->seqlen == 0)) return cudaSuccess;
   if (!mp_rms_norm_supported(a) || !a->rstd || !a->dw_partial || !aligned(a->dout, a->dout_sb, a->dout_sl, eb) ||
       !aligned(a->dx, a->dx_sb, a->dx_sl, eb) || (a->z && (!a->dz || !aligned(a->dz, a->dz_sb, a->dz_sl, eb))))
     return cudaErrorInvalidValue;
   const int blocks = mp_rms_norm_bwd_blocks(a);
-  if (blocks == 0) return a->batch == 0 || a->seqlen == 0 ? cudaSuccess : cudaErrorInvalidConfiguration;
+  if (blocks == 0) return cudaErrorInvalidConfiguration;
   return launch(pick<false>(a), blocks, threads_for(vectors(a)), bwd_smem(a), a, stream);
 }

@@ -1,6 +1,7 @@
 // Device helpers shared by the SSD scan kernels (ssd_scan_fwd.cu, ssd_scan_bwd.cu): dtype
 // conversions (from dtype_convert.cuh), the decay exp, 16x16 tile products on tensor cores (or
-// exact fp32 FMA), and asynchronous row loads into shared memory. Header-only, CUDA only, no LibTorch.
+// exact fp32 FMA), and asynchronous row loads into shared memory. Header-only, CUDA only, no
+// LibTorch.
 #pragma once
 
 #include "kernels/cuda/dtype_convert.cuh"
