@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   app.add_option("--work", work, "Scratch folder (models, tokens, run)")->capture_default_str();
   app.add_option("--card", card)->capture_default_str();
   app.add_option("--out", out, "JSON result");
+  bool keep_ssd = false, recompute = false;
+  app.add_flag("--keep-ssd-states", keep_ssd, "The student's SSD scans keep their chunk states for the backward");
+  app.add_flag("--recompute", recompute, "Recompute each student layer's activations in the backward");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
     c.teacher = work + "/teacher", c.student = work + "/student", c.data = work + "/tokens", c.output = work + "/run";
     c.steps = steps, c.seq_len = seq_len, c.micro_batch = micro, c.global_batch = global;
     c.warmup = 1, c.device = "cuda", c.dtype = "bf16";
+    c.keep_ssd_states = keep_ssd, c.recompute = recompute;
     c10::cuda::CUDACachingAllocator::resetPeakStats(0);
     const mp::TrainSummary s = mp::run_training(c);
     const double peak_gib = c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak / double(1 << 30);
@@ -106,12 +110,13 @@ int main(int argc, char** argv) {
                         {"dtype", "bf16 compute, fp32 AdamW masters"}, {"tokens_per_s_median", rate},
                         {"tokens_per_s_all", tps}, {"matmul_tflops_bf16_8192", tflops},
                         {"model_tflops", model_flops / 1e12}, {"mfu", mfu}, {"mfu_6n_2n", mfu_6n},
-                        {"peak_allocated_gib", peak_gib}, {"final_loss", s.last_loss}};
+                        {"peak_allocated_gib", peak_gib}, {"final_loss", s.last_loss},
+                        {"keep_ssd_states", keep_ssd}, {"recompute", recompute}};
     std::cout << fmt::format(
         "distill {:.2f}B student + {:.2f}B teacher, seq {}, micro-batch {} x {} per step, on {}: {:.0f} tokens/s, "
-        "{:.0f} model TFLOP/s of {:.0f} measured -> MFU {:.1f}% ({:.1f}% by 6N+2N); peak {:.1f} GiB\n",
+        "{:.0f} model TFLOP/s of {:.0f} measured -> MFU {:.1f}% ({:.1f}% by 6N+2N); peak {:.1f} GiB{}{}\n",
         ns / 1e9, nt / 1e9, seq_len, micro, global / micro, card, rate, model_flops / 1e12, tflops, 100 * mfu,
-        100 * mfu_6n, peak_gib);
+        100 * mfu_6n, peak_gib, keep_ssd ? "; SSD chunk states kept" : "", recompute ? "; recompute" : "");
     if (!out.empty()) std::ofstream(out) << j.dump(2) << "\n";
     return 0;
   } catch (const std::exception& e) {

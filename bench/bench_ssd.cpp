@@ -34,7 +34,7 @@ struct Shape {
 
 int main(int argc, char** argv) {
   std::string out_path = "bench_ssd.jsonl";
-  bool quick = false, auto_only = false, profile_once = false;  // profile: one fwd, one bwd per shape (for ncu)
+  bool quick = false, auto_only = false, profile_once = false;  // profile: fwd, bwd, then both with kept states (for ncu)
   std::string only;  // "MODEL:b:chunk", e.g. 56B:1:128 (profiling one shape)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
@@ -102,10 +102,12 @@ int main(int argc, char** argv) {
     const double flops_fb = flops + 10.0 * b * L * H * P * N + 2.0 * b * L * G * s.chunk * N +
                             4.0 * b * L * H * s.chunk * P + 4.0 * b * L * H * s.chunk * N;
     const double floor_fb_ms = std::max(bytes_fb / bw, flops_fb / rate) * 1e3;
-    if (profile_once) {
-      at::Tensor gy = at::randn({b, L, H, P}, bf);
+    if (profile_once) {  // the default forward and backward, then both with the chunk states kept
+      at::Tensor gy = at::randn({b, L, H, P}, bf), states;
       mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {});
       mp::ssd_scan_cuda_backward(x, dt, A, Bm, Cm, D, bias, {}, opt, gy, {}, 0);
+      mp::ssd_scan_cuda_forward(x, dt, A, Bm, Cm, D, bias, opt, {}, 0, 0, 0, &states);
+      mp::ssd_scan_cuda_backward(x, dt, A, Bm, Cm, D, bias, {}, opt, gy, {}, 0, states);
       cudaDeviceSynchronize();
       continue;
     }
@@ -172,32 +174,40 @@ int main(int argc, char** argv) {
         if (ms < best_bwd) best_bwd = ms, best_bq = q;
       }
     }
-    // Forward + backward through the autograd Function (both in CUDA).
-    double fb = -1;
-    if (!quick || true) {
+    // Forward + backward through the autograd Function (both in CUDA): as the model runs it by
+    // default (the backward recomputes the chunk states, as Triton's does), and with the
+    // forward's chunk states kept for the backward (SsdOptions::keep_chunk_states), whose
+    // extra activation memory is printed with it.
+    auto fwd_bwd = [&](bool keep) -> double {
       at::AutoGradMode grad(true);
       std::vector<at::Tensor> leaves{x, dt, A, Bm, Cm, D, bias};
       for (auto& t : leaves) t = t.detach().requires_grad_(true);
       at::Tensor gy = at::randn({b, L, H, P}, bf);
+      mp::SsdOptions o = opt;
+      o.keep_chunk_states = keep;
       try {
-        fb = median_ms(
+        return median_ms(
             [&] {
-              at::Tensor y = mp::ssd_scan(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], opt).y_BLHP;
+              at::Tensor y = mp::ssd_scan(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], o).y_BLHP;
               torch::autograd::grad({y}, leaves, {gy});
             },
             2, 10);
       } catch (const std::exception& e) {
         std::printf("fwd+bwd failed: %.200s\n", e.what());
+        return -1.0;
       }
-    }
-    std::printf("%-4s b=%ld chunk=%ld best fwd %.3f ms (Q=%d PT=%d S=%d), best bwd %.3f ms (Q=%d), fwd+bwd %.2f ms\n",
-                s.name, (long)b, (long)s.chunk, best, best_q, best_pt, best_seg, best_bwd, best_bq, fb);
+    };
+    const double fb = fwd_bwd(false), fb_keep = fwd_bwd(true);
+    const double kept_gib = 2.0 * b * ((L + 63) / 64) * H * P * N / 1073741824.0;
+    std::printf("%-4s b=%ld chunk=%ld best fwd %.3f ms (Q=%d PT=%d S=%d), best bwd %.3f ms (Q=%d), fwd+bwd %.2f ms, "
+                "with kept chunk states %.2f ms (+%.2f GiB)\n",
+                s.name, (long)b, (long)s.chunk, best, best_q, best_pt, best_seg, best_bwd, best_bq, fb, fb_keep, kept_gib);
     std::fprintf(out,
                  "{\"kind\":\"ssd_best\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,\"fwd_ms\":%.4f,"
                  "\"Q\":%d,\"PT\":%d,\"S\":%d,\"bwd_ms\":%.4f,\"bwd_Q\":%d,\"fwdbwd_ms\":%.3f,\"floor_ms\":%.4f,"
-                 "\"fwdbwd_floor_ms\":%.4f}\n",
+                 "\"fwdbwd_floor_ms\":%.4f,\"fwdbwd_kept_states_ms\":%.3f,\"kept_states_GiB\":%.3f}\n",
                  card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, best, best_q, best_pt, best_seg, best_bwd, best_bq,
-                 fb, floor_ms, floor_fb_ms);
+                 fb, floor_ms, floor_fb_ms, fb_keep, kept_gib);
     std::fflush(out);
   }
 

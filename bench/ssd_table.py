@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Joins bench_ssd (ours) and bench_ssd_triton (Triton) JSON lines into one short table."""
+"""Joins bench_ssd (ours) and bench_ssd_triton (Triton) JSON lines into one short table.
+
+"kept": forward+backward with the forward's chunk states kept for the backward (more memory:
+"+GiB"); the columns before it are the default, which recomputes them as Triton does."""
 import json, sys
 
 
@@ -29,7 +32,8 @@ cards = {r["card"] for r in ours + tri}
 print("card(s):", ", ".join(sorted(cards)))
 auto = {(r["model"], r["b"], r["chunk"]): r for r in ours if r.get("kind") == "ssd_fwd" and r.get("auto")}
 print(f"{'shape':<6}{'b':>2}{'chunk':>6} | {'ours auto':>9} {'Q/PT/S':>10} {'best':>7} {'Q/PT/S':>10} {'triton':>7}"
-      f" {'x auto':>6} {'x best':>6} {'floor%':>6} | {'ours f+b':>9} {'triton':>7} {'x':>5} {'floor%':>6}")
+      f" {'x auto':>6} {'x best':>6} {'floor%':>6} | {'ours f+b':>9} {'triton':>7} {'x':>5} {'floor%':>6}"
+      f" | {'kept':>6} {'x':>5} {'+GiB':>5}")
 for r in ours:
     if r.get("kind") != "ssd_best":
         continue
@@ -45,7 +49,9 @@ for r in ours:
     print(f"{r['model']:<6}{r['b']:>2}{r['chunk']:>6} | {am:9.3f} {cfg(au):>10} {r['fwd_ms']:7.3f} {cfg(r):>10} "
           f"{tf if tf else float('nan'):7.3f} {sp:>6} {spb_:>6} {100 * r['floor_ms'] / r['fwd_ms']:6.0f} |"
           f" {r['fwdbwd_ms']:9.2f} {tfb if tfb else float('nan'):7.2f} {spb:>5}"
-          f" {100 * fwdbwd_floor_ms(r, ceil) / r['fwdbwd_ms'] if ceil and r['fwdbwd_ms'] > 0 else float('nan'):6.0f}")
+          f" {100 * fwdbwd_floor_ms(r, ceil) / r['fwdbwd_ms'] if ceil and r['fwdbwd_ms'] > 0 else float('nan'):6.0f}"
+          + (f" | {r['fwdbwd_kept_states_ms']:6.2f} {tfb / r['fwdbwd_kept_states_ms'] if tfb else float('nan'):5.2f}"
+             f" {r['kept_states_GiB']:5.2f}" if r.get("fwdbwd_kept_states_ms", -1) > 0 else ""))
 for r in ours:
     if r.get("kind") == "conv1d":
         print(f"conv1d b={r['b']} C={r['C']}: fwd {r['fwd_ms']:.3f} ms ({100 * r['fwd_bw_frac']:.0f}% copy bw), "

@@ -59,6 +59,7 @@ const std::vector<ConfigKey>& train_config_keys() {
       {"dtype", KeyType::String, "both", "Compute dtype: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16"},
       {"logit_slice", KeyType::Int, "both", "Tokens per LM-head slice inside the loss"},
       {"recompute", KeyType::Bool, "both", "Recompute each layer's activations in the backward (less memory, ~1/3 more compute)"},
+      {"keep_ssd_states", KeyType::Bool, "both", "CUDA: keep each Mamba scan's chunk states for its backward (faster backward, more activation memory; on anyway per layer under --recompute)"},
       {"resume", KeyType::Bool, "both", "Continue from OUTPUT/latest when present"},
       {"quiet", KeyType::Bool, "both", "No progress lines"},
   };
@@ -82,7 +83,7 @@ void visit(C& c, F&& f) {
   f("hidden_loss", c.hidden_loss), f("hidden_weight", c.hidden_weight), f("hidden_map", c.hidden_map);
   f("eval_every", c.eval_every), f("eval_samples", c.eval_samples), f("save_every", c.save_every);
   f("seed", c.seed), f("device", c.device), f("dtype", c.dtype), f("logit_slice", c.logit_slice);
-  f("recompute", c.recompute), f("resume", c.resume), f("quiet", c.quiet);
+  f("recompute", c.recompute), f("keep_ssd_states", c.keep_ssd_states), f("resume", c.resume), f("quiet", c.quiet);
 }
 
 const char* json_type(const nlohmann::json& v) { return v.type_name(); }
@@ -183,7 +184,8 @@ void validate_train_config(const TrainConfig& c, int64_t world_size) {
 
 bool resume_may_change(const std::string& key) {
   static const std::set<std::string> free = {"output", "eval_data", "eval_every", "eval_samples", "save_every",
-                                             "device", "dtype",     "logit_slice", "resume",      "quiet", "recompute"};
+                                             "device", "dtype",     "logit_slice", "resume",      "quiet", "recompute",
+                                             "keep_ssd_states"};
   return free.count(key) > 0;
 }
 

@@ -37,6 +37,7 @@ struct TrainConfig {
   std::string device = "cpu", dtype = "auto";  // auto: bf16 on CUDA, fp32 on CPU
   int64_t logit_slice = 1024;                   // tokens per LM-head slice in the loss
   bool recompute = false;                       // recompute each layer's activations in the backward
+  bool keep_ssd_states = false;                 // keep the SSD scans' chunk states for the backward (CUDA)
   bool resume = false, quiet = false;
 
   int64_t total_steps() const;

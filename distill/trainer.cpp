@@ -246,6 +246,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
       ForwardOptions fs_opt, ft_opt;
       if (!pairs.empty()) fs_opt.observer = &rec_s.observer(), ft_opt.observer = &rec_t.observer();
       fs_opt.recompute = cfg.recompute;
+      fs_opt.keep_ssd_states = cfg.keep_ssd_states;
       at::Tensor hs = apply_final_norm(student.model, forward_hidden(student.model, ids, fs_opt));
       at::Tensor ht;
       if (teacher) {

@@ -4,7 +4,7 @@
 // torch::autograd::Function:
 //   - causal_conv1d_cuda: forward and backward (dx, dweight, dbias) in CUDA;
 //   - ssd_scan_cuda: forward and backward in CUDA (the backward recomputes chunk states from
-//     the saved inputs);
+//     the saved inputs, or takes the forward's under SsdOptions::keep_chunk_states);
 //   - rms_norm_cuda: the fused (gated) RMSNorm, forward and backward in CUDA.
 #pragma once
 
@@ -24,21 +24,25 @@ SsdResult ssd_scan_cuda(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, cons
                         bool return_final_state);
 
 // Forward only, no autograd, with tuning overrides (0 = automatic): internal chunk, head-dim
-// tile, sequence segments (1 = single pass): for benchmarks and tests.
+// tile, sequence segments (1 = single pass): for benchmarks and tests. With chunk_states_out,
+// the state entering every chunk is kept there for ssd_scan_cuda_backward when the chosen kernel
+// can (else it is left undefined).
 SsdResult ssd_scan_cuda_forward(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,
                                 const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
                                 const at::Tensor& dt_bias_H, const SsdOptions& opt,
                                 const at::Tensor& initial_state_BHPN, int chunk = 0, int p_tile = 0,
-                                int segments = 0);
+                                int segments = 0, at::Tensor* chunk_states_out = nullptr);
 // The backward's gradients {dx, ddt, dA, dB, dC, dD, ddt_bias, dinit, 4 x undefined} through
 // the CUDA kernels (ssd_scan_bwd.cu), in each input's dtype; dfinal may be undefined. Empty when
 // the kernels refuse the shapes. chunk: 0 = automatic, 64 or 128 for 16-bit inputs (tuning).
+// chunk_states: the forward's (ssd_scan_cuda_forward's chunk_states_out) or undefined.
 std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH,
                                                const at::Tensor& A_H, const at::Tensor& B_BLGN,
                                                const at::Tensor& C_BLGN, const at::Tensor& D_H,
                                                const at::Tensor& dt_bias_H, const at::Tensor& initial_state_BHPN,
                                                const SsdOptions& opt, const at::Tensor& dy_BLHP,
-                                               const at::Tensor& dfinal_BHPN, int chunk = 0);
+                                               const at::Tensor& dfinal_BHPN, int chunk = 0,
+                                               const at::Tensor& chunk_states = {});
 // The (chunk, p_tile, segments) the forward would use for these shapes and overrides.
 void ssd_scan_cuda_plan(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& B_BLGN, int chunk,
                         int p_tile, int segments, int* out_chunk, int* out_p_tile, int* out_segments);

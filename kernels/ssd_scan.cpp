@@ -38,6 +38,14 @@ at::Tensor segment_sum(const at::Tensor& a_Q) {
 
 }  // namespace
 
+namespace {
+thread_local bool t_keep_chunk_states = false;
+}  // namespace
+
+SsdKeepChunkStates::SsdKeepChunkStates() : prev_(t_keep_chunk_states) { t_keep_chunk_states = true; }
+SsdKeepChunkStates::~SsdKeepChunkStates() { t_keep_chunk_states = prev_; }
+bool SsdKeepChunkStates::active() { return t_keep_chunk_states; }
+
 SsdResult ssd_scan(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& A_H,
                    const at::Tensor& B_BLGN, const at::Tensor& C_BLGN, const at::Tensor& D_H,
                    const at::Tensor& dt_bias_H, const SsdOptions& opt,

@@ -24,6 +24,26 @@ struct SsdOptions {
   bool dt_softplus = true;
   double dt_min = 0.0;  // clamp of dt after softplus (config time_step_limit)
   double dt_max = std::numeric_limits<double>::infinity();
+  // Autograd on CUDA: the forward keeps the state entering every 64-step chunk (x's dtype,
+  // b * ceil(L / 64) * H * P * N elements) for its backward, which then does not walk the chunks
+  // again to recompute them. A faster backward for more activation memory: at the 56B mixer
+  // (H 256, P 64, N 256) that is 4x the size of x. Ignored by the ops path and without autograd.
+  bool keep_chunk_states = false;
+};
+
+// While one is alive on this thread, ssd_scan runs as if opt.keep_chunk_states were set. For a
+// forward whose graph lives briefly, such as a block recomputed inside the backward
+// (model/recompute.cpp): the kept states then cost one layer's worth of memory, not the model's.
+class SsdKeepChunkStates {
+ public:
+  SsdKeepChunkStates();
+  ~SsdKeepChunkStates();
+  SsdKeepChunkStates(const SsdKeepChunkStates&) = delete;
+  SsdKeepChunkStates& operator=(const SsdKeepChunkStates&) = delete;
+  static bool active();
+
+ private:
+  bool prev_;
 };
 
 struct SsdResult {

@@ -5,7 +5,7 @@
 // Long sequences run as a segmented (two-level) scan that needs an fp32 workspace; it is taken
 // from the caching allocator per call (mp_ssd_scan_fwd_workspace_bytes says how much).
 // Backward: the CUDA kernels of ssd_scan_bwd.cu (chunk states recomputed from the saved inputs,
-// no activations saved beyond them). Shapes those kernels refuse (not expected for the supported
+// or, under SsdOptions::keep_chunk_states, the forward's kept in x's dtype). Shapes those kernels refuse (not expected for the supported
 // forward shapes) fall back to differentiating ssd_scan_ops on the saved inputs.
 #include "kernels/cuda/ssd_scan.cuh"
 #include "kernels/cuda_dispatch.h"
@@ -80,7 +80,8 @@ bool ssd_scan_cuda_supported(const at::Tensor& x, const at::Tensor& dt, const at
 SsdResult ssd_scan_cuda_forward(const at::Tensor& x_in, const at::Tensor& dt_in, const at::Tensor& A_H,
                                 const at::Tensor& B_in, const at::Tensor& C_in, const at::Tensor& D_H,
                                 const at::Tensor& dt_bias_H, const SsdOptions& opt,
-                                const at::Tensor& initial_state_BHPN, int chunk, int p_tile, int segments) {
+                                const at::Tensor& initial_state_BHPN, int chunk, int p_tile, int segments,
+                                at::Tensor* chunk_states_out) {
   c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = last_contig(x_in), B = last_contig(B_in), C = last_contig(C_in), dt = dt_in;
   const at::Tensor A = f32c(A_H), D = f32c(D_H), bias = f32c(dt_bias_H), s0 = f32c(initial_state_BHPN);
@@ -104,11 +105,19 @@ SsdResult ssd_scan_cuda_forward(const at::Tensor& x_in, const at::Tensor& dt_in,
     ws = at::empty({(ws_bytes + 3) / 4}, x.options().dtype(at::kFloat));
     a.workspace = ws.data_ptr<float>();
   }
+  at::Tensor states;
+  const int sq = chunk_states_out ? mp_ssd_scan_fwd_state_chunk(&a) : 0;
+  if (sq > 0) {
+    states = at::empty({b, (L + sq - 1) / sq, H, P, N}, x.options());
+    if (g_poison) states.fill_(NAN);
+    a.chunk_states = states.data_ptr();
+  }
   const cudaError_t err = mp_ssd_scan_fwd(&a, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(err == cudaSuccess, "ssd_scan CUDA forward failed: ", cudaGetErrorString(err));
   SsdResult r;
   r.y_BLHP = y;
   r.final_state_BHPN = fin;
+  if (chunk_states_out) *chunk_states_out = states;
   return r;
 }
 
@@ -126,7 +135,7 @@ std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_in, const at:
                                                const at::Tensor& B_in, const at::Tensor& C_in, const at::Tensor& D_H,
                                                const at::Tensor& dt_bias_H, const at::Tensor& s0_in,
                                                const SsdOptions& opt, const at::Tensor& dy_in,
-                                               const at::Tensor& dfinal_in, int chunk) {
+                                               const at::Tensor& dfinal_in, int chunk, const at::Tensor& chunk_states) {
   c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = last_contig(x_in), B = last_contig(B_in), C = last_contig(C_in);
   const at::Tensor dy = last_contig(dy_in.to(x.scalar_type()));
@@ -136,6 +145,14 @@ std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_in, const at:
   f = input_args(x, dt, A, B, C, D, bias, s0, opt);
   f.chunk = chunk;
   if (!mp_ssd_scan_bwd_supported(&a)) return {};
+  if (chunk_states.defined()) {
+    const int sq = kMpSsdStateChunk;
+    TORCH_CHECK(chunk_states.scalar_type() == x.scalar_type() && chunk_states.is_contiguous() &&
+                    chunk_states.sizes() == at::IntArrayRef({x.size(0), (x.size(1) + sq - 1) / sq, x.size(2), x.size(3), B.size(3)}),
+                "ssd_scan CUDA backward: chunk states ", chunk_states.sizes(), " ", chunk_states.scalar_type(),
+                " do not match the forward's inputs");
+    a.states_in = chunk_states.data_ptr();
+  }
 
   const int64_t b = x.size(0), L = x.size(1), H = x.size(2), P = x.size(3), G = B.size(2), N = B.size(3);
   at::Tensor dx = at::empty({b, L, H, P}, x.options());
@@ -183,14 +200,17 @@ class SsdScanFunction : public torch::autograd::Function<SsdScanFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& dt, const at::Tensor& A,
                                const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
                                const at::Tensor& dt_bias, const at::Tensor& s0, int64_t chunk, bool softplus,
-                               double dt_min, double dt_max) {
+                               double dt_min, double dt_max, bool keep_states) {
     SsdOptions opt;
     opt.chunk_size = chunk;
     opt.dt_softplus = softplus;
     opt.dt_min = dt_min;
     opt.dt_max = dt_max;
-    SsdResult r = ssd_scan_cuda_forward(x, dt, A, B, C, D, present(dt_bias), opt, present(s0));
-    ctx->save_for_backward({x, dt, A, B, C, D, dt_bias, s0});
+    at::Tensor states;
+    SsdResult r = ssd_scan_cuda_forward(x, dt, A, B, C, D, present(dt_bias), opt, present(s0), 0, 0, 0,
+                                        keep_states ? &states : nullptr);
+    // Saved last, as an empty tensor when not kept (see `present`).
+    ctx->save_for_backward({x, dt, A, B, C, D, dt_bias, s0, states.defined() ? states : at::empty({0}, x.options())});
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["softplus"] = softplus;
     ctx->saved_data["dt_min"] = dt_min;
@@ -208,9 +228,15 @@ class SsdScanFunction : public torch::autograd::Function<SsdScanFunction> {
     const at::Tensor dy = grads[0].defined() ? grads[0] : at::zeros_like(saved[0]);
     const at::Tensor dfin = grads.size() > 1 ? grads[1] : at::Tensor();
     variable_list k = ssd_scan_cuda_backward(saved[0], saved[1], saved[2], saved[3], saved[4], saved[5],
-                                             present(saved[6]), present(saved[7]), opt, dy, dfin);
-    if (!k.empty()) return k;
-    return ops_backward(saved, grads, opt);
+                                             present(saved[6]), present(saved[7]), opt, dy, dfin, 0, present(saved[8]));
+    if (!k.empty()) {
+      k.push_back(at::Tensor());  // keep_states
+      return k;
+    }
+    saved.pop_back();  // the kept states, which the ops path does not use
+    variable_list g = ops_backward(saved, grads, opt);
+    g.push_back(at::Tensor());
+    return g;
   }
 
   // Fallback: autograd through the chunked ops path on the saved inputs.
@@ -249,9 +275,14 @@ SsdResult ssd_scan_cuda(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, cons
   // LibTorch 2.x records device/dtype info for every tensor argument of a custom Function and
   // refuses undefined ones, so absent optional inputs travel as empty tensors (see `present`).
   auto or_empty = [&](const at::Tensor& t) { return t.defined() ? t : at::empty({0}, A_H.options()); };
+  // States are kept only where a backward will run.
+  bool any_grad = false;
+  for (const at::Tensor* t : {&x_BLHP, &dt_BLH, &A_H, &B_BLGN, &C_BLGN, &D_H, &dt_bias_H, &initial_state_BHPN})
+    any_grad = any_grad || (t->defined() && t->requires_grad());
+  const bool keep = (opt.keep_chunk_states || SsdKeepChunkStates::active()) && at::GradMode::is_enabled() && any_grad;
   variable_list out = SsdScanFunction::apply(x_BLHP, dt_BLH, A_H, B_BLGN, C_BLGN, D_H, or_empty(dt_bias_H),
                                              or_empty(initial_state_BHPN), opt.chunk_size, opt.dt_softplus,
-                                             opt.dt_min, opt.dt_max);
+                                             opt.dt_min, opt.dt_max, keep);
   SsdResult r;
   r.y_BLHP = out[0];
   if (return_final_state) r.final_state_BHPN = out[1];

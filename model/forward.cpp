@@ -2,11 +2,14 @@
 
 #include "common/error.h"
 #include "kernels/conv_norm.h"
+#include "kernels/ssd_scan.h"
 #include "model/recompute.h"
 #include "model/weights.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+
+#include <optional>
 
 namespace mp {
 
@@ -55,6 +58,8 @@ at::Tensor forward_hidden(const Model& m, const at::Tensor& ids_BL, const Forwar
   check_token_ids(ids_BL, c.vocab_size);
   if (opt.recompute && opt.observer) fail_usage("activation recomputation cannot be combined with an observer");
   at::Tensor h = at::embedding(m.w(kEmbeddingName), ids_BL.to(m.device(), at::kLong));
+  std::optional<SsdKeepChunkStates> keep;
+  if (opt.keep_ssd_states) keep.emplace();
   for (int64_t i = 0; i < c.num_layers(); ++i) {
     if (!opt.skip_layer.empty() && opt.skip_layer[i]) continue;
     if (opt.observer) (*opt.observer)(i, Site::BlockInput, h);

@@ -31,6 +31,9 @@ struct ForwardOptions {
   // Recompute each block's activations in the backward pass instead of keeping them
   // (model/recompute.h); not with an observer.
   bool recompute = false;
+  // CUDA autograd: every SSD scan keeps its chunk states for its backward (SsdOptions::
+  // keep_chunk_states): a faster backward for more activation memory.
+  bool keep_ssd_states = false;
 };
 
 // Bad input when an id is outside [0, vocab_size) (names the position and the id).

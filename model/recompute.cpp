@@ -1,5 +1,6 @@
 #include "model/recompute.h"
 
+#include "kernels/ssd_scan.h"
 #include "model/forward.h"
 #include "model/weights.h"
 
@@ -46,6 +47,9 @@ struct RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
     at::Tensor out;
     {
       at::AutoGradMode grad_on(true);
+      // This graph lives until the grad call below, so the SSD scan may keep its chunk states for
+      // its backward at the cost of one layer's worth of memory (kernels/ssd_scan.h).
+      SsdKeepChunkStates keep;
       out = block_forward(m, layer, h);
     }
     variable_list g = torch::autograd::grad({out}, inputs, {grad_out[0]}, /*retain_graph=*/false,

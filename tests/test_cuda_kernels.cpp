@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 
 #ifdef MP_WITH_CUDA_KERNELS
 #include "kernels/cuda_dispatch.h"
@@ -83,27 +84,32 @@ TEST_P(CudaSsd, ForwardAndGradientsMatchFloat64) {
       std::vector<at::Tensor> wrt(leaves64.begin(), leaves64.begin() + (with_state ? 8 : 7));
       auto g64 = torch::autograd::grad({r64.y_BLHP, r64.final_state_BHPN}, wrt, {gy, gs});
 
-      // Ours: x, dt, B, C in the I/O dtype on the GPU; A, D, dt_bias, s0 fp32.
-      std::vector<at::Tensor> leaves;
-      for (size_t i = 0; i < 8; ++i) {
-        at::Tensor t = in.all()[i]->cuda();
-        if (i == 0 || i == 1 || i == 3 || i == 4) t = t.to(io);
-        leaves.push_back(t.detach().requires_grad_(true));
+      // Ours: x, dt, B, C in the I/O dtype on the GPU; A, D, dt_bias, s0 fp32. Twice: the backward
+      // recomputing the chunk states, and taking the forward's (SsdOptions::keep_chunk_states).
+      for (bool keep : {false, true}) {
+        std::vector<at::Tensor> leaves;
+        for (size_t i = 0; i < 8; ++i) {
+          at::Tensor t = in.all()[i]->cuda();
+          if (i == 0 || i == 1 || i == 3 || i == 4) t = t.to(io);
+          leaves.push_back(t.detach().requires_grad_(true));
+        }
+        mp::SsdOptions o = opt;
+        o.keep_chunk_states = keep;
+        mp::SsdResult r = mp::ssd_scan(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], o,
+                                       with_state ? leaves[7] : at::Tensor(), true);
+        ASSERT_EQ(r.y_BLHP.scalar_type(), io);
+        const double ftol = bf ? 5e-3 : 1e-5, gtol = bf ? 2e-2 : 1e-4;
+        const std::string tag = std::string(bf ? "bf16" : "fp32") + (with_state ? " +s0" : "") + " L=" +
+                                std::to_string(c.L) + " P=" + std::to_string(c.P) + " N=" + std::to_string(c.N) +
+                                " G=" + std::to_string(c.G) + (keep ? " kept states" : "");
+        EXPECT_LE(rel_err(r.y_BLHP, ref.y_BLHP), ftol) << tag;
+        EXPECT_LE(rel_err(r.final_state_BHPN, ref.final_state_BHPN), ftol) << tag;
+        std::vector<at::Tensor> wrt_gpu(leaves.begin(), leaves.begin() + (with_state ? 8 : 7));
+        auto g = torch::autograd::grad({r.y_BLHP, r.final_state_BHPN},
+                                       wrt_gpu, {gy.to(r.y_BLHP.scalar_type()).cuda(), gs.to(at::kFloat).cuda()});
+        const char* names[] = {"dx", "ddt", "dA", "dB", "dC", "dD", "ddt_bias", "ds0"};
+        for (size_t i = 0; i < g.size(); ++i) EXPECT_LE(rel_err(g[i], g64[i]), gtol) << tag << " " << names[i];
       }
-      mp::SsdResult r = mp::ssd_scan(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], opt,
-                                     with_state ? leaves[7] : at::Tensor(), true);
-      ASSERT_EQ(r.y_BLHP.scalar_type(), io);
-      const double ftol = bf ? 5e-3 : 1e-5, gtol = bf ? 2e-2 : 1e-4;
-      const std::string tag = std::string(bf ? "bf16" : "fp32") + (with_state ? " +s0" : "") + " L=" +
-                              std::to_string(c.L) + " P=" + std::to_string(c.P) + " N=" + std::to_string(c.N) +
-                              " G=" + std::to_string(c.G);
-      EXPECT_LE(rel_err(r.y_BLHP, ref.y_BLHP), ftol) << tag;
-      EXPECT_LE(rel_err(r.final_state_BHPN, ref.final_state_BHPN), ftol) << tag;
-      std::vector<at::Tensor> wrt_gpu(leaves.begin(), leaves.begin() + (with_state ? 8 : 7));
-      auto g = torch::autograd::grad({r.y_BLHP, r.final_state_BHPN},
-                                     wrt_gpu, {gy.to(r.y_BLHP.scalar_type()).cuda(), gs.to(at::kFloat).cuda()});
-      const char* names[] = {"dx", "ddt", "dA", "dB", "dC", "dD", "ddt_bias", "ds0"};
-      for (size_t i = 0; i < g.size(); ++i) EXPECT_LE(rel_err(g[i], g64[i]), gtol) << tag << " " << names[i];
     }
   }
   mp::set_cuda_output_poison(false);
@@ -216,6 +222,48 @@ TEST(CudaSsd, SegmentedScanMatchesSequential) {
       }
     }
   }
+  mp::set_cuda_output_poison(false);
+}
+
+TEST(CudaSsd, KeptChunkStatesAreTheRecurrenceStates) {
+  // The forward's kept states (SsdOptions::keep_chunk_states): entry c is the state after the
+  // first 64 c steps, against the float64 recurrence run over that prefix; single pass and
+  // segmented scans, with an initial state (entry 0) and without. Where the kernel cannot keep
+  // them (fp32), the output stays undefined and the backward recomputes them.
+  SKIP_WITHOUT_GPU();
+  at::manual_seed(fresh_seed());
+  mp::set_cuda_output_poison(true);
+  const SsdCase c{2, 330, 4, 64, 2, 128, 256};
+  mp::SsdOptions opt;
+  opt.chunk_size = c.chunk;
+  for (bool with_state : {false, true}) {
+    SsdInputs in = ssd_inputs(c, at::kBFloat16);
+    at::Tensor s0 = with_state ? in.s0 : at::Tensor();
+    auto dev = [&](const at::Tensor& t, bool io_dtype) { return io_dtype ? t.cuda().to(at::kBFloat16) : t.cuda(); };
+    for (int seg : {1, 3}) {
+      at::Tensor states;
+      mp::ssd_scan_cuda_forward(dev(in.x, true), dev(in.dt, true), dev(in.A, false), dev(in.B, true), dev(in.C, true),
+                                dev(in.D, false), dev(in.dt_bias, false), opt,
+                                with_state ? dev(in.s0, false) : at::Tensor(), 0, 0, seg, &states);
+      ASSERT_TRUE(states.defined());
+      ASSERT_EQ(states.sizes(), at::IntArrayRef({c.b, (c.L + 63) / 64, c.H, c.P, c.N}));
+      for (int64_t ch = 0; ch < states.size(1); ++ch) {
+        at::Tensor want = with_state ? s0 : at::zeros({c.b, c.H, c.P, c.N});
+        if (ch > 0) {
+          auto pre = [&](const at::Tensor& t) { return t.narrow(1, 0, 64 * ch); };
+          want = mp::ssd_scan_sequential(pre(in.x), pre(in.dt), in.A, pre(in.B), pre(in.C), in.D, in.dt_bias, opt, s0)
+                     .final_state_BHPN;
+        }
+        EXPECT_LE(rel_err(states.select(1, ch), want), 5e-3)
+            << "chunk " << ch << " segments " << seg << (with_state ? " +s0" : "");
+      }
+    }
+  }
+  at::Tensor none;
+  SsdInputs in = ssd_inputs(c, at::kFloat);
+  mp::ssd_scan_cuda_forward(in.x.cuda(), in.dt.cuda(), in.A.cuda(), in.B.cuda(), in.C.cuda(), in.D.cuda(),
+                            in.dt_bias.cuda(), opt, at::Tensor(), 0, 0, 0, &none);
+  EXPECT_FALSE(none.defined());
   mp::set_cuda_output_poison(false);
 }
 
@@ -367,6 +415,35 @@ TEST(CudaModel, ForwardOnCudaMatchesCpu) {
   at::Tensor cpu = mp::forward_logits(m, ids);
   at::Tensor gpu = mp::forward_logits(m.to(at::Device(at::kCUDA), at::kFloat), ids.cuda());
   EXPECT_LE(rel_err(gpu, cpu), 1e-4);
+}
+
+TEST(CudaModel, RecomputedBlocksGiveThePlainGradients) {
+  // Activation recomputation on CUDA, where each recomputed Mamba block's scan keeps its chunk
+  // states for its backward (model/recompute.cpp): the weights' gradients against the plain
+  // forward's, which recomputes the states in the backward. bf16, shapes the mma kernels take.
+  SKIP_WITHOUT_GPU();
+  mp::ModelConfig cfg = mp::config_from_json_text(
+      R"({"hybrid_override_pattern": "M-M*", "vocab_size": 97, "hidden_size": 128,
+    "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+    "mamba_num_heads": 4, "mamba_head_dim": 64, "ssm_state_size": 64, "n_groups": 2, "conv_kernel": 4,
+    "chunk_size": 128})", "tiny-cuda-bf16");
+  mp::Model m = mp::make_random_model(cfg, fresh_seed() % 100000, at::kFloat).to(at::Device(at::kCUDA), at::kBFloat16);
+  for (auto& [n, t] : m.weights) t.set_requires_grad(true);
+  at::Tensor ids = at::randint(0, 97, {2, 200}, at::kLong).cuda();
+  at::Tensor w = at::randn({2, 200, 128}, at::kCUDA);
+  auto grads = [&](bool recompute) {
+    for (auto& [n, t] : m.weights) t.mutable_grad() = at::Tensor();
+    mp::ForwardOptions o;
+    o.recompute = recompute;
+    (mp::forward_hidden(m, ids, o).to(at::kFloat) * w).sum().backward();
+    std::map<std::string, at::Tensor> g;
+    for (const auto& [n, t] : m.weights)
+      if (t.grad().defined()) g[n] = t.grad().clone();
+    return g;
+  };
+  const auto plain = grads(false), re = grads(true);
+  ASSERT_EQ(plain.size(), re.size());
+  for (const auto& [n, g] : plain) EXPECT_LE(rel_err(re.at(n), g), 2e-2) << n;
 }
 
 #else

@@ -43,6 +43,10 @@ struct MpSsdFwdArgs {
   // fp32 scratch of mp_ssd_scan_fwd_workspace_bytes(this) bytes (per-segment states and decays);
   // null when that is 0. If the chosen plan needs it and it is null, the single pass runs instead.
   float* workspace;
+  // Optional, for the backward: where to store the state entering every chunk of
+  // mp_ssd_scan_fwd_state_chunk(this) steps, [batch, nchunks, H, P, N] in x's dtype, 16-byte
+  // aligned (MpSsdBwdArgs::states_in). Null = not stored. Non-null where that chunk is 0 fails.
+  void* chunk_states;
 };
 
 // 1 when the shapes are handled (else the caller falls back to the LibTorch path).
@@ -52,6 +56,11 @@ int mp_ssd_scan_fwd_supported(const MpSsdFwdArgs* a);
 int64_t mp_ssd_scan_fwd_workspace_bytes(const MpSsdFwdArgs* a);
 // The plan a launch would use: internal chunk, head-dim tile and segment count (0s if unsupported).
 void mp_ssd_scan_fwd_plan(const MpSsdFwdArgs* a, int* chunk, int* p_tile, int* segments);
+// The chunk length at which a launch with these arguments can store chunk_states (the
+// register-fragment forward walks chunks of 64 with the state in registers and has it in x's
+// dtype at each chunk start anyway), or 0 when the plan cannot (other kernels, no workspace).
+int mp_ssd_scan_fwd_state_chunk(const MpSsdFwdArgs* a);
+static const int kMpSsdStateChunk = 64;  // that chunk length where it is not 0
 // Launches the forward; returns the launch error (cudaSuccess on success).
 cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);
 
@@ -85,7 +94,11 @@ struct MpSsdBwdArgs {
   float* dD;
   float* ddt_bias;
   float* dinit;
-  float* workspace;  // mp_ssd_scan_bwd_workspace_bytes(this) bytes
+  // The forward's chunk states (MpSsdFwdArgs::chunk_states, at mp_ssd_scan_fwd_state_chunk's
+  // chunk), or null. Used when the backward runs at that chunk: it then skips step 1 (the walk
+  // that recomputes them) and its workspace holds one state set instead of two.
+  const void* states_in;
+  float* workspace;  // mp_ssd_scan_bwd_workspace_bytes(this) bytes (depends on states_in)
 };
 
 // Shapes as the forward (mp_ssd_scan_fwd_supported); the chunk is the backward's own choice.

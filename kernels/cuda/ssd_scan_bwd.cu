@@ -451,6 +451,7 @@ int bwd_chunk(const MpSsdBwdArgs* a) {
 void state_pass_args(const MpSsdBwdArgs* a, int Q, MpSsdFwdArgs* f, MpSsdFwdArgs* r) {
   *f = a->f;
   f->chunk = Q;
+  f->chunk_states = nullptr;  // the forward's output, not the passes'
   // Whole 64-wide head-dim tiles where they fit at this chunk: B is then read once per head.
   f->p_tile = f->headdim % 64 == 0 && state_pass_chunk(*f, Q, 64) == Q ? 64 : 0;
   *r = *f;
@@ -464,6 +465,7 @@ void state_pass_args(const MpSsdBwdArgs* a, int Q, MpSsdFwdArgs* f, MpSsdFwdArgs
 struct Layout {
   int Q, nch;
   int64_t local, decay, dacs, states, vecs;  // element counts of each part
+  bool saved;  // the entering states come from the forward (a->states_in), so only the adjoints are computed
 };
 
 Layout layout(const MpSsdBwdArgs* a) {
@@ -474,7 +476,8 @@ Layout layout(const MpSsdBwdArgs* a) {
   l.states = bh * l.nch * a->f.headdim * a->f.dstate;
   MpSsdFwdArgs f, r;
   state_pass_args(a, l.Q, &f, &r);
-  const bool walks = l.Q && mp_ssd_chunk_states_walks(&f) && mp_ssd_chunk_states_walks(&r);
+  l.saved = a->states_in && l.Q == kMmaQ;
+  const bool walks = l.Q && (l.saved || mp_ssd_chunk_states_walks(&f)) && mp_ssd_chunk_states_walks(&r);
   l.local = walks ? 0 : l.states;
   l.decay = walks ? 0 : (bh * l.nch + 3) / 4 * 4;
   l.dacs = bh * l.nch * l.Q;
@@ -512,7 +515,7 @@ int mp_ssd_scan_bwd_supported(const MpSsdBwdArgs* a) {
 int64_t mp_ssd_scan_bwd_workspace_bytes(const MpSsdBwdArgs* a) {
   if (!mp_ssd_scan_bwd_supported(a)) return 0;
   const Layout l = layout(a);
-  return 4 * (l.local + l.decay + l.dacs + l.vecs) + 2 * (int64_t)esize_of(a->f.dtype) * l.states;
+  return 4 * (l.local + l.decay + l.dacs + l.vecs) + (l.saved ? 1 : 2) * (int64_t)esize_of(a->f.dtype) * l.states;
 }
 
 cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
@@ -521,16 +524,17 @@ cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
   float* local = l.local ? a->workspace : nullptr;
   float* decay = l.decay ? a->workspace + l.local : nullptr;
   float* dacs = a->workspace + l.local + l.decay;
-  unsigned char* Sf = reinterpret_cast<unsigned char*>(dacs + l.dacs);
-  unsigned char* Sb = Sf + esize_of(a->f.dtype) * l.states;
+  unsigned char* Sb = reinterpret_cast<unsigned char*>(dacs + l.dacs);
+  unsigned char* own = Sb + esize_of(a->f.dtype) * l.states;  // the entering states when not saved
+  const void* Sf = l.saved ? a->states_in : own;
   // 1. The state entering every chunk.
   MpSsdFwdArgs f, r;
   state_pass_args(a, l.Q, &f, &r);
   // The chunk vectors first where the mma kernels run (Q = 64): every pass below reads them.
-  float* vecs = l.vecs ? reinterpret_cast<float*>(Sb + esize_of(a->f.dtype) * l.states) : nullptr;
+  float* vecs = l.vecs ? reinterpret_cast<float*>(own + (l.saved ? 0 : esize_of(a->f.dtype) * l.states)) : nullptr;
   cudaError_t e = vecs ? mma_chunk_vecs_launch(&a->f, vecs, stream) : cudaSuccess;
   if (e != cudaSuccess) return e;
-  e = mp_ssd_chunk_states(&f, 0, local, decay, Sf, a->f.init_state, nullptr, vecs, stream);
+  if (!l.saved) e = mp_ssd_chunk_states(&f, 0, local, decay, own, a->f.init_state, nullptr, vecs, stream);
   if (e != cudaSuccess) return e;
   // 2. The adjoint leaving every chunk: the same pass over (dy, C) with the adjoint weights.
   e = mp_ssd_chunk_states(&r, 1, local, decay, Sb, a->dfinal, a->dinit, vecs, stream);

@@ -439,6 +439,13 @@ int64_t mp_ssd_scan_fwd_workspace_bytes(const MpSsdFwdArgs* a) {
   return scores + per_seg * c.nseg * 4;
 }
 
+static_assert(kMmaQ == kMpSsdStateChunk, "the forward stores chunk states at its own chunk");
+int mp_ssd_scan_fwd_state_chunk(const MpSsdFwdArgs* a) {
+  Config c;
+  if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c)) return 0;
+  return c.mma && a->workspace ? kMpSsdStateChunk : 0;
+}
+
 cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   Config c;
   if (!mp_ssd_scan_fwd_supported(a) || !plan(a, &c)) return cudaErrorInvalidValue;
@@ -448,6 +455,8 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
     if (!choose(a, max_smem_optin(), &c.Q, &c.PT)) return cudaErrorInvalidValue;
     c.nseg = 1;
   }
+  // Only the register-fragment kernel stores chunk states; asking another one is an error.
+  if (a->chunk_states && !c.mma) return cudaErrorInvalidValue;
   const int nch = (a->seqlen + c.Q - 1) / c.Q;
   if (c.nseg > 1 && !a->workspace) c.nseg = 1;
   if (c.nseg == 1) c.seg_chunks = nch;

@@ -141,6 +141,20 @@ __device__ __forceinline__ void publish_state(const float (&S)[MS][4], T* Ss, in
     }
 }
 
+// The operand copy of S (swizzled, in T) to dst [64 rows, N] unswizzled, as whole 16-byte
+// pieces with streaming stores (the backward reads them long after this kernel): the state
+// entering a chunk, kept for the backward (MpSsdFwdArgs::chunk_states) so that it need not walk
+// the chunks again. Ss must be complete (after a barrier) and unchanged until the next one.
+template <typename T, int kN>
+__device__ __forceinline__ void save_chunk_state(const T* Ss, T* dst, int n_runtime) {
+  const int N = kN ? kN : n_runtime, pieces = N / 8, m = N >= 64 ? 7 : 3;
+  for (int i = threadIdx.x; i < kMmaPT * pieces; i += kThreads) {
+    const int p = i / pieces, j = i % pieces;
+    const uint4 v = *reinterpret_cast<const uint4*>(Ss + p * N + ((j ^ (p & m)) << 3));
+    __stcs(reinterpret_cast<uint4*>(dst + (int64_t)p * N + 8 * j), v);
+  }
+}
+
 // The full forward: y and the state, one block per (b, h, head-dim tile, segment).
 // kN: the state size N when it is one of the instantiated ones (64, 128, 256), else 0 (read from
 // the arguments). A compile-time N folds the row-copy index divisions, the tile predicates and the
@@ -204,6 +218,8 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     }
     cp_async_wait_all();
     __syncthreads();
+    if (a.chunk_states)  // the state entering this chunk, for the backward
+      save_chunk_state<T, kN>(Ss, static_cast<T*>(a.chunk_states) + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)p0 * N, N);
 
     {
       // ---- y rows 16 rb .. +16, cols 32 ch .. +32: exp(Acs_l) (C S^T) + W X + D x ----
