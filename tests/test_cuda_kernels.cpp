@@ -120,6 +120,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaSsd,
                                            SsdCase{1, 129, 4, 64, 1, 128, 128},  // chunk + 1, G = 1
                                            SsdCase{2, 200, 4, 32, 4, 16, 64},    // G = H, P = 32, N = 16
                                            SsdCase{1, 300, 8, 128, 2, 256, 256}, // P = 128, N = 256
+                                           SsdCase{1, 200, 8, 64, 2, 256, 256},  // the 56B's P and N
                                            SsdCase{1, 257, 6, 64, 3, 48, 128},   // N = 48, odd groups
                                            SsdCase{2, 1000, 4, 64, 2, 128, 256},
                                            // 256 heads: enough (b, h) blocks that the backward's
@@ -136,7 +137,8 @@ TEST(CudaSsd, BackwardKernelsTakeEveryTestedShapeAndMatchWithAClamp) {
   SKIP_WITHOUT_GPU();
   at::manual_seed(fresh_seed());
   const SsdCase cases[] = {{2, 1, 4, 64, 2, 64, 128},    {1, 129, 4, 64, 1, 128, 128}, {2, 200, 4, 32, 4, 16, 64},
-                           {1, 300, 8, 128, 2, 256, 256}, {1, 257, 6, 64, 3, 48, 128},  {2, 1000, 4, 64, 2, 128, 256},
+                           {1, 300, 8, 128, 2, 256, 256}, {1, 200, 8, 64, 2, 256, 256},  {1, 257, 6, 64, 3, 48, 128},
+                           {2, 1000, 4, 64, 2, 128, 256},
                            {1, 130, 256, 64, 8, 32, 128}, {1, 130, 256, 64, 8, 64, 128}};
   for (const SsdCase& c : cases)
     for (at::ScalarType io : {at::kFloat, at::kBFloat16}) {
