@@ -5,8 +5,9 @@
 // Long sequences run as a segmented (two-level) scan that needs an fp32 workspace; it is taken
 // from the caching allocator per call (mp_ssd_scan_fwd_workspace_bytes says how much).
 // Backward: the CUDA kernels of ssd_scan_bwd.cu (chunk states recomputed from the saved inputs,
-// or, under SsdOptions::keep_chunk_states, the forward's kept in x's dtype). Shapes those kernels refuse (not expected for the supported
-// forward shapes) fall back to differentiating ssd_scan_ops on the saved inputs.
+// or, under SsdOptions::keep_chunk_states, the forward's kept in x's dtype). Shapes those
+// kernels refuse (not expected for the supported forward shapes) fall back to differentiating
+// ssd_scan_ops on the saved inputs.
 #include "kernels/cuda/ssd_scan.cuh"
 #include "kernels/cuda_dispatch.h"
 #include "kernels/cuda_torch_util.h"
@@ -146,9 +147,9 @@ std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_in, const at:
   f.chunk = chunk;
   if (!mp_ssd_scan_bwd_supported(&a)) return {};
   if (chunk_states.defined()) {
-    const int sq = kMpSsdStateChunk;
+    const int64_t nch = (x.size(1) + kMpSsdStateChunk - 1) / kMpSsdStateChunk;
     TORCH_CHECK(chunk_states.scalar_type() == x.scalar_type() && chunk_states.is_contiguous() &&
-                    chunk_states.sizes() == at::IntArrayRef({x.size(0), (x.size(1) + sq - 1) / sq, x.size(2), x.size(3), B.size(3)}),
+                    chunk_states.sizes() == at::IntArrayRef({x.size(0), nch, x.size(2), x.size(3), B.size(3)}),
                 "ssd_scan CUDA backward: chunk states ", chunk_states.sizes(), " ", chunk_states.scalar_type(),
                 " do not match the forward's inputs");
     a.states_in = chunk_states.data_ptr();
