@@ -34,6 +34,14 @@ at::Tensor kernel_rows(const at::Tensor& t) {
   return ok ? r : r.clone(at::MemoryFormat::Contiguous);
 }
 
+// A [b, L, W] operand as MpNormArgs holds it: data pointer, batch and row strides (elements).
+template <typename Ptr>
+void set_rows(const at::Tensor& t, Ptr& p, int64_t& sb, int64_t& sl) {
+  p = t.data_ptr();
+  sb = t.stride(0);
+  sl = t.stride(1);
+}
+
 MpNormArgs norm_args(const at::Tensor& x, const at::Tensor& z, const at::Tensor& w32, int64_t groups, double eps) {
   MpNormArgs a{};
   a.dtype = kernel_dtype_code(x.scalar_type());
@@ -42,14 +50,8 @@ MpNormArgs norm_args(const at::Tensor& x, const at::Tensor& z, const at::Tensor&
   a.width = (int)x.size(2);
   a.groups = (int)groups;
   a.eps = (float)eps;
-  a.x = x.data_ptr();
-  a.x_sb = x.stride(0);
-  a.x_sl = x.stride(1);
-  if (z.defined()) {
-    a.z = z.data_ptr();
-    a.z_sb = z.stride(0);
-    a.z_sl = z.stride(1);
-  }
+  set_rows(x, a.x, a.x_sb, a.x_sl);
+  if (z.defined()) set_rows(z, a.z, a.z_sb, a.z_sl);
   a.w = w32.data_ptr<float>();
   return a;
 }
@@ -80,9 +82,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     }
     MpNormArgs a = norm_args(x, z, w32, groups, eps);
     a.rstd = rstd.data_ptr<float>();
-    a.out = out.data_ptr();
-    a.out_sb = out.stride(0);
-    a.out_sl = out.stride(1);
+    set_rows(out, a.out, a.out_sb, a.out_sl);
     check_cuda(mp_rms_norm_fwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "RMSNorm CUDA forward");
     ctx->save_for_backward({x, z.defined() ? z : at::empty({0}, x.options()), weight, rstd});
     ctx->saved_data["sizes"] = x_in.sizes().vec();
@@ -106,17 +106,9 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     }
     MpNormArgs a = norm_args(x, z, w32, groups, ctx->saved_data["eps"].toDouble());
     a.rstd = rstd.data_ptr<float>();
-    a.dout = dout.data_ptr();
-    a.dout_sb = dout.stride(0);
-    a.dout_sl = dout.stride(1);
-    a.dx = dx.data_ptr();
-    a.dx_sb = dx.stride(0);
-    a.dx_sl = dx.stride(1);
-    if (dz.defined()) {
-      a.dz = dz.data_ptr();
-      a.dz_sb = dz.stride(0);
-      a.dz_sl = dz.stride(1);
-    }
+    set_rows(dout, a.dout, a.dout_sb, a.dout_sl);
+    set_rows(dx, a.dx, a.dx_sb, a.dx_sl);
+    if (dz.defined()) set_rows(dz, a.dz, a.dz_sb, a.dz_sl);
     // One row of dw partial sums per block the backward launches; no blocks (no rows, or a CUDA
     // error, which the launcher then reports) leaves one row of zeros.
     const int blocks = mp_rms_norm_bwd_blocks(&a);
