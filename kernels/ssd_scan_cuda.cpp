@@ -113,8 +113,7 @@ SsdResult ssd_scan_cuda_forward(const at::Tensor& x_in, const at::Tensor& dt_in,
     if (g_poison) states.fill_(NAN);
     a.chunk_states = states.data_ptr();
   }
-  const cudaError_t err = mp_ssd_scan_fwd(&a, c10::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(err == cudaSuccess, "ssd_scan CUDA forward failed: ", cudaGetErrorString(err));
+  check_cuda(mp_ssd_scan_fwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "ssd_scan CUDA forward failed");
   SsdResult r;
   r.y_BLHP = y;
   r.final_state_BHPN = fin;
@@ -177,8 +176,7 @@ std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_in, const at:
   a.dinit = dinit.defined() ? dinit.data_ptr<float>() : nullptr;
   at::Tensor ws = at::empty({(mp_ssd_scan_bwd_workspace_bytes(&a) + 3) / 4}, x.options().dtype(at::kFloat));
   a.workspace = ws.data_ptr<float>();
-  const cudaError_t err = mp_ssd_scan_bwd(&a, c10::cuda::getCurrentCUDAStream().stream());
-  TORCH_CHECK(err == cudaSuccess, "ssd_scan CUDA backward failed: ", cudaGetErrorString(err));
+  check_cuda(mp_ssd_scan_bwd(&a, c10::cuda::getCurrentCUDAStream().stream()), "ssd_scan CUDA backward failed");
   // Gradients in each input's own dtype; absent optional inputs get none.
   return {dx,
           ddt.to(dt.scalar_type()),
