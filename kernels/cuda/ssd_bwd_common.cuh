@@ -14,17 +14,23 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// The dt tail's inputs for the rows l = lane * E + e (e < E) of one lane: dt, e_l = exp(Acs_end -
+// Acs_l), the raw dt + bias before softplus and clamp, and the three per-row sums below.
+template <int E>
+struct DtTailRows {
+  float dt[E], ee[E], pre[E], dacs[E], ddt[E], xv[E];
+};
+
 // One whole warp, after the dx kernel has gathered, per row l of the chunk: dacs (the
-// intra-chunk dL/dAcs_l), ddt (the direct terms of dL/ddt_l), xv (x_l . V_l) in shared memory,
-// and the dB/dC kernel the inter-chunk and end terms in dacs_g (global). It forms
+// intra-chunk dL/dAcs_l), ddt (the direct terms of dL/ddt_l), xv (x_l . V_l), and the dB/dC
+// kernel the inter-chunk and end terms in dacs_g (global). It forms
 //   dAcs_l = dacs_l + dacs_g_l - q_l (+ sum_s q_s at l = end),  q_s = dt_s e_s x_s.V_s,
 //   da_t = sum_{l >= t} dAcs_l (suffix sums),  dL/d(effective dt_t) = ddt_t + e_t xv_t + A da_t,
 // then the raw dt's gradient through the clamp (zero outside) and softplus (sigmoid), and adds
 // the chunk's parts of dA = sum_t dt_t da_t and ddt_bias to the per-head sums (atomics).
 template <int Q>
-__device__ void bwd_dt_tail(const MpSsdBwdArgs& ba, int b, int h, int t0, int nch, float Ah, const float* dtv,
-                            const float* pre, const float* ee, const float* dacs, const float* ddt, const float* xv,
-                            const float* dacs_g) {
+__device__ void dt_tail_rows(const MpSsdBwdArgs& ba, int b, int h, int t0, int nch, float Ah,
+                             const DtTailRows<Q / 32>& r, const float* dacs_g) {
   const MpSsdFwdArgs& a = ba.f;
   const int lane = threadIdx.x & 31, L = a.seqlen, H = a.heads;
   constexpr int E = Q / 32;
@@ -32,8 +38,7 @@ __device__ void bwd_dt_tail(const MpSsdBwdArgs& ba, int b, int h, int t0, int nc
   float q[E], qs = 0.f;
 #pragma unroll
   for (int e = 0; e < E; ++e) {
-    const int l = lane * E + e;
-    q[e] = dtv[l] * ee[l] * xv[l];
+    q[e] = r.dt[e] * r.ee[e] * r.xv[e];
     qs += q[e];
   }
   qs = warp_sum(qs);
@@ -41,7 +46,7 @@ __device__ void bwd_dt_tail(const MpSsdBwdArgs& ba, int b, int h, int t0, int nc
 #pragma unroll
   for (int e = E - 1; e >= 0; --e) {  // suffix sums within the lane's rows
     const int l = lane * E + e;
-    float d = dacs[l] + dg[l] - q[e];
+    float d = r.dacs[e] + dg[l] - q[e];
     if (l == Q - 1) d += qs;
     run += d;
     v[e] = run;
@@ -59,9 +64,9 @@ __device__ void bwd_dt_tail(const MpSsdBwdArgs& ba, int b, int h, int t0, int nc
     const int l = lane * E + e, t = t0 + l;
     if (t >= L) continue;
     const float da = v[e] + after;
-    const float gdt = ddt[l] + ee[l] * xv[l] + Ah * da;  // dL/d(effective dt)
-    dA += dtv[l] * da;
-    const float raw = pre[l];
+    const float gdt = r.ddt[e] + r.ee[e] * r.xv[e] + Ah * da;  // dL/d(effective dt)
+    dA += r.dt[e] * da;
+    const float raw = r.pre[e];
     float sp = raw, deriv = 1.f;
     if (a.dt_softplus && raw <= 20.f) {
       sp = log1pf(expf(raw));
@@ -77,6 +82,23 @@ __device__ void bwd_dt_tail(const MpSsdBwdArgs& ba, int b, int h, int t0, int nc
     atomicAdd(ba.dA + h, dA);
     if (ba.ddt_bias) atomicAdd(ba.ddt_bias + h, dbias);
   }
+}
+
+// The same with every per-row input in shared memory ([Q] arrays).
+template <int Q>
+__device__ void bwd_dt_tail(const MpSsdBwdArgs& ba, int b, int h, int t0, int nch, float Ah, const float* dtv,
+                            const float* pre, const float* ee, const float* dacs, const float* ddt, const float* xv,
+                            const float* dacs_g) {
+  constexpr int E = Q / 32;
+  const int lane = threadIdx.x & 31;
+  DtTailRows<E> r;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    const int l = lane * E + e;
+    r.dt[e] = dtv[l], r.ee[e] = ee[l], r.pre[e] = pre[l];
+    r.dacs[e] = dacs[l], r.ddt[e] = ddt[l], r.xv[e] = xv[l];
+  }
+  dt_tail_rows<Q>(ba, b, h, t0, nch, Ah, r, dacs_g);
 }
 
 // ---- The register-fragment backward (ssd_scan_bwd_mma.cu).

@@ -88,10 +88,14 @@ __device__ __forceinline__ void load_x_dy(const MpSsdBwdArgs& ba, int b, int h, 
 //   (the A operand of phase 2, needed by other warps' rows), ddt_s += Z CB E (row sums),
 //   R = Z M: dAcs_l += sum_s R (column sums), dAcs_s -= sum_l R (row sums).
 // Phase 2: warp w rows 16 (w % 4), cols 32 (w / 4): dx = M^T dY + dt_s e_s (B dS_out^T) + D dy,
-//   x.V row sums, dD. Warp 0 turns the per-row sums into ddt, dA, ddt_bias while the next
-//   head's loads are in flight (one pass more than heads for the last one).
+//   x.V row sums, dD.
+// The per-row sums of a head (dacs, ddt, x.V) go to one of kSumRing slots; every kSumRing heads,
+// while the next head's loads are in flight, each warp turns one slot into that head's ddt and
+// its parts of dA and ddt_bias (dt_tail_global). One warp doing each head's tail in turn kept
+// the other seven waiting at the barrier: 30% of the kernel's stall samples (Nsight Compute).
+constexpr int kSumRing = kWarps;
 struct DxPlan {
-  int ldN, ldP, offB, offU, offX, offDY, offMt, offVec, total;
+  int ldN, ldP, offB, offU, offX, offDY, offMt, offVec, offSums, total;
 };
 __host__ __device__ inline DxPlan dx_plan(int N) {
   DxPlan p;
@@ -103,8 +107,9 @@ __host__ __device__ inline DxPlan dx_plan(int N) {
   p.offX = o;   o = align128(o + kQ * p.ldP * 2);
   p.offDY = o;  o = align128(o + kQ * p.ldP * 2);
   p.offMt = o;  o = align128(o + kQ * p.ldP * 2);  // M^T [s][l]
-  p.offVec = o; o = align128(o + 7 * kQ * 4);
-  p.total = o;  // 98,560 bytes at N = 256: two blocks per SM
+  p.offVec = o; o = align128(o + 4 * kQ * 4);             // dt, Acs, exp(Acs), fw (chunk_vecs)
+  p.offSums = o; o = align128(o + kSumRing * 3 * kQ * 4);  // per slot: dacs, ddt, x.V
+  p.total = o;  // 103,936 bytes at N = 256: two blocks per SM
   return p;
 }
 
@@ -132,10 +137,34 @@ __device__ __forceinline__ void unit_product(float (&acc)[4], const T* A, int ld
   }
 }
 
+// One warp: head h's dt tail (dt_tail_rows) from its per-row sums in shared memory (sums: dacs,
+// ddt, x.V as [3][Q]; zeroed here for the slot's next head), its chunk vectors (dt, Acs) from
+// global memory and the raw dt for softplus's derivative.
+__device__ void dt_tail_global(const MpSsdBwdArgs& ba, int b, int c, int h, int nch, const float* vecs, float* sums,
+                               const float* dacs_g) {
+  constexpr int Q = kQ, E = Q / 32;
+  const MpSsdFwdArgs& a = ba.f;
+  const int lane = threadIdx.x & 31, t0 = c * Q;
+  const float* v = vecs + ((int64_t)(b * nch + c) * a.heads + h) * (4 * Q);
+  const float bias = a.dt_bias ? a.dt_bias[h] : 0.f, end = v[2 * Q - 1];  // Acs of the chunk's last row
+  DtTailRows<E> r;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    const int l = lane * E + e, t = t0 + l;
+    r.dt[e] = v[l];
+    r.ee[e] = __expf(end - v[Q + l]);
+    r.pre[e] = t < a.seqlen ? load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias : 0.f;
+    r.dacs[e] = sums[l], r.ddt[e] = sums[Q + l], r.xv[e] = sums[2 * Q + l];
+    sums[l] = sums[Q + l] = sums[2 * Q + l] = 0.f;
+  }
+  dt_tail_rows<Q>(ba, b, h, t0, nch, a.A[h], r, dacs_g);
+}
+
 // kN (both kernels): N when it is 128 or 256, else 0 = read from the arguments; a compile-time N
 // folds index arithmetic and tile predicates (as in the forward, ssd_scan_fwd_mma.cu).
 template <typename T, int kN>
-__global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArgs ba, const T* Sb, const float* dacs_g) {
+__global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArgs ba, const T* Sb, const float* dacs_g,
+                                                                    const float* vecs) {
   constexpr int Q = kQ, P = kP;
   const MpSsdFwdArgs& a = ba.f;
   const int N = kN ? kN : a.dstate, L = a.seqlen, H = a.heads, G = a.groups, Hg = H / G, nch = (L + Q - 1) / Q;
@@ -157,11 +186,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
   T* Mt = reinterpret_cast<T*>(smem + pl.offMt);
   float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
   float* acs = dtv + Q;
-  float* pre = acs + Q;   // dt + bias before softplus and clamp
-  float* ee = pre + Q;    // e_s
-  float* dacs = ee + Q;   // intra-chunk dAcs
-  float* ddt = dacs + Q;  // direct dt terms
-  float* xv = ddt + Q;    // x_s . V_s
+  float* fw = acs + 2 * Q;  // dt_s e_s
+  float* sums = reinterpret_cast<float*>(smem + pl.offSums);
+  for (int i = threadIdx.x; i < kSumRing * 3 * Q; i += kThreads) sums[i] = 0.f;
 
   load_rows<T>(Bs, ldN, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg, a.B_sl, t0, Q, L, N, true);
   load_rows<T>(Us, ldN, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg, a.C_sl, t0, Q, L, N, true);
@@ -183,7 +210,11 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
 
   // One head's operands: X and dY, and its dS_out [P, N] into C's buffer.
   const int valid = min(Q, L - t0);
-  auto load_xy = [&](int h) { load_x_dy<T>(ba, b, h, t0, valid, Xs, dYs, ldP); };
+  auto load_xy = [&](int h) {
+    load_x_dy<T>(ba, b, h, t0, valid, Xs, dYs, ldP);
+    const float* src = vecs + ((int64_t)(b * nch + c) * H + h) * (4 * Q);
+    if (threadIdx.x < Q) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
+  };
   auto load_adjoint = [&](int h) {
     const T* src = Sb + ((int64_t)(b * nch + c) * H + h) * P * N;
     if constexpr (kN != 0)
@@ -200,18 +231,16 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
       load_xy(h);
       load_adjoint(h);
     }
-    if (warp == 0) {  // while this head's loads are in flight: the previous head's tail, this head's dt
-      if (hh > 0) bwd_dt_tail<Q>(ba, b, h - 1, t0, nch, a.A[h - 1], dtv, pre, ee, dacs, ddt, xv, dacs_g);
-      if (hh == Hg) break;
-      __syncwarp();
-      chunk_dt<Q>(a, b, h, t0, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, dtv, acs, pre);
-      __syncwarp();
-      for (int l = lane; l < Q; l += 32) {
-        ee[l] = __expf(acs[Q - 1] - acs[l]);
-        dacs[l] = ddt[l] = xv[l] = 0.f;
-      }
+    if (hh > 0 && (hh % kSumRing == 0 || hh == Hg)) {
+      // While this head's loads are in flight: the dt tails of the heads since the last ones,
+      // warp w taking slot w (the first of them is a multiple of kSumRing).
+      const int first = (hh - 1) / kSumRing * kSumRing;
+      if (warp < hh - first) dt_tail_global(ba, b, c, g * Hg + first + warp, nch, vecs, sums + warp * 3 * Q, dacs_g);
     }
     if (hh == Hg) break;
+    float* dacs = sums + (hh % kSumRing) * 3 * Q;  // this head's slot: intra-chunk dAcs,
+    float* ddt = dacs + Q;                          // direct dt terms,
+    float* xv = ddt + Q;                            // x_s . V_s
     const float Dh = a.D[h];
     cp_async_wait_all();
     __syncthreads();
@@ -289,7 +318,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int s = 16 * rb + gq + 8 * r;
-      const float f = dtv[s] * ee[s];
+      const float f = fw[s];
       float xvs = 0.f;
 #pragma unroll
       for (int n = 0; n < 4; ++n) {
@@ -324,10 +353,14 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
 //           inter-chunk dAcs_l term);
 //   dB_s += sum_{l >= s} Wz^T_sl C_l + (Xw dS_out)_s          (Xw = X dt e, scaled by row in the
 //           A fragments).
-// A dC warp's Wz work grows with its row block and a dB warp's shrinks, so the two halves of the
-// block carry the same total.
+// A dC warp's Wz work grows with its row block and a dB warp's shrinks, so the two halves
+// carry the same Wz work; the dC half's inter-chunk dAcs term (every element scaled, dotted
+// with C, added) is extra, so the dB half also takes the end term of dAcs,
+// exp(Acs_end) <dS_out, S_in>. The next head's S_in loads a whole head ahead into the second of
+// two buffers (the block's shared memory is then exactly two blocks per SM); Nsight Compute had
+// 16% of the stall samples at the head's first barrier, waiting on these loads.
 struct DbcPlan {
-  int ldS, ldP, offB, offC, offX, offDY, offSin, offDS, offWz, offVec, total;
+  int ldS, ldP, offB, offC, offX, offDY, offSin, offDS, offWz, offVec, total;  // offSin: two buffers
 };
 __host__ __device__ inline DbcPlan dbc_plan() {
   DbcPlan p;
@@ -338,11 +371,11 @@ __host__ __device__ inline DbcPlan dbc_plan() {
   p.offC = o;   o = align128(o + kQ * p.ldS * 2);
   p.offX = o;   o = align128(o + kQ * p.ldP * 2);
   p.offDY = o;  o = align128(o + kQ * p.ldP * 2);
-  p.offSin = o; o = align128(o + kP * p.ldS * 2);
+  p.offSin = o; o = align128(o + 2 * kP * p.ldS * 2);
   p.offDS = o;  o = align128(o + kP * p.ldS * 2);
   p.offWz = o;  o = align128(o + kQ * p.ldP * 2);  // Wz^T [s][l]
-  p.offVec = o; o = align128(o + 4 * kQ * 4 + kWarps * 4);
-  p.total = o;  // 98,432 bytes: two blocks per SM
+  p.offVec = o; o = align128(o + 4 * kQ * 4);
+  p.total = o;  // 115,712 bytes: exactly two blocks per SM (228 KB less 1 KB each)
   return p;
 }
 
@@ -375,39 +408,38 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
   T* Cs = reinterpret_cast<T*>(smem + pl.offC);
   T* Xs = reinterpret_cast<T*>(smem + pl.offX);
   T* dYs = reinterpret_cast<T*>(smem + pl.offDY);
-  T* Sin = reinterpret_cast<T*>(smem + pl.offSin);
+  T* Sin2 = reinterpret_cast<T*>(smem + pl.offSin);  // S_in of even heads, then odd ones
   T* dSo = reinterpret_cast<T*>(smem + pl.offDS);
   T* WzT = reinterpret_cast<T*>(smem + pl.offWz);
   float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
   float* acs = dtv + Q;
   float* ea = acs + Q;      // exp(Acs_l)
   float* fw = ea + Q;       // dt_s e_s
-  float* endp = fw + Q;     // per-warp parts of the end term
 
   load_rows<T>(Bs, ldS, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg + n0, a.B_sl, t0, Q, L, ns, true);
   load_rows<T>(Cs, ldS, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg + n0, a.C_sl, t0, Q, L, ns, true);
 
-  // One head's operands, in two sets so that each can be fetched as soon as the previous head
-  // is done with its buffers: X, dY and the chunk vectors (dt, Acs, exp(Acs), fw: the layout of
-  // dtv .. fw here, from mma_chunk_vecs_launch), then this slice of S_in and dS_out.
+  // One head's operands, in three sets so that each can be fetched as soon as its buffers are
+  // free: X, dY and the chunk vectors (dt, Acs, exp(Acs), fw: the layout of dtv .. fw here,
+  // from mma_chunk_vecs_launch) once the previous head has them in registers; this slice of
+  // S_in into the other of its two buffers a whole head ahead; dS_out once the previous head's
+  // products are done.
   const int valid = min(Q, L - t0);
   auto load_xy = [&](int h) {
     load_x_dy<T>(ba, b, h, t0, valid, Xs, dYs, ldP);
     const float* src = vecs + ((int64_t)(b * nch + c) * H + h) * (4 * Q);
     if (threadIdx.x < Q) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
   };
-  auto load_states = [&](int h) {
+  auto load_state = [&](const T* S, T* dst, int h) {
     const int64_t soff = ((int64_t)(b * nch + c) * H + h) * P * N + n0;
-    if constexpr (kFixedSlice) {
-      load_tile<T, P, kNs>(Sin, ldS, Sf + soff, N, P);
-      load_tile<T, P, kNs>(dSo, ldS, Sb + soff, N, P);
-    } else {
-      load_rows<T>(Sin, ldS, Sf + soff, N, 0, P, P, ns, true);
-      load_rows<T>(dSo, ldS, Sb + soff, N, 0, P, P, ns, true);
-    }
+    if constexpr (kFixedSlice)
+      load_tile<T, P, kNs>(dst, ldS, S + soff, N, P);
+    else
+      load_rows<T>(dst, ldS, S + soff, N, 0, P, P, ns, true);
   };
   load_xy(g * Hg);
-  load_states(g * Hg);
+  load_state(Sf, Sin2, g * Hg);
+  load_state(Sb, dSo, g * Hg);
 
   float acc[MAXT][4];
 #pragma unroll
@@ -419,29 +451,8 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
     cp_async_wait_all();
     __syncthreads();  // this head's operands are in
 
-    // End term of dAcs: exp(Acs_end) <dS_out, S_in> (this slice's part).
-    {
-      float e = 0.f;
-      if constexpr (kFixedSlice) {  // 16-byte pieces: each thread 8 columns of P / 16 rows
-        constexpr int NV = kNs / 8, STEP = kThreads / NV;
-        const int n = (threadIdx.x % NV) * 8;
-#pragma unroll
-        for (int p = threadIdx.x / NV; p < P; p += STEP) {
-          const uint4 u = *reinterpret_cast<const uint4*>(Sin + p * ldS + n);
-          const uint4 v = *reinterpret_cast<const uint4*>(dSo + p * ldS + n);
-          e += dot2<T>(u.x, v.x) + dot2<T>(u.y, v.y) + dot2<T>(u.z, v.z) + dot2<T>(u.w, v.w);
-        }
-      } else {  // 32-bit pairs; ns is 32, 64, 96 or 128, so a row takes <= 64 threads
-        const int nv = ns / 2;
-        const int n = 2 * (threadIdx.x % nv), step = kThreads / nv;
-        if (threadIdx.x < step * nv)
-          for (int p = threadIdx.x / nv; p < P; p += step)
-            e += dot2<T>(*reinterpret_cast<const uint32_t*>(Sin + p * ldS + n),
-                         *reinterpret_cast<const uint32_t*>(dSo + p * ldS + n));
-      }
-      e = warp_sum(e);
-      if (lane == 0) endp[warp] = e;
-    }
+    T* Sin = Sin2 + (hh & 1) * P * ldS;
+    if (hh + 1 < Hg) load_state(Sf, Sin2 + ((hh + 1) & 1) * P * ldS, h + 1);
 
     // Wz^T = Z^T E dt_s (s <= l), Z^T = X dY^T, in the dx kernel's 20 units of (16 rows s,
     // 8 cols l): computed once per head into shared memory, read by both halves of the block.
@@ -495,18 +506,18 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
             mma16816<T>(U[1], fa[k], bf[2], bf[3]);
           }
 #pragma unroll
-          for (int n = 0; n < 2; ++n) {
+          for (int n = 0; n < 2; ++n) {  // the row weights: one FFMA per element here, once per row below
             const int col = 8 * (q + n) + 2 * tq;
             const float2 c0 = unpack2<T>(*reinterpret_cast<const uint32_t*>(Cs + r0 * ldS + col));
             const float2 c1 = unpack2<T>(*reinterpret_cast<const uint32_t*>(Cs + r1 * ldS + col));
-            const float u0 = U[n][0] * w0, u1 = U[n][1] * w0, u2 = U[n][2] * w1, u3 = U[n][3] * w1;
-            d0 += u0 * c0.x + u1 * c0.y;
-            d1 += u2 * c1.x + u3 * c1.y;
-            acc[q + n][0] += u0, acc[q + n][1] += u1, acc[q + n][2] += u2, acc[q + n][3] += u3;
+            d0 += U[n][0] * c0.x + U[n][1] * c0.y;
+            d1 += U[n][2] * c1.x + U[n][3] * c1.y;
+            acc[q + n][0] = fmaf(U[n][0], w0, acc[q + n][0]), acc[q + n][1] = fmaf(U[n][1], w0, acc[q + n][1]);
+            acc[q + n][2] = fmaf(U[n][2], w1, acc[q + n][2]), acc[q + n][3] = fmaf(U[n][3], w1, acc[q + n][3]);
           }
         }
-      d0 = quad_sum(d0);
-      d1 = quad_sum(d1);
+      d0 = quad_sum(d0) * w0;
+      d1 = quad_sum(d1) * w1;
       if (tq == 0) {
         float* dg = dacs_g + ((int64_t)b * H + h) * nch * Q + t0;
         atomicAdd(dg + r0, d0);
@@ -529,15 +540,32 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
         xw[3] = scale2<T>(fa[k][3], w1, w1);
         mma_strip<T>(acc, xw, dSo, ldS, 16 * k, nT, ln);  // dS_out (k = p, col = n) from dS_out [p][n]
       }
-    }
-    __syncthreads();  // endp complete; S_in and dS_out read
-    if (hh + 1 < Hg) load_states(h + 1);
-    if (threadIdx.x == 0) {
+      // End term of dAcs, exp(Acs_end) <dS_out, S_in> (this slice's part), here because the dB
+      // half has less to do than the dC half (the inter-chunk dAcs term's elementwise work).
+      const int tid = threadIdx.x - kThreads / 2;
       float e = 0.f;
+      if constexpr (kFixedSlice) {  // 16-byte pieces: each thread 8 columns of P / 8 rows
+        constexpr int NV = kNs / 8, STEP = kThreads / 2 / NV;
+        const int n = (tid % NV) * 8;
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) e += endp[w];
-      if (e != 0.f) atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + Q - 1, e * e_end);
+        for (int p = tid / NV; p < P; p += STEP) {
+          const uint4 u = *reinterpret_cast<const uint4*>(Sin + p * ldS + n);
+          const uint4 v = *reinterpret_cast<const uint4*>(dSo + p * ldS + n);
+          e += dot2<T>(u.x, v.x) + dot2<T>(u.y, v.y) + dot2<T>(u.z, v.z) + dot2<T>(u.w, v.w);
+        }
+      } else {  // 32-bit pairs; ns is 32, 64, 96 or 128, so a row takes <= 64 threads
+        const int nv = ns / 2;
+        const int n = 2 * (tid % nv), step = kThreads / 2 / nv;
+        if (tid < step * nv)
+          for (int p = tid / nv; p < P; p += step)
+            e += dot2<T>(*reinterpret_cast<const uint32_t*>(Sin + p * ldS + n),
+                         *reinterpret_cast<const uint32_t*>(dSo + p * ldS + n));
+      }
+      e = warp_sum(e);
+      if (lane == 0 && e != 0.f) atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + Q - 1, e * e_end);
     }
+    __syncthreads();  // S_in and dS_out read
+    if (hh + 1 < Hg) load_state(Sb, dSo, h + 1);
   }
 
   // dC (warps 0-3) or dB (warps 4-7) rows of this chunk (t < L), columns of this slice.
@@ -566,7 +594,8 @@ cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float*
       a, static_cast<const T*>(Sf), static_cast<const T*>(Sb), dacs, vecs);
   e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups), kThreads, s2, stream>>>(a, static_cast<const T*>(Sb), dacs);
+  k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups), kThreads, s2, stream>>>(a, static_cast<const T*>(Sb), dacs,
+                                                                                    vecs);
   return cudaGetLastError();
 }
 
