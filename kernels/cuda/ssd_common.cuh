@@ -235,11 +235,12 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
 // step apart), fully unrolled: a few instructions per piece. The loops over a group's heads in
 // the backward issue ~12 pieces per thread per head; the generic load_rows spent ~20% of the
 // dB/dC kernel's instructions on them.
-template <typename T, int ROWS, int COLS>
-__device__ __forceinline__ void load_tile(T* dst, int ld, const T* src, int64_t row_stride, int valid) {
-  constexpr int V = 16 / sizeof(T), NV = COLS / V, STEP = kThreads / NV;
-  static_assert(COLS % V == 0 && kThreads % NV == 0 && ROWS % STEP == 0, "load_tile: shape");
-  const int c = (threadIdx.x % NV) * V, r0 = threadIdx.x / NV;
+// load_tile_part: the same copy by THREADS threads, tid being this one's index among them.
+template <typename T, int ROWS, int COLS, int THREADS>
+__device__ __forceinline__ void load_tile_part(T* dst, int ld, const T* src, int64_t row_stride, int valid, int tid) {
+  constexpr int V = 16 / sizeof(T), NV = COLS / V, STEP = THREADS / NV;
+  static_assert(COLS % V == 0 && THREADS % NV == 0 && ROWS % STEP == 0, "load_tile: shape");
+  const int c = (tid % NV) * V, r0 = tid / NV;
   const T* p = src + r0 * row_stride + c;
   const int64_t step = STEP * row_stride;
   if (valid >= ROWS) {  // every chunk but a partial last one
@@ -252,6 +253,10 @@ __device__ __forceinline__ void load_tile(T* dst, int ld, const T* src, int64_t 
     const int r = r0 + i * STEP;
     cp_async16(dst + r * ld + c, r < valid ? p + i * step : src, r < valid);
   }
+}
+template <typename T, int ROWS, int COLS>
+__device__ __forceinline__ void load_tile(T* dst, int ld, const T* src, int64_t row_stride, int valid) {
+  load_tile_part<T, ROWS, COLS, kThreads>(dst, ld, src, row_stride, valid, threadIdx.x);
 }
 
 // load_rows of chunk rows [t0, t0 + Q) through load_tile where the width is a compile-time

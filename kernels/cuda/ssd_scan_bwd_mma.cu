@@ -356,9 +356,10 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
 // A dC warp's Wz work grows with its row block and a dB warp's shrinks, so the two halves
 // carry the same Wz work; the dC half's inter-chunk dAcs term (every element scaled, dotted
 // with C, added) is extra, so the dB half also takes the end term of dAcs,
-// exp(Acs_end) <dS_out, S_in>. The next head's S_in loads a whole head ahead into the second of
-// two buffers (the block's shared memory is then exactly two blocks per SM); Nsight Compute had
-// 16% of the stall samples at the head's first barrier, waiting on these loads.
+// exp(Acs_end) <dS_out, S_in>, and fetches the next head's dS_out as soon as its own four warps
+// are done with it. The next head's S_in loads a whole head ahead into the second of two
+// buffers (the block's shared memory is then exactly two blocks per SM); Nsight Compute had 16%
+// of the stall samples at the head's first barrier, waiting on these loads.
 struct DbcPlan {
   int ldS, ldP, offB, offC, offX, offDY, offSin, offDS, offWz, offVec, total;  // offSin: two buffers
 };
@@ -563,9 +564,17 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
       }
       e = warp_sum(e);
       if (lane == 0 && e != 0.f) atomicAdd(dacs_g + ((int64_t)b * H + h) * nch * Q + t0 + Q - 1, e * e_end);
+      if constexpr (kFixedSlice) {
+        // Only this half reads dS_out: once all four of its warps are done (named barrier 1),
+        // they fetch the next head's while the dC half finishes.
+        if (hh + 1 < Hg) {
+          asm volatile("bar.sync 1, %0;" ::"n"(kThreads / 2) : "memory");
+          load_tile_part<T, P, kNs, kThreads / 2>(dSo, ldS, Sb + ((int64_t)(b * nch + c) * H + h + 1) * P * N + n0, N, P, tid);
+        }
+      }
     }
-    __syncthreads();  // S_in and dS_out read
-    if (hh + 1 < Hg) load_state(Sb, dSo, h + 1);
+    __syncthreads();  // S_in (and dS_out) read
+    if (!kFixedSlice && hh + 1 < Hg) load_state(Sb, dSo, h + 1);
   }
 
   // dC (warps 0-3) or dB (warps 4-7) rows of this chunk (t < L), columns of this slice.
