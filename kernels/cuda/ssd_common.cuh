@@ -235,15 +235,11 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
 // step apart), fully unrolled: a few instructions per piece. The loops over a group's heads in
 // the backward issue ~12 pieces per thread per head; the generic load_rows spent ~20% of the
 // dB/dC kernel's instructions on them.
-// load_tile_part: the same copy by THREADS threads, tid being this one's index among them
-// (unsigned, as threadIdx.x is: a signed tid costs the sign fix-ups of % and /, which Nsight
-// Compute counted as 2-3% more instructions in the forward and the dx kernel).
-template <typename T, int ROWS, int COLS, int THREADS>
-__device__ __forceinline__ void load_tile_part(T* dst, int ld, const T* src, int64_t row_stride, int valid,
-                                               unsigned tid) {
+template <typename T, int ROWS, int COLS, int THREADS, typename Index>
+__device__ __forceinline__ void load_tile_by(T* dst, int ld, const T* src, int64_t row_stride, int valid, Index tid) {
   constexpr int V = 16 / sizeof(T), NV = COLS / V, STEP = THREADS / NV;
   static_assert(COLS % V == 0 && THREADS % NV == 0 && ROWS % STEP == 0, "load_tile: shape");
-  const int c = (tid % NV) * V, r0 = tid / NV;  // NV: a power of 2 here, so a mask and a shift
+  const int c = (tid % NV) * V, r0 = tid / NV;
   const T* p = src + r0 * row_stride + c;
   const int64_t step = STEP * row_stride;
   if (valid >= ROWS) {  // every chunk but a partial last one
@@ -259,7 +255,13 @@ __device__ __forceinline__ void load_tile_part(T* dst, int ld, const T* src, int
 }
 template <typename T, int ROWS, int COLS>
 __device__ __forceinline__ void load_tile(T* dst, int ld, const T* src, int64_t row_stride, int valid) {
-  load_tile_part<T, ROWS, COLS, kThreads>(dst, ld, src, row_stride, valid, threadIdx.x);
+  load_tile_by<T, ROWS, COLS, kThreads>(dst, ld, src, row_stride, valid, threadIdx.x);
+}
+// The same copy by THREADS threads of the block, tid (0 .. THREADS - 1) being this one's index
+// among them.
+template <typename T, int ROWS, int COLS, int THREADS>
+__device__ __forceinline__ void load_tile_part(T* dst, int ld, const T* src, int64_t row_stride, int valid, int tid) {
+  load_tile_by<T, ROWS, COLS, THREADS>(dst, ld, src, row_stride, valid, tid);
 }
 
 // load_rows of chunk rows [t0, t0 + Q) through load_tile where the width is a compile-time

@@ -543,7 +543,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
       }
       // End term of dAcs, exp(Acs_end) <dS_out, S_in> (this slice's part), here because the dB
       // half has less to do than the dC half (the inter-chunk dAcs term's elementwise work).
-      const unsigned tid = threadIdx.x - kThreads / 2;
+      const int tid = threadIdx.x - kThreads / 2;
       float e = 0.f;
       if constexpr (kFixedSlice) {  // 16-byte pieces: each thread 8 columns of P / 8 rows
         constexpr int NV = kNs / 8, STEP = kThreads / 2 / NV;
