@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 3 on the GPU machine, one command: build against the torch's LibTorch (CUDA), run the
 # CUDA kernel tests, time ours and Triton's SSD at Nemotron-H shapes and our RMSNorm against the
-# LibTorch ops it replaces, print short tables last.
+# LibTorch ops it replaces, print short tables, then (with Nsight Compute) the SSD's per-kernel
+# times at 56B.
 #   scripts/gpu_kernels.sh [--quick]        full logs and JSON under $OUT (default /tmp/mp_out)
 # Needs deps/ (scripts/bundle_deps.sh) and third_party_ref/mamba (public state-spaces/mamba
 # checkout, git-ignored) carried along.
@@ -36,3 +37,10 @@ echo "triton rc=$?" | tee -a "$OUT/kernels_summary.txt"
 tail -3 "$OUT/bench_triton.log"
 cat "$OUT/bench_ssd.log" "$OUT/bench_norm.log"
 python3 bench/ssd_table.py "$OUT/bench_ssd.jsonl" "$OUT/bench_ssd_triton.jsonl" | tee "$OUT/kernels_table.txt"
+# Per-kernel times and warp instructions at 56B, b = 1, chunk 256 (one forward+backward, at the
+# card's own clocks), where Nsight Compute is installed.
+if command -v ncu >/dev/null; then
+  ncu --clock-control none --metrics gpu__time_duration.sum,smsp__inst_executed.sum -k regex:ssd_ --csv \
+    $B/bench/bench_ssd --only 56B:1:256 --profile-once >"$OUT/ncu_56b.csv" 2>"$OUT/ncu_56b.log"
+  python3 scripts/ncu_times.py "$OUT/ncu_56b.csv" | tee "$OUT/ncu_56b.txt"
+fi
