@@ -234,7 +234,8 @@ __device__ void load_rows(T* dst, int ld, const T* src, int64_t row_stride, int 
 // thread copies ROWS * COLS / (8 * kThreads) fixed 16-byte pieces (one column, rows a constant
 // step apart), fully unrolled: a few instructions per piece. The loops over a group's heads in
 // the backward issue ~12 pieces per thread per head; the generic load_rows spent ~20% of the
-// dB/dC kernel's instructions on them.
+// dB/dC kernel's instructions on them. load_tile_by: the same copy by THREADS threads of the
+// block, tid (0 .. THREADS - 1) being this one's index among them; load_tile: the whole block.
 template <typename T, int ROWS, int COLS, int THREADS, typename Index>
 __device__ __forceinline__ void load_tile_by(T* dst, int ld, const T* src, int64_t row_stride, int valid, Index tid) {
   constexpr int V = 16 / sizeof(T), NV = COLS / V, STEP = THREADS / NV;
@@ -256,12 +257,6 @@ __device__ __forceinline__ void load_tile_by(T* dst, int ld, const T* src, int64
 template <typename T, int ROWS, int COLS>
 __device__ __forceinline__ void load_tile(T* dst, int ld, const T* src, int64_t row_stride, int valid) {
   load_tile_by<T, ROWS, COLS, kThreads>(dst, ld, src, row_stride, valid, threadIdx.x);
-}
-// The same copy by THREADS threads of the block, tid (0 .. THREADS - 1) being this one's index
-// among them.
-template <typename T, int ROWS, int COLS, int THREADS>
-__device__ __forceinline__ void load_tile_part(T* dst, int ld, const T* src, int64_t row_stride, int valid, int tid) {
-  load_tile_by<T, ROWS, COLS, THREADS>(dst, ld, src, row_stride, valid, tid);
 }
 
 // load_rows of chunk rows [t0, t0 + Q) through load_tile where the width is a compile-time

@@ -569,7 +569,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
         // they fetch the next head's while the dC half finishes.
         if (hh + 1 < Hg) {
           asm volatile("bar.sync 1, %0;" ::"n"(kThreads / 2) : "memory");
-          load_tile_part<T, P, kNs, kThreads / 2>(dSo, ldS, Sb + ((int64_t)(b * nch + c) * H + h + 1) * P * N + n0, N, P, tid);
+          load_tile_by<T, P, kNs, kThreads / 2>(dSo, ldS, Sb + ((int64_t)(b * nch + c) * H + h + 1) * P * N + n0, N, P, tid);
         }
       }
     }
