@@ -86,17 +86,28 @@ __device__ __forceinline__ void load_x_dy(const MpSsdBwdArgs& ba, int b, int h, 
 // Per head:
 // Phase 1: per unit, Z^T = X dY^T (K = P) in registers; M^T_sl = CB^T E dt_s -> shared memory
 //   (the A operand of phase 2, needed by other warps' rows), ddt_s += Z CB E (row sums),
-//   R = Z M: dAcs_l += sum_s R (column sums), dAcs_s -= sum_l R (row sums).
+//   R = Z M: dAcs_l += sum_s R (column sums), dAcs_s -= sum_l R (row sums). Each unit stores its
+//   16 row sums and 8 column sums (UnitSums); no two units share a slot.
 // Phase 2: warp w rows 16 (w % 4), cols 32 (w / 4): dx = M^T dY + dt_s e_s (B dS_out^T) + D dy,
-//   x.V row sums, dD.
+//   x.V row sums (one array per column half), dD. The two warps with the least phase-2 work (one
+//   row block each) add the units' sums into the head's per-row dacs and ddt, in a fixed order.
+//   Float atomics on shared memory are compare-and-swap loops on this card, and the 8 units of
+//   the first row block hit the same rows at once: ~2.9 tries per add (Nsight Compute SASS).
 // The per-row sums of a head (dacs, ddt, x.V) go to one of kSumRing slots; every kSumRing heads,
 // while the next head's loads are in flight, each warp turns one slot into that head's ddt and
 // its parts of dA and ddt_bias (dt_tail_global). One warp doing each head's tail in turn kept
 // the other seven waiting at the barrier: 30% of the kernel's stall samples (Nsight Compute).
 constexpr int kSumRing = kWarps;
 struct DxPlan {
-  int ldN, ldP, offB, offU, offX, offDY, offMt, offVec, offSums, total;
+  int ldN, ldP, offB, offU, offX, offDY, offMt, offVec, offSums, offUnit, total;
 };
+constexpr int kUnits = 20, kMaxUnits = (kUnits + kWarps - 1) / kWarps;
+// Phase 1's per-unit partial sums: Z CB E row sums (ddt), Z M row sums and column sums (dacs).
+struct UnitSums {
+  float rowd[kUnits][16], rowr[kUnits][16], col[kUnits][8];
+};
+// A slot of the ring: intra-chunk dacs, direct ddt terms, x.V of column halves 0 and 1.
+constexpr int kSlotRows = 4;
 __host__ __device__ inline DxPlan dx_plan(int N) {
   DxPlan p;
   p.ldN = N + 8;
@@ -108,17 +119,44 @@ __host__ __device__ inline DxPlan dx_plan(int N) {
   p.offDY = o;  o = align128(o + kQ * p.ldP * 2);
   p.offMt = o;  o = align128(o + kQ * p.ldP * 2);  // M^T [s][l]
   p.offVec = o; o = align128(o + 4 * kQ * 4);             // dt, Acs, exp(Acs), fw (chunk_vecs)
-  p.offSums = o; o = align128(o + kSumRing * 3 * kQ * 4);  // per slot: dacs, ddt, x.V
-  p.total = o;  // 103,936 bytes at N = 256: two blocks per SM
+  p.offSums = o; o = align128(o + kSumRing * kSlotRows * kQ * 4);
+  p.offUnit = o; o = align128(o + (int)sizeof(UnitSums));
+  p.total = o;  // 107,648 bytes at N = 256: two blocks per SM
   return p;
 }
-
-constexpr int kUnits = 20, kMaxUnits = (kUnits + kWarps - 1) / kWarps;
 
 // Unit u of the lower triangle -> 16-row block sr (rows s) and n8 tile jn (columns l), jn >= 2 sr.
 __device__ __forceinline__ void unit_tile(int u, int& sr, int& jn) {
   sr = u < 8 ? 0 : u < 14 ? 1 : u < 18 ? 2 : 3;
   jn = u - (sr == 0 ? 0 : sr == 1 ? 6 : sr == 2 ? 10 : 12);
+}
+// Its inverse: the unit at row block sr, n8 tile jn (jn >= 2 sr).
+__device__ __forceinline__ int unit_at(int sr, int jn) { return jn + (sr == 0 ? 0 : sr == 1 ? 6 : sr == 2 ? 10 : 12); }
+
+// One warp (which = 0: ddt, 1: dacs): a head's per-row sums from the units' partial sums, each
+// row's terms added in unit order (the result does not depend on timing). Row i of row block
+// sr = i / 16 collects the units (sr, jn) for jn = 2 sr .. 7; column l of tile jn = l / 8 the
+// units (sr, jn) for sr = 0 .. jn / 2.
+__device__ __forceinline__ void reduce_unit_sums(const UnitSums& us, int which, float* out) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int i = lane + 32 * k, sr = i >> 4, jn = i >> 3, ri = i & 15, ci = i & 7;
+    float v = 0.f;
+    if (which == 0) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        if (j >= 2 * sr) v += us.rowd[unit_at(sr, j)][ri];
+    } else {
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+        if (2 * r <= jn) v += us.col[unit_at(r, jn)][ci];
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        if (j >= 2 * sr) v -= us.rowr[unit_at(sr, j)][ri];
+    }
+    out[i] = v;
+  }
 }
 
 // acc (16 x 8) += A rows r0 .. r0 + 15 of a [row][k] array times op^T, op rows j0 .. j0 + 7 of
@@ -137,8 +175,8 @@ __device__ __forceinline__ void unit_product(float (&acc)[4], const T* A, int ld
   }
 }
 
-// One warp: head h's dt tail (dt_tail_rows) from its per-row sums in shared memory (sums: dacs,
-// ddt, x.V as [3][Q]; zeroed here for the slot's next head), its chunk vectors (dt, Acs) from
+// One warp: head h's dt tail (dt_tail_rows) from its per-row sums in shared memory (a ring
+// slot: dacs, ddt, and x.V in two column halves, as [4][Q]), its chunk vectors (dt, Acs) from
 // global memory and the raw dt for softplus's derivative.
 __device__ void dt_tail_global(const MpSsdBwdArgs& ba, int b, int c, int h, int nch, const float* vecs, float* sums,
                                const float* dacs_g) {
@@ -154,8 +192,7 @@ __device__ void dt_tail_global(const MpSsdBwdArgs& ba, int b, int c, int h, int 
     r.dt[e] = v[l];
     r.ee[e] = __expf(end - v[Q + l]);
     r.pre[e] = t < a.seqlen ? load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias : 0.f;
-    r.dacs[e] = sums[l], r.ddt[e] = sums[Q + l], r.xv[e] = sums[2 * Q + l];
-    sums[l] = sums[Q + l] = sums[2 * Q + l] = 0.f;
+    r.dacs[e] = sums[l], r.ddt[e] = sums[Q + l], r.xv[e] = sums[2 * Q + l] + sums[3 * Q + l];
   }
   dt_tail_rows<Q>(ba, b, h, t0, nch, a.A[h], r, dacs_g);
 }
@@ -188,7 +225,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
   float* acs = dtv + Q;
   float* fw = acs + 2 * Q;  // dt_s e_s
   float* sums = reinterpret_cast<float*>(smem + pl.offSums);
-  for (int i = threadIdx.x; i < kSumRing * 3 * Q; i += kThreads) sums[i] = 0.f;
+  UnitSums& us = *reinterpret_cast<UnitSums*>(smem + pl.offUnit);
 
   load_rows<T>(Bs, ldN, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg, a.B_sl, t0, Q, L, N, true);
   load_rows<T>(Us, ldN, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg, a.C_sl, t0, Q, L, N, true);
@@ -235,12 +272,13 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
       // While this head's loads are in flight: the dt tails of the heads since the last ones,
       // warp w taking slot w (the first of them is a multiple of kSumRing).
       const int first = (hh - 1) / kSumRing * kSumRing;
-      if (warp < hh - first) dt_tail_global(ba, b, c, g * Hg + first + warp, nch, vecs, sums + warp * 3 * Q, dacs_g);
+      if (warp < hh - first)
+        dt_tail_global(ba, b, c, g * Hg + first + warp, nch, vecs, sums + warp * kSlotRows * Q, dacs_g);
     }
     if (hh == Hg) break;
-    float* dacs = sums + (hh % kSumRing) * 3 * Q;  // this head's slot: intra-chunk dAcs,
-    float* ddt = dacs + Q;                          // direct dt terms,
-    float* xv = ddt + Q;                            // x_s . V_s
+    float* dacs = sums + (hh % kSumRing) * kSlotRows * Q;  // this head's slot: intra-chunk dAcs,
+    float* ddt = dacs + Q;                                  // direct dt terms,
+    float* xv = ddt + Q + ch * Q;                           // x_s . V_s over this warp's columns
     const float Dh = a.D[h];
     cp_async_wait_all();
     __syncthreads();
@@ -276,14 +314,14 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
       for (int k = 0; k < 2; ++k) {
         const float d = quad_sum(rowd[k]), rr = quad_sum(rowr[k]);
         if (tq == 0) {
-          atomicAdd(ddt + s0 + 8 * k, d);
-          atomicAdd(dacs + s0 + 8 * k, -rr);
+          us.rowd[u][gq + 8 * k] = d;
+          us.rowr[u][gq + 8 * k] = rr;
         }
         const float cs = column_sum(colr[k]);
-        if (gq == 0) atomicAdd(dacs + lc0 + k, cs);
+        if (gq == 0) us.col[u][2 * tq + k] = cs;
       }
     }
-    __syncthreads();  // M^T complete
+    __syncthreads();  // M^T and the units' sums complete
 
     // ---- Phase 2: dx = M^T dY + dt_s e_s V + D dy, V = B dS_out^T (as the forward's C S^T).
     float D[4][4], V[4][4];
@@ -333,10 +371,11 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
               pack2<T>(D[n][2 * r] + f * v0 + Dh * dy.x, D[n][2 * r + 1] + f * v1 + Dh * dy.y);
       }
       xvs = quad_sum(xvs);
-      if (tq == 0) atomicAdd(xv + s, xvs);
+      if (tq == 0) xv[s] = xvs;
     }
     dsum = warp_sum(dsum);
     if (lane == 0 && dsum != 0.f) atomicAdd(ba.dD + h, dsum);
+    if (rb == 3) reduce_unit_sums(us, ch, ch == 0 ? ddt : dacs);
   }
 }
 
