@@ -295,20 +295,60 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
 }
 
-// One whole warp: dt, Acs, exp(Acs) and fw = dt_s exp(Acs_end - Acs_s) of chunk c, head h, as
-// [4][Q] fp32 at vecs [b, chunk, h]: the per-row vectors of the forward's chunk (and the dB/dC
-// kernel's), computed once instead of by one warp of every block while the others wait.
-__device__ __forceinline__ void chunk_vecs(const MpSsdFwdArgs& a, int b, int c, int h, float* vecs) {
-  constexpr int Q = kMmaQ;
-  const int nchunks = (a.seqlen + Q - 1) / Q, lane = threadIdx.x & 31;
-  float* v = vecs + ((int64_t)(b * nchunks + c) * a.heads + h) * (4 * Q);
-  chunk_dt<Q>(a, b, h, c * Q, a.A[h], a.dt_bias ? a.dt_bias[h] : 0.f, v, v + Q, nullptr);
-  __syncwarp();
-  const float end = v[2 * Q - 1];
-  for (int l = lane; l < Q; l += 32) {
-    const float acs = v[Q + l];
-    v[2 * Q + l] = __expf(acs);
-    v[3 * Q + l] = v[l] * __expf(end - acs);
+// One whole warp: dt, Acs, exp(Acs) and fw = dt_s exp(Acs_end - Acs_s) of chunk c as [4][Q]
+// fp32 at vecs [b, chunk, h], for the nh (<= K) heads h0, h0 + hstep, ...: the per-row vectors
+// of the forward's chunk (and the gradient kernels'), computed once instead of by one warp of
+// every block while the others wait. The same arithmetic as chunk_dt, in registers: every
+// head's raw dt is loaded first (independent loads, one memory round trip for all K heads), and
+// nothing is read back from the stored vectors.
+template <int K>
+__device__ __forceinline__ void chunk_vecs(const MpSsdFwdArgs& a, int b, int c, int h0, int hstep, int nh,
+                                           float* vecs) {
+  constexpr int Q = kMmaQ, E = Q / 32;
+  static_assert(E == 2, "two rows per lane (float2 stores)");
+  const int nchunks = (a.seqlen + Q - 1) / Q, lane = threadIdx.x & 31, t0 = c * Q + lane * E;
+  float raw[K][E], Ah[K], bias[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int h = h0 + k * hstep;
+    Ah[k] = k < nh ? a.A[h] : 0.f;
+    bias[k] = k < nh && a.dt_bias ? a.dt_bias[h] : 0.f;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int t = t0 + e;
+      raw[k][e] = k < nh && t < a.seqlen ? load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) : 0.f;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    if (k >= nh) break;
+    float d[E], acs[E], run = 0.f;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      d[e] = 0.f;
+      if (t0 + e < a.seqlen) {
+        const float r = raw[k][e] + bias[k];
+        d[e] = a.dt_softplus ? (r > 20.f ? r : log1pf(expf(r))) : r;
+        d[e] = fminf(fmaxf(d[e], a.dt_min), a.dt_max);
+      }
+      run += d[e] * Ah[k];
+      acs[e] = run;
+    }
+    float incl = run;  // inclusive scan over the lanes
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float n = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += n;
+    }
+    const float excl = incl - run;
+#pragma unroll
+    for (int e = 0; e < E; ++e) acs[e] += excl;
+    const float end = __shfl_sync(0xffffffffu, acs[E - 1], 31);  // Acs of the chunk's last row
+    float* v = vecs + ((int64_t)(b * nchunks + c) * a.heads + h0 + k * hstep) * (4 * Q) + lane * E;
+    *reinterpret_cast<float2*>(v) = make_float2(d[0], d[1]);
+    *reinterpret_cast<float2*>(v + Q) = make_float2(acs[0], acs[1]);
+    *reinterpret_cast<float2*>(v + 2 * Q) = make_float2(__expf(acs[0]), __expf(acs[1]));
+    *reinterpret_cast<float2*>(v + 3 * Q) = make_float2(d[0] * __expf(end - acs[0]), d[1] * __expf(end - acs[1]));
   }
 }
 
@@ -317,7 +357,7 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_vecs_kernel(MpSsdFwdArgs a
   const int nchunks = (a.seqlen + kMmaQ - 1) / kMmaQ, hb = (a.heads + kWarps - 1) / kWarps;
   const int h = (blockIdx.x % hb) * kWarps + (threadIdx.x >> 5), c = (blockIdx.x / hb) % nchunks;
   const int b = blockIdx.x / (hb * nchunks);
-  if (h < a.heads) chunk_vecs(a, b, c, h, vecs);
+  if (h < a.heads) chunk_vecs<1>(a, b, c, h, 0, 1, vecs);
 }
 
 // The scores C B^T of every (b, chunk, group), lower tiles only, in the layout of kScoreBytes.
@@ -334,9 +374,11 @@ __global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bo
   T* Bs = Cs + Q * ldN;
   load_rows<T>(Cs, ldN, static_cast<const T*>(a.C) + b * a.C_sb + g * a.C_sg, a.C_sl, c * Q, Q, L, N, vec);
   load_rows<T>(Bs, ldN, static_cast<const T*>(a.B) + b * a.B_sb + g * a.B_sg, a.B_sl, c * Q, Q, L, N, vec);
-  // Meanwhile, the chunk vectors of the group's heads (warp w: heads w, w + 8, ...).
+  // Meanwhile, the chunk vectors of the group's heads (warp w: heads w, w + 8, ..., four at a time).
+  constexpr int kHeadsAtOnce = 4;
   const int hpg = a.heads / G;
-  for (int hh = warp; hh < hpg; hh += kWarps) chunk_vecs(a, b, c, g * hpg + hh, vecs);
+  for (int hh = warp; hh < hpg; hh += kWarps * kHeadsAtOnce)
+    chunk_vecs<kHeadsAtOnce>(a, b, c, g * hpg + hh, kWarps, (hpg - hh + kWarps - 1) / kWarps, vecs);
   cp_async_wait_all();
   __syncthreads();
   const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
