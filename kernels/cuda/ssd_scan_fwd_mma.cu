@@ -410,11 +410,14 @@ __global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bo
 // backward's chunk states. No y, no C, no operand copy of S; the segment's end state -> sg.fin,
 // its decay -> sg.decay, each chunk's carried-in state -> sg.chunk_states; sg.adjoint weights
 // rows by exp(Acs_l) (the caller passes dy as x and C as B); sg.reverse walks the chunks last to
-// first. One stage: a two-stage version (chunk i + 1's B, X and dt loading during chunk i) measured
-// 5% slower on an H200 at the 56B shape. Nsight Compute puts the time in dependent-instruction
-// waits and barriers, not in loads: the update is latency-bound, not starved.
+// first.
+// Two stages: chunk i + 1's B, X and vectors load into one buffer while chunk i's update reads
+// the other. The stored states go out through the buffer the update has just finished with (a
+// per-warp tile, so that the global stores are whole 16-byte rows), which keeps both stages
+// within four blocks per SM at Nb = 128. With one stage, Nsight Compute had a quarter of the
+// walk's stall samples waiting on each chunk's loads and at the barrier after them (56B, b = 1).
 struct StatePlan {
-  int ldN, ldP, ldG, offB, offX, offVec, offStage, total;
+  int ldN, ldP, ldG, offB, offX, offVec, stage, total;  // offsets within a stage
 };
 // Nb: the state columns one block holds (N / split).
 __host__ __device__ inline StatePlan state_plan(int Nb) {
@@ -423,11 +426,13 @@ __host__ __device__ inline StatePlan state_plan(int Nb) {
   p.ldP = kMmaPT + 8;
   p.ldG = Nb / 2 + 8;
   int o = 0;
-  p.offB = o;     o = align128(o + kMmaQ * p.ldN * 2);
-  p.offX = o;     o = align128(o + kMmaQ * p.ldP * 2);
-  p.offVec = o;   o = align128(o + 3 * kMmaQ * 4);
-  p.offStage = o; o = align128(o + kWarps * 16 * p.ldG * 2);  // each warp's 16 x Nb/2 part of S, in T
-  p.total = o;  // 78,848 bytes at Nb = 256, 44,032 at Nb = 128
+  p.offB = o;   o = align128(o + kMmaQ * p.ldN * 2);
+  p.offX = o;   o = align128(o + kMmaQ * p.ldP * 2);
+  const int staging = kWarps * 16 * p.ldG * 2;  // each warp's 16 x Nb/2 part of S, in T, over B and X
+  p.offVec = o = align128(o > staging ? o : staging);
+  o = align128(o + 3 * kMmaQ * 4);
+  p.stage = o;
+  p.total = 2 * o;  // 87,552 bytes at Nb = 256, 54,784 at Nb = 128 (four blocks per SM)
   return p;
 }
 
@@ -453,12 +458,6 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
   extern __shared__ __align__(128) unsigned char smem[];
   const StatePlan pl = state_plan(Nb);
   const int ldN = pl.ldN, ldP = pl.ldP;
-  T* Bs = reinterpret_cast<T*>(smem + pl.offB);
-  T* Xs = reinterpret_cast<T*>(smem + pl.offX);
-  float* dtv = reinterpret_cast<float*>(smem + pl.offVec);
-  float* acs = dtv + Q;
-  float* fw = acs + Q;  // row weights: dt_s exp(Acs_end - Acs_s), or exp(Acs_l) for the adjoint
-  T* stg = reinterpret_cast<T*>(smem + pl.offStage) + warp * 16 * pl.ldG;
 
   const float Ah = a.A[h], bias = a.dt_bias ? a.dt_bias[h] : 0.f;
   const FwdView<T> view = fwd_view<T>(a, blk, g, p0, sg.nseg);
@@ -468,29 +467,17 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
 
   const int nchunks = (L + Q - 1) / Q;
   const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
-  T* const cst = static_cast<T*>(sg.chunk_states);
-  float seg_sum = 0.f;  // sum of dt A over the segment (the decay)
-  for (int ci = c_begin; ci < c_end; ++ci) {
-    const int c = sg.reverse ? c_end - 1 - (ci - c_begin) : ci, t0 = c * Q;
-    load_chunk<T, Q, kN / kSplit>(Bs, ldN, view.B + n0, a.B_sl, t0, L, Nb, vec);
-    load_chunk<T, Q, PT>(Xs, ldP, view.x, a.x_sl, t0, L, PT, vec);
-    if (cst) {  // the state carried into this chunk, while the loads are in flight
-      // Through the warp's shared tile so that global stores are whole 16-byte rows (the
-      // accumulator pairs alone fill half of each 32-byte sector).
-      T* g0 = cst + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)(p0 + 16 * rb) * N + n0 + (Nb / 2) * ch;
-      const int cpr = Nb / 16;  // 16-byte pieces in a tile row of Nb/2 values
-      if (32 % cpr == 0) {
-        store_state_t<T, MS>(S, stg + gq * pl.ldG + 2 * tq, pl.ldG, nS);
-        __syncwarp();
-        const int cc = (lane % cpr) * 8;
-        for (int r = lane / cpr; r < 16; r += 32 / cpr)
-          *reinterpret_cast<uint4*>(g0 + (int64_t)r * N + cc) = *reinterpret_cast<const uint4*>(stg + r * pl.ldG + cc);
-        __syncwarp();
-      } else {
-        store_state_t<T, MS>(S, g0 + (int64_t)gq * N + 2 * tq, N, nS);
-      }
-    }
-    if (sg.chunk_vecs) {  // dt, Acs and the row weights precomputed (mma_chunk_vecs_launch)
+  auto chunk_at = [&](int i) { return sg.reverse ? c_end - 1 - (i - c_begin) : i; };  // walk step -> chunk
+  // Chunk c's B, X and vectors (dt, Acs, row weights fw: dt_s exp(Acs_end - Acs_s), or exp(Acs_l)
+  // for the adjoint) into stage k. Without precomputed vectors warp 0 computes them.
+  auto issue = [&](int c, int k) {
+    unsigned char* st = smem + k * pl.stage;
+    const int t0 = c * Q;
+    load_chunk<T, Q, kN / kSplit>(reinterpret_cast<T*>(st + pl.offB), ldN, view.B + n0, a.B_sl, t0, L, Nb, vec);
+    load_chunk<T, Q, PT>(reinterpret_cast<T*>(st + pl.offX), ldP, view.x, a.x_sl, t0, L, PT, vec);
+    float* dtv = reinterpret_cast<float*>(st + pl.offVec);
+    float *acs = dtv + Q, *fw = acs + Q;
+    if (sg.chunk_vecs) {  // mma_chunk_vecs_launch
       const float* src = sg.chunk_vecs + ((int64_t)(b * nchunks + c) * H + h) * (4 * Q);
       if (threadIdx.x < Q / 2) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
       else if (threadIdx.x < 3 * Q / 4) cp_async16(fw + 4 * (threadIdx.x - Q / 2), src + (sg.adjoint ? 2 : 3) * Q + 4 * (threadIdx.x - Q / 2), true);
@@ -500,11 +487,45 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
       const float end = acs[Q - 1];
       for (int l = lane; l < Q; l += 32) fw[l] = sg.adjoint ? __expf(acs[l]) : dtv[l] * __expf(end - acs[l]);
     }
+  };
+  // The state carried into chunk c (the registers S) to sg.chunk_states, through stage k's B and
+  // X space: the accumulator pairs alone would fill half of each 32-byte sector.
+  T* const cst = static_cast<T*>(sg.chunk_states);
+  auto store_entering = [&](int c, int k) {
+    if (!cst) return;
+    T* g0 = cst + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)(p0 + 16 * rb) * N + n0 + (Nb / 2) * ch;
+    const int cpr = Nb / 16;  // 16-byte pieces in a tile row of Nb/2 values
+    if (32 % cpr == 0) {
+      T* stg = reinterpret_cast<T*>(smem + k * pl.stage) + warp * 16 * pl.ldG;
+      store_state_t<T, MS>(S, stg + gq * pl.ldG + 2 * tq, pl.ldG, nS);
+      __syncwarp();
+      const int cc = (lane % cpr) * 8;
+      for (int r = lane / cpr; r < 16; r += 32 / cpr)
+        *reinterpret_cast<uint4*>(g0 + (int64_t)r * N + cc) = *reinterpret_cast<const uint4*>(stg + r * pl.ldG + cc);
+      __syncwarp();
+    } else {
+      store_state_t<T, MS>(S, g0 + (int64_t)gq * N + 2 * tq, N, nS);
+    }
+  };
+
+  float seg_sum = 0.f;  // sum of dt A over the segment (the decay)
+  if (c_begin < c_end) {
+    issue(chunk_at(c_begin), 0);
+    store_entering(chunk_at(c_begin), 1);
+  }
+  for (int i = c_begin; i < c_end; ++i) {
+    const int k = (i - c_begin) & 1;
     cp_async_wait_all();
-    __syncthreads();
+    __syncthreads();  // chunk i is in stage k; every warp is done with stage k ^ 1 (its staging too)
+    if (i + 1 < c_end) issue(chunk_at(i + 1), k ^ 1);
+    unsigned char* st = smem + k * pl.stage;
+    const float* dtv = reinterpret_cast<const float*>(st + pl.offVec);
+    const float *acs = dtv + Q, *fw = acs + Q;
     seg_sum += acs[Q - 1];
-    state_update<T, MS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), Nb, rb, ch);
-    __syncthreads();  // every read of B, X and the vectors of this chunk is done
+    state_update<T, MS>(S, reinterpret_cast<const T*>(st + pl.offX), ldP, reinterpret_cast<const T*>(st + pl.offB), ldN,
+                        fw, __expf(acs[Q - 1]), Nb, rb, ch);
+    __syncthreads();  // every read of stage k is done
+    if (i + 1 < c_end) store_entering(chunk_at(i + 1), k);
   }
   if (sg.fin) store_state<MS>(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
   if (sg.decay && blk.pt == 0 && nh == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
