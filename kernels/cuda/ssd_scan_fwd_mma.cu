@@ -193,7 +193,6 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   float S[kMaxS][4];
   const int srow = 16 * rb + gq, scol0 = (N / 2) * ch + 2 * tq;
   load_state(S, sg.init ? sg.init + view.state_off + (int64_t)srow * N + scol0 : nullptr, N, nS);
-  publish_state<T, kMaxS>(S, Ss, srow, scol0, N, nS);  // the operand copy
 
   // ldmatrix lane addressing: lane l supplies row (l % 8) + 8 * ((l / 8) % 2) and column offset
   // 8 * (l / 16) of a 16x16 block for A operands (non-transposed); the B-operand variants below.
@@ -216,6 +215,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
       const float* src = sg.chunk_vecs + ((int64_t)(b * nchunks + c) * H + h) * (4 * Q);
       if (threadIdx.x < Q) cp_async16(dtv + 4 * threadIdx.x, src + 4 * threadIdx.x, true);
     }
+    // The operand copy of the state entering this chunk, while the copies above are in flight
+    // (the previous chunk's reads of Ss ended at its last barrier).
+    publish_state<T, kMaxS>(S, Ss, srow, scol0, N, nS);
     cp_async_wait_all();
     __syncthreads();
     if (a.chunk_states)  // the state entering this chunk, for the backward
@@ -290,7 +292,6 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     // this chunk, so warps with less y work (small rb) start on it while the others finish.
     state_update<T, kMaxS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
     __syncthreads();  // every read of S, C, B, X of this chunk is done
-    publish_state<T, kMaxS>(S, Ss, srow, scol0, N, nS);
   }
   if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
 }
