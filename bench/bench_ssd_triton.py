@@ -3,9 +3,11 @@
 uses: bf16 x/B/C/dt, fp32 A/D/dt_bias, dt_softplus, no z. Needs a checkout of the public repo in
 third_party_ref/mamba (git-ignored; never committed); its package __init__ is bypassed, so the
 compiled extensions are not needed. Writes one JSON object per line.
-  bench_ssd_triton.py --out FILE [--quick] [--ref DIR]
+  bench_ssd_triton.py --out FILE [--quick] [--only MODEL:b:chunk ...] [--ref DIR]
+On a fresh machine Triton compiles and autotunes every shape first: the five take 4-5 minutes on
+an H200. --only (as bench_ssd's) times a subset, e.g. a shape an earlier run did not reach.
 """
-import argparse, json, os, sys, types
+import argparse, json, os, sys, time, types
 
 import torch
 
@@ -22,6 +24,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench_ssd_triton.jsonl")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", action="append", default=[], metavar="MODEL:b:chunk",
+                    help="time only these shapes (repeatable), e.g. 56B:1:256")
     ap.add_argument("--ref", default=os.path.join(os.path.dirname(__file__), "..", "third_party_ref", "mamba"))
     a = ap.parse_args()
     import triton.testing
@@ -32,6 +36,14 @@ def main():
               ("56B", 256, 64, 256, 8, 4, 8192, 256)]
     if a.quick:
         shapes = shapes[:1]
+    if a.only:
+        want = set(a.only)
+        known = {f"{s[0]}:{s[5]}:{s[7]}" for s in shapes}
+        unknown = sorted(want - known)
+        if unknown:
+            sys.exit(f"bench_ssd_triton: unknown shape {unknown[0]}; expected one of {', '.join(sorted(known))}")
+        shapes = [s for s in shapes if f"{s[0]}:{s[5]}:{s[7]}" in want]
+    t_start = time.time()
     with open(a.out, "w") as f:
         for name, H, P, N, G, b, L, chunk in shapes:
             dev, bf = "cuda", torch.bfloat16
@@ -53,7 +65,7 @@ def main():
                 torch.autograd.grad(y, leaves, gy)
             ms_fb = triton.testing.do_bench(fb, warmup=50, rep=300, return_mode="median")
             rec = dict(kind="triton", card=card, model=name, b=b, L=L, chunk=chunk, fwd_ms=ms_f, fwdbwd_ms=ms_fb)
-            print(json.dumps(rec), flush=True)
+            print(json.dumps(rec), f"({time.time() - t_start:.0f} s)", flush=True)
             f.write(json.dumps(rec) + "\n")
             f.flush()
 

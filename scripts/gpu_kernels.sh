@@ -3,13 +3,17 @@
 # CUDA kernel tests, time ours and Triton's SSD at Nemotron-H shapes and our RMSNorm against the
 # LibTorch ops it replaces, print short tables, then (with Nsight Compute) the SSD's per-kernel
 # times at 56B.
-#   scripts/gpu_kernels.sh [--quick]        full logs and JSON under $OUT (default /tmp/mp_out)
+#   scripts/gpu_kernels.sh [--quick]        results under $OUT (default /tmp/mp_out)
+# $OUT gets seven files (the device tool brings back at most eight): the JSON lines of each
+# benchmark, the table, the per-kernel times, a summary, and every log in logs.tar.gz.
 # Needs deps/ (scripts/bundle_deps.sh) and third_party_ref/mamba (public state-spaces/mamba
 # checkout, git-ignored) carried along.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mp_out}
+LOGS=$(mktemp -d)
 mkdir -p "$OUT"
+trap 'tar -czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null' EXIT
 Q=${1:-}
 B=build-gpu
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
@@ -17,30 +21,30 @@ echo "card: ${card:-none}" | tee "$OUT/kernels_summary.txt"
 t0=$(date +%s)
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DMP_DEPS_DIR="$PWD/deps" >"$OUT/configure.log" 2>&1 &&
-  cmake --build $B -j16 --target mp_tests bench_ssd bench_norm >"$OUT/build.log" 2>&1
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DMP_DEPS_DIR="$PWD/deps" >"$LOGS/configure.log" 2>&1 &&
+  cmake --build $B -j16 --target mp_tests bench_ssd bench_norm >"$LOGS/build.log" 2>&1
 rc=$?
 echo "build rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/kernels_summary.txt"
-if [ $rc -ne 0 ]; then grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; fi
-grep -E "spill|stack frame" "$OUT/build.log" | grep -v " 0 bytes" | head -5
+if [ $rc -ne 0 ]; then grep -E "error|FAILED" "$LOGS/build.log" | head -30; exit 1; fi
+grep -E "spill|stack frame" "$LOGS/build.log" | grep -v " 0 bytes" | head -5
 t0=$(date +%s)
-$B/tests/mp_tests --gtest_filter='*Cuda*' >"$OUT/cuda_tests.log" 2>&1
+$B/tests/mp_tests --gtest_filter='*Cuda*' >"$LOGS/cuda_tests.log" 2>&1
 echo "cuda tests rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/kernels_summary.txt"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|rel_err|Which is" "$OUT/cuda_tests.log" | head -40
-$B/bench/bench_ssd --out "$OUT/bench_ssd.jsonl" $Q >"$OUT/bench_ssd.log" 2>&1
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|rel_err|Which is" "$LOGS/cuda_tests.log" | head -40
+$B/bench/bench_ssd --out "$OUT/bench_ssd.jsonl" $Q >"$LOGS/bench_ssd.log" 2>&1
 echo "bench_ssd rc=$?" | tee -a "$OUT/kernels_summary.txt"
-$B/bench/bench_norm --out "$OUT/bench_norm.jsonl" >"$OUT/bench_norm.log" 2>&1
+$B/bench/bench_norm --out "$OUT/bench_norm.jsonl" >"$LOGS/bench_norm.log" 2>&1
 echo "bench_norm rc=$?" | tee -a "$OUT/kernels_summary.txt"
 timeout ${TRITON_TIMEOUT:-400} python3 bench/bench_ssd_triton.py --out "$OUT/bench_ssd_triton.jsonl" $Q \
-  >"$OUT/bench_triton.log" 2>&1
+  >"$LOGS/bench_triton.log" 2>&1
 echo "triton rc=$?" | tee -a "$OUT/kernels_summary.txt"
-tail -3 "$OUT/bench_triton.log"
-cat "$OUT/bench_ssd.log" "$OUT/bench_norm.log"
+tail -3 "$LOGS/bench_triton.log"
+cat "$LOGS/bench_ssd.log" "$LOGS/bench_norm.log"
 python3 bench/ssd_table.py "$OUT/bench_ssd.jsonl" "$OUT/bench_ssd_triton.jsonl" | tee "$OUT/kernels_table.txt"
 # Per-kernel times and warp instructions at 56B, b = 1, chunk 256 (one forward+backward, at the
 # card's own clocks), where Nsight Compute is installed.
 if command -v ncu >/dev/null; then
   ncu --clock-control none --metrics gpu__time_duration.sum,smsp__inst_executed.sum -k regex:ssd_ --csv \
-    $B/bench/bench_ssd --only 56B:1:256 --profile-once >"$OUT/ncu_56b.csv" 2>"$OUT/ncu_56b.log"
-  python3 scripts/ncu_times.py "$OUT/ncu_56b.csv" | tee "$OUT/ncu_56b.txt"
+    $B/bench/bench_ssd --only 56B:1:256 --profile-once >"$LOGS/ncu_56b.csv" 2>"$LOGS/ncu_56b.log"
+  python3 scripts/ncu_times.py "$LOGS/ncu_56b.csv" | tee "$OUT/ncu_56b.txt"
 fi
