@@ -33,6 +33,23 @@ __device__ __forceinline__ float load_any(const void* p, int dtype, int64_t i) {
   return static_cast<const float*>(p)[i];
 }
 
+// The effective dt of a step from its raw dt + bias: softplus (if on), then the clamp.
+__device__ __forceinline__ float effective_dt(const MpSsdFwdArgs& a, float raw) {
+  const float d = a.dt_softplus ? (raw > 20.f ? raw : log1pf(expf(raw))) : raw;
+  return fminf(fmaxf(d, a.dt_min), a.dt_max);
+}
+
+// One whole warp: the sum of v over the lanes below this one (an exclusive scan).
+__device__ __forceinline__ float warp_exclusive_sum(float v) {
+  float incl = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float n = __shfl_up_sync(0xffffffffu, incl, o);
+    if ((threadIdx.x & 31) >= o) incl += n;
+  }
+  return incl - v;
+}
+
 // One whole warp, for the chunk's rows t0 .. t0 + Q - 1 of (b, h): dtv = the effective dt (bias,
 // softplus, clamp; 0 past L), acs = the inclusive sum of dt*A within the chunk and, if `pre` is
 // non-null, dt + bias before softplus/clamp (for the chain rule). Q = 32 * E rows.
@@ -48,21 +65,14 @@ __device__ void chunk_dt(const MpSsdFwdArgs& a, int b, int h, int t0, float Ah, 
     float d = 0.f, raw = 0.f;
     if (t < a.seqlen) {
       raw = load_any(a.dt, a.dt_dtype, b * a.dt_sb + (int64_t)t * a.dt_sl + h * a.dt_sh) + bias;
-      d = a.dt_softplus ? (raw > 20.f ? raw : log1pf(expf(raw))) : raw;
-      d = fminf(fmaxf(d, a.dt_min), a.dt_max);
+      d = effective_dt(a, raw);
     }
     dtv[l] = d;
     if (pre) pre[l] = raw;
     run += d * Ah;
     v[e] = run;
   }
-  float incl = run;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const float n = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += n;
-  }
-  const float excl = incl - run;
+  const float excl = warp_exclusive_sum(run);
 #pragma unroll
   for (int e = 0; e < E; ++e) acs[lane * E + e] = v[e] + excl;
 }

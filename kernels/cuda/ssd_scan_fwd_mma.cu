@@ -327,21 +327,11 @@ __device__ __forceinline__ void chunk_vecs(const MpSsdFwdArgs& a, int b, int c, 
 #pragma unroll
     for (int e = 0; e < E; ++e) {
       d[e] = 0.f;
-      if (t0 + e < a.seqlen) {
-        const float r = raw[k][e] + bias[k];
-        d[e] = a.dt_softplus ? (r > 20.f ? r : log1pf(expf(r))) : r;
-        d[e] = fminf(fmaxf(d[e], a.dt_min), a.dt_max);
-      }
+      if (t0 + e < a.seqlen) d[e] = effective_dt(a, raw[k][e] + bias[k]);
       run += d[e] * Ah[k];
       acs[e] = run;
     }
-    float incl = run;  // inclusive scan over the lanes
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const float n = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl += n;
-    }
-    const float excl = incl - run;
+    const float excl = warp_exclusive_sum(run);
 #pragma unroll
     for (int e = 0; e < E; ++e) acs[e] += excl;
     const float end = __shfl_sync(0xffffffffu, acs[E - 1], 31);  // Acs of the chunk's last row
