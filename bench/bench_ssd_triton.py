@@ -28,21 +28,22 @@ def main():
                     help="time only these shapes (repeatable), e.g. 56B:1:256")
     ap.add_argument("--ref", default=os.path.join(os.path.dirname(__file__), "..", "third_party_ref", "mamba"))
     a = ap.parse_args()
-    import triton.testing
-    scan = load_triton_ssd(os.path.abspath(a.ref))
-    card = torch.cuda.get_device_name()
+    # The shapes first, so that a bad --only fails before Triton loads.
     shapes = [("8B", 128, 64, 128, 8, 1, 8192, 128), ("8B", 128, 64, 128, 8, 4, 8192, 256),
               ("56B", 256, 64, 256, 8, 1, 8192, 128), ("56B", 256, 64, 256, 8, 1, 8192, 256),
               ("56B", 256, 64, 256, 8, 4, 8192, 256)]
-    if a.quick:
-        shapes = shapes[:1]
+    tag = lambda s: f"{s[0]}:{s[5]}:{s[7]}"
     if a.only:
-        want = set(a.only)
-        known = {f"{s[0]}:{s[5]}:{s[7]}" for s in shapes}
-        unknown = sorted(want - known)
+        known = {tag(s) for s in shapes}
+        unknown = sorted(set(a.only) - known)
         if unknown:
             sys.exit(f"bench_ssd_triton: unknown shape {unknown[0]}; expected one of {', '.join(sorted(known))}")
-        shapes = [s for s in shapes if f"{s[0]}:{s[5]}:{s[7]}" in want]
+        shapes = [s for s in shapes if tag(s) in a.only]
+    if a.quick:
+        shapes = shapes[:1]
+    import triton.testing
+    scan = load_triton_ssd(os.path.abspath(a.ref))
+    card = torch.cuda.get_device_name()
     t_start = time.time()
     with open(a.out, "w") as f:
         for name, H, P, N, G, b, L, chunk in shapes:
