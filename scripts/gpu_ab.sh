@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A kernel change against a reference tree of the project, in one call on one card (the GPU
 # machine): both trees built here, the CUDA tests on this one, `bench_ssd --auto-only` of the
-# two interleaved (A B A B, so drift hits both), then Nsight Compute's per-kernel times at 56B,
+# two interleaved (A B A B A B, so drift hits both), then Nsight Compute's per-kernel times at 56B,
 # b = 1, chunk 256 for each. Prints a table of the medians per shape; five files under $OUT.
 #   Locally:  git archive <rev> --prefix=ab_ref/ | tar -x       (ab_ref/ is git-ignored)
 #   There:    scripts/gpu_ab.sh [ab_ref]       (carry deps and ab_ref)
@@ -29,32 +29,12 @@ build-gpu/tests/mp_tests --gtest_filter='*Cuda*:*Ssd*:*Conv*:*Norm*:*Parity*:*De
   >"$LOGS/tests.log" 2>&1
 echo "tests rc=$?: $(grep -E '^\[  (PASSED|FAILED) ' "$LOGS/tests.log" | tr '\n' ' ')"
 : >"$OUT/ab_a.jsonl"; : >"$OUT/ab_b.jsonl"
-for round in 1 2; do
+for round in 1 2 3; do
   build-gpu/bench/bench_ssd --auto-only --out "$LOGS/a$round.jsonl" >/dev/null 2>&1 && cat "$LOGS/a$round.jsonl" >>"$OUT/ab_a.jsonl"
   build-ref/bench/bench_ssd --auto-only --out "$LOGS/b$round.jsonl" >/dev/null 2>&1 && cat "$LOGS/b$round.jsonl" >>"$OUT/ab_b.jsonl"
   rm -f "$LOGS/a$round.jsonl" "$LOGS/b$round.jsonl"
 done
-python3 - "$OUT/ab_a.jsonl" "$OUT/ab_b.jsonl" <<'PY' | tee "$OUT/ab_table.txt"
-import json, statistics, sys
-def load(path):
-    runs = {}
-    for line in open(path):
-        r = json.loads(line)
-        if r.get("kind") == "ssd_best":
-            k = (r["model"], r["b"], r["chunk"])
-            for f in ("fwd_ms", "fwdbwd_ms", "fwdbwd_kept_states_ms"):
-                runs.setdefault(k, {}).setdefault(f, []).append(r[f])
-    return runs
-a, b = load(sys.argv[1]), load(sys.argv[2])
-print("medians of two runs each, ms: this tree (A) against the reference (B)")
-print(f"{'shape':5s} {'b':>2s} {'chunk':>5s} | {'fwd A':>7s} {'fwd B':>7s} {'A/B':>6s} | {'f+b A':>7s} {'f+b B':>7s} {'A/B':>6s} | {'kept A':>7s} {'kept B':>7s} {'A/B':>6s}")
-for k in sorted(set(a) & set(b)):
-    cells = []
-    for f in ("fwd_ms", "fwdbwd_ms", "fwdbwd_kept_states_ms"):
-        x, y = statistics.median(a[k][f]), statistics.median(b[k][f])
-        cells.append(f"{x:7.3f} {y:7.3f} {x / y:6.3f}")
-    print(f"{k[0]:5s} {k[1]:>2d} {k[2]:>5d} | " + " | ".join(cells))
-PY
+python3 scripts/ab_table.py "$OUT/ab_a.jsonl" "$OUT/ab_b.jsonl" | tee "$OUT/ab_table.txt"
 if command -v ncu >/dev/null; then
   for side in gpu ref; do
     ncu --clock-control none --metrics gpu__time_duration.sum,smsp__inst_executed.sum -k regex:ssd_ --csv \

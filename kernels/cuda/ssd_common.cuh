@@ -308,6 +308,10 @@ struct Seg {
   // vectors also serve the mma state-only kernel where given (else it computes its own).
   const void* scores;
   const float* chunk_vecs;
+  // The mma state-only kernel launched as a programmatic dependent (pdl.cuh) of a kernel whose
+  // output it does not read (the backward's adjoint walk after the entering-state walk): it waits
+  // for that kernel at its end instead of its start, so the two walks overlap.
+  bool wait_late = false;
 };
 
 using KernFn = void (*)(MpSsdFwdArgs, bool, Seg);

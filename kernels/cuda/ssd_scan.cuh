@@ -75,9 +75,14 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);
 //                leaving chunk c (edge_in = dL/d final state or null); edge_out = dL/d initial state.
 // `vecs`: the chunk vectors of mma_chunk_vecs_launch for this launch's shape at chunk 64, or null.
 // `local` and `decay` may be null when mp_ssd_chunk_states_walks(a) (the sequential pass runs).
+// `dependent` (the sequential pass only; kernels/cuda/pdl.cuh): 0 = an ordinary launch; 1 = it
+// may start while the stream's previous kernel ends, and waits for it before reading anything;
+// 2 = the same, but that kernel writes nothing this pass reads (the other walk), so it waits only
+// at its end.
 int mp_ssd_chunk_states_walks(const MpSsdFwdArgs* a);
 cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local, float* decay, void* states,
-                                const float* edge_in, float* edge_out, const float* vecs, cudaStream_t stream);
+                                const float* edge_in, float* edge_out, const float* vecs, cudaStream_t stream,
+                                int dependent = 0);
 
 struct MpSsdBwdArgs {
   MpSsdFwdArgs f;  // the forward's inputs (f.y, f.final_state, f.segments, f.workspace unused)

@@ -532,14 +532,16 @@ cudaError_t mp_ssd_scan_bwd(const MpSsdBwdArgs* a, cudaStream_t stream) {
   state_pass_args(a, l.Q, &f, &r);
   // The chunk vectors first where the mma kernels run (Q = 64): every pass below reads them.
   float* vecs = l.vecs ? reinterpret_cast<float*>(own + (l.saved ? 0 : esize_of(a->f.dtype) * l.states)) : nullptr;
-  cudaError_t e = vecs ? mma_chunk_vecs_launch(&a->f, vecs, stream) : cudaSuccess;
+  // The dAcs partials are zeroed first, so that from here on kernel follows kernel: each may
+  // start as the one before it ends (programmatic dependent launches, pdl.cuh).
+  cudaError_t e = cudaMemsetAsync(dacs, 0, sizeof(float) * l.dacs, stream);
+  if (e == cudaSuccess && vecs) e = mma_chunk_vecs_launch(&a->f, vecs, stream);
   if (e != cudaSuccess) return e;
-  if (!l.saved) e = mp_ssd_chunk_states(&f, 0, local, decay, own, a->f.init_state, nullptr, vecs, stream);
+  if (!l.saved) e = mp_ssd_chunk_states(&f, 0, local, decay, own, a->f.init_state, nullptr, vecs, stream, 1);
   if (e != cudaSuccess) return e;
-  // 2. The adjoint leaving every chunk: the same pass over (dy, C) with the adjoint weights.
-  e = mp_ssd_chunk_states(&r, 1, local, decay, Sb, a->dfinal, a->dinit, vecs, stream);
-  if (e != cudaSuccess) return e;
-  e = cudaMemsetAsync(dacs, 0, sizeof(float) * l.dacs, stream);
+  // 2. The adjoint leaving every chunk: the same pass over (dy, C) with the adjoint weights. It
+  // reads nothing the first walk writes, so it runs alongside that one's last blocks.
+  e = mp_ssd_chunk_states(&r, 1, local, decay, Sb, a->dfinal, a->dinit, vecs, stream, l.saved ? 1 : 2);
   if (e != cudaSuccess) return e;
   // 3-4. Everything else.
   const int V = 16 / esize_of(a->f.dtype);

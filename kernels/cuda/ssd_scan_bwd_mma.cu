@@ -12,6 +12,7 @@
 // For 16-bit inputs with Q = 64, P = 64, N % 32 == 0 (Nemotron-H 8B and 56B); the launcher in
 // ssd_scan_bwd.cu takes the WMMA kernels for everything else.
 #include "kernels/cuda/mma_frag.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ssd_bwd_common.cuh"
 #include "kernels/cuda/ssd_common.cuh"
 
@@ -269,6 +270,10 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dx_mma_kernel(MpSsdBwdArg
       load_adjoint(h);
     }
     if (hh > 0 && (hh % kSumRing == 0 || hh == Hg)) {
+      // Launched as a programmatic dependent of the dB/dC kernel (pdl.cuh), which adds its part
+      // of dAcs into dacs_g: the tails read that, so the first waits for the kernel's end. The
+      // heads before it fill the SMs that kernel's last blocks leave idle.
+      pdl_wait();
       // While this head's loads are in flight: the dt tails of the heads since the last ones,
       // warp w taking slot w (the first of them is a multiple of kSumRing).
       const int first = (hh - 1) / kSumRing * kSumRing;
@@ -478,6 +483,11 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_bwd_dbc_mma_kernel(MpSsdBwdAr
       load_rows<T>(dst, ldS, S + soff, N, 0, P, P, ns, true);
   };
   load_xy(g * Hg);
+  // Launched as a programmatic dependent of the adjoint walk (pdl.cuh): the inputs and chunk
+  // vectors above were complete before it; the states are read from here on. The dx kernel
+  // after this one reads the states too, so it may start only once they are complete.
+  pdl_wait();
+  pdl_release();
   load_state(Sf, Sin2, g * Hg);
   load_state(Sb, dSo, g * Hg);
 
@@ -638,13 +648,14 @@ cudaError_t launch(const MpSsdBwdArgs& a, const void* Sf, const void* Sb, float*
   cudaError_t e = cudaFuncSetAttribute((const void*)k1, cudaFuncAttributeMaxDynamicSharedMemorySize, s1);
   if (e == cudaSuccess) e = cudaFuncSetAttribute((const void*)k2, cudaFuncAttributeMaxDynamicSharedMemorySize, s2);
   if (e != cudaSuccess) return e;
-  k1<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups * nsl), kThreads, s1, stream>>>(
-      a, static_cast<const T*>(Sf), static_cast<const T*>(Sb), dacs, vecs);
-  e = cudaGetLastError();
+  // Both as programmatic dependents of the kernel before them (pdl.cuh; each waits where it
+  // first reads that kernel's output).
+  const T *sf = static_cast<const T*>(Sf), *sb = static_cast<const T*>(Sb);
+  e = launch_dependent(k1, (unsigned)((int64_t)a.f.batch * nch * a.f.groups * nsl), kThreads, s1, stream, true, a, sf,
+                       sb, dacs, vecs);
   if (e != cudaSuccess) return e;
-  k2<<<(unsigned)((int64_t)a.f.batch * nch * a.f.groups), kThreads, s2, stream>>>(a, static_cast<const T*>(Sb), dacs,
-                                                                                    vecs);
-  return cudaGetLastError();
+  return launch_dependent(k2, (unsigned)((int64_t)a.f.batch * nch * a.f.groups), kThreads, s2, stream, true, a, sb,
+                          static_cast<const float*>(dacs), vecs);
 }
 
 template <typename T>

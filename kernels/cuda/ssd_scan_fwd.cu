@@ -32,6 +32,7 @@
 #include "kernels/cuda/ssd_scan.cuh"
 
 #include "kernels/cuda/ssd_common.cuh"
+#include "kernels/cuda/pdl.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -400,12 +401,13 @@ bool plan(const MpSsdFwdArgs* a, Config* cfg) {
   return true;
 }
 
+// dependent: as a programmatic dependent of the stream's previous kernel (pdl.cuh); only for
+// the register-fragment kernels, which wait for it before reading its output.
 cudaError_t launch_kernel(KernFn f, int smem, int64_t blocks, const MpSsdFwdArgs& a, bool vec, const Seg& sg,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, bool dependent = false) {
   cudaError_t e = cudaFuncSetAttribute((const void*)f, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e != cudaSuccess) return e;
-  f<<<(unsigned)blocks, kThreads, smem, stream>>>(a, vec, sg);
-  return cudaGetLastError();
+  return launch_dependent(f, (unsigned)blocks, kThreads, smem, stream, dependent, a, vec, sg);
 }
 
 
@@ -480,7 +482,8 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   Seg s3{1, nch, a->init_state, a->final_state, nullptr, false};
   s3.scores = scores;
   s3.chunk_vecs = vecs;
-  if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, s3, stream);
+  // The mma kernels right after the scores kernel start as it ends (pdl.cuh).
+  if (c.nseg == 1) return launch_kernel(full, smem3, base, *a, vec, s3, stream, c.mma != nullptr);
 
   const int64_t per_b = (int64_t)a->heads * a->headdim * a->dstate, total = per_b * a->batch;
   float* decay = ws + total * c.nseg;
@@ -488,7 +491,7 @@ cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream) {
   Seg s1{c.nseg, c.seg_chunks, nullptr, ws, decay, false};
   s1.chunk_vecs = vecs;
   cudaError_t e = launch_kernel(c.mma ? mma_fwd_kernel(a, true) : kern_for(a->dtype, c.Q, c.PT, true), smem1,
-                                base * c.nseg, *a, vec, s1, stream);
+                                base * c.nseg, *a, vec, s1, stream, c.mma != nullptr);
   if (e != cudaSuccess) return e;
   ssd_seg_combine<<<(unsigned)((total + 255) / 256), 256, 0, stream>>>(per_b, a->headdim * a->dstate, a->heads, c.nseg,
                                                                        total, ws, decay, a->init_state, a->final_state, false);
@@ -581,7 +584,8 @@ int mp_ssd_chunk_states_walks(const MpSsdFwdArgs* a) {
 }
 
 cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local, float* decay, void* states,
-                                const float* edge_in, float* edge_out, const float* vecs, cudaStream_t stream) {
+                                const float* edge_in, float* edge_out, const float* vecs, cudaStream_t stream,
+                                int dependent) {
   int Q = 0, PT = 0;
   if (!mp_ssd_scan_fwd_supported(a) || !choose(a, max_smem_optin(), &Q, &PT) || Q != a->chunk) return cudaErrorInvalidValue;
   const int nch = (a->seqlen + Q - 1) / Q;
@@ -590,7 +594,8 @@ cudaError_t mp_ssd_chunk_states(const MpSsdFwdArgs* a, int adjoint, float* local
   if (chunk_walk(a, &w)) {
     Seg sw{1, nch, edge_in, edge_out, nullptr, adjoint != 0, states, adjoint != 0};
     sw.chunk_vecs = vecs;
-    return launch_kernel(w.k, w.smem, w.blocks, *a, vec, sw, stream);
+    sw.wait_late = dependent == 2;
+    return launch_kernel(w.k, w.smem, w.blocks, *a, vec, sw, stream, dependent != 0);
   }
   if (!local || !decay) return cudaErrorInvalidValue;
   // Otherwise one block per chunk: the register-fragment state pass where it applies (chunk 64,

@@ -20,6 +20,7 @@
 // 32 (w / 4) .. +32; for the state, rows 16 (w % 4) .. +16 of the 64 head-dim rows and columns
 // (N/2) (w / 4) .. +N/2 of the state. Fragment layouts: mma_frag.cuh.
 #include "kernels/cuda/mma_frag.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ssd_common.cuh"
 
 namespace {
@@ -207,6 +208,9 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     load_chunk<T, Q, kN>(Cs, ldN, Cg, a.C_sl, t0, L, N, vec);
     load_chunk<T, Q, kN>(Bs, ldN, Bg, a.B_sl, t0, L, N, vec);
     load_chunk<T, Q, PT>(Xs, ldP, xg, a.x_sl, t0, L, PT, vec);
+    // Launched as a programmatic dependent of the scores kernel (pdl.cuh): the first chunk's
+    // inputs above are in flight while that kernel finishes; its outputs are read from here on.
+    if (c == c_begin) pdl_wait();
     {  // this chunk's scores (ours, so always 16-byte aligned)
       const __nv_bfloat16* src = static_cast<const __nv_bfloat16*>(sg.scores) + ((int64_t)(b * nchunks + c) * a.groups + g) * (kScoreBytes / 2);
       for (int i = threadIdx.x; i < kScoreBytes / 16; i += kThreads) cp_async16(cbs + 8 * i, src + 8 * i, true);
@@ -293,6 +297,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     state_update<T, kMaxS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
     __syncthreads();  // every read of S, C, B, X of this chunk is done
   }
+  pdl_wait();  // (returns at once after the first chunk's; here for a block with no chunk)
   if (sg.fin) store_state(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
 }
 
@@ -348,6 +353,7 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_vecs_kernel(MpSsdFwdArgs a
   const int nchunks = (a.seqlen + kMmaQ - 1) / kMmaQ, hb = (a.heads + kWarps - 1) / kWarps;
   const int h = (blockIdx.x % hb) * kWarps + (threadIdx.x >> 5), c = (blockIdx.x / hb) % nchunks;
   const int b = blockIdx.x / (hb * nchunks);
+  pdl_release();  // the state walk launched after it waits for the vectors at its start
   if (h < a.heads) chunk_vecs<1>(a, b, c, h, 0, 1, vecs);
 }
 
@@ -359,6 +365,7 @@ __global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bo
   const int N = a.dstate, L = a.seqlen, G = a.groups, nchunks = (L + Q - 1) / Q;
   const int g = blockIdx.x % G, c = (blockIdx.x / G) % nchunks, b = blockIdx.x / (G * nchunks);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  pdl_release();  // the forward launched after it waits before reading the scores
   extern __shared__ __align__(128) unsigned char smem[];
   const int ldN = N + 8;
   T* Cs = reinterpret_cast<T*>(smem);
@@ -445,6 +452,11 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
   const int g = h / (H / a.groups), p0 = blk.pt * PT;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
   const int rb = warp & 3, ch = warp >> 2, nS = Nb / 16;
+  // As a programmatic dependent (pdl.cuh): wait for the previous kernel (the chunk vectors)
+  // before any read, unless it is the other walk, whose output this one does not read; then let
+  // the next kernel (the gradient kernels, which wait for this one) take the SMs as blocks end.
+  if (!sg.wait_late) pdl_wait();
+  pdl_release();
 
   extern __shared__ __align__(128) unsigned char smem[];
   const StatePlan pl = state_plan(Nb);
@@ -519,6 +531,7 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
     if (i + 1 < c_end) store_entering(chunk_at(i + 1), k);
   }
   if (sg.fin) store_state<MS>(S, sg.fin + view.state_off + (int64_t)srow * N + scol0, N, nS);
+  if (sg.wait_late) pdl_wait();  // so that this grid's completion implies the previous one's
   if (sg.decay && blk.pt == 0 && nh == 0 && threadIdx.x == 0) sg.decay[(b * sg.nseg + seg) * H + h] = expf(seg_sum);
 }
 
