@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 
@@ -30,7 +31,15 @@ namespace {
 
 // A new seed every run (fresh inputs), or MP_TEST_SEED's to replay a failure's draw.
 uint64_t fresh_seed() {
-  if (const char* s = std::getenv("MP_TEST_SEED")) return std::strtoull(s, nullptr, 10);
+  if (const char* s = std::getenv("MP_TEST_SEED")) {
+    char* end = nullptr;
+    const uint64_t seed = std::strtoull(s, &end, 10);
+    if (end == s || *end != '\0') {
+      std::fprintf(stderr, "MP_TEST_SEED=%s: expected a decimal seed, as a failure message prints it\n", s);
+      std::exit(2);
+    }
+    return seed;
+  }
   return (uint64_t)std::chrono::steady_clock::now().time_since_epoch().count();
 }
 

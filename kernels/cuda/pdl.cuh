@@ -16,6 +16,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdlib>
 
 namespace mp_ssd {
@@ -40,10 +41,17 @@ inline bool pdl_supported() {
     return v && v[0] == '0';
   }();
   if (off) return false;
-  int dev = 0, major = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-    return false;
-  return major >= 9;
+  // Asked on every launch: the answer per device is looked up once (0 unknown, 1 no, 2 yes).
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> known[kMaxDevices];  // zero-initialized (static storage)
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
+  if (!known[dev].load(std::memory_order_relaxed)) {
+    int major = 0;
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess;
+    known[dev].store(ok && major >= 9 ? 2 : 1, std::memory_order_relaxed);
+  }
+  return known[dev].load(std::memory_order_relaxed) == 2;
 }
 
 // kernel<<<grid, threads, smem, stream>>>(args...), as a programmatic dependent of the stream's
