@@ -11,7 +11,11 @@ FIELDS = ("fwd_ms", "fwdbwd_ms", "fwdbwd_kept_states_ms")
 
 def load(path):
     runs = {}
-    with open(path) as f:
+    try:
+        f = open(path)
+    except OSError as e:
+        sys.exit(f"ab_table.py: cannot read {path} ({e.strerror}); expected bench_ssd JSON lines")
+    with f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line:
