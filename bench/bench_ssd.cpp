@@ -15,6 +15,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -29,6 +30,18 @@ struct Shape {
   const char* name;
   int64_t H, P, N, G, b, L, chunk;
 };
+
+// An error figure as JSON: null when it is not finite (a kernel that wrote NaN or inf), which
+// JSON cannot spell, with a line on stderr so that it is not missed.
+std::string json_number(double v) {
+  if (std::isfinite(v)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3e", v);
+    return buf;
+  }
+  std::fprintf(stderr, "bench_ssd: an error against the ops path is %f: the kernel's output is not finite\n", v);
+  return "null";
+}
 
 }  // namespace
 
@@ -133,9 +146,9 @@ int main(int argc, char** argv) {
                   100.0 * floor_ms / ms, err);
       std::fprintf(out,
                    "{\"kind\":\"ssd_fwd\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,\"Q\":%d,"
-                   "\"PT\":%d,\"S\":%d,\"auto\":%d,\"ms\":%.4f,\"floor_ms\":%.4f,\"rel_err\":%.3e}\n",
+                   "\"PT\":%d,\"S\":%d,\"auto\":%d,\"ms\":%.4f,\"floor_ms\":%.4f,\"rel_err\":%s}\n",
                    card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, q, pt, seg, v.q == 0 && v.pt == 0 && v.seg == 0,
-                   ms, floor_ms, err);
+                   ms, floor_ms, json_number(err).c_str());
       if (ms < best) best = ms, best_q = q, best_pt = pt, best_seg = seg;
     }
     // Backward alone (our CUDA kernels) at each internal chunk; at the first shape also checked
@@ -169,8 +182,8 @@ int main(int argc, char** argv) {
                     err >= 0 ? (" (max grad rel err vs ops " + std::to_string(err) + ")").c_str() : "");
         std::fprintf(out,
                      "{\"kind\":\"ssd_bwd\",\"card\":\"%s\",\"model\":\"%s\",\"b\":%ld,\"L\":%ld,\"chunk\":%ld,"
-                     "\"Q\":%d,\"ms\":%.4f,\"max_grad_rel_err\":%.3e}\n",
-                     card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, q, ms, err);
+                     "\"Q\":%d,\"ms\":%.4f,\"max_grad_rel_err\":%s}\n",
+                     card.c_str(), s.name, (long)b, (long)L, (long)s.chunk, q, ms, json_number(err).c_str());
         if (ms < best_bwd) best_bwd = ms, best_bq = q;
       }
     }

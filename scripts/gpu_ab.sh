@@ -18,7 +18,7 @@ prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 build() {  # source dir, build dir, targets...
   local src=$1 dir=$2; shift 2
   cmake -S "$src" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_CUDA_ARCHITECTURES=90 -DMP_DEPS_DIR="$PWD/deps" >"$LOGS/configure-$(basename "$dir").log" 2>&1 &&
+    -DCMAKE_CUDA_ARCHITECTURES=90a -DMP_DEPS_DIR="$PWD/deps" >"$LOGS/configure-$(basename "$dir").log" 2>&1 &&
     cmake --build "$dir" -j16 --target "$@" >"$LOGS/build-$(basename "$dir").log" 2>&1
 }
 t0=$(date +%s)

@@ -21,7 +21,7 @@ nvidia-smi topo -m 2>/dev/null | head -4 >>"$OUT/dp_summary.txt"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
   cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_CUDA_ARCHITECTURES=90 -DMP_DEPS_DIR="$PWD/deps" >"$OUT/dp_configure.log" 2>&1 &&
+    -DCMAKE_CUDA_ARCHITECTURES=90a -DMP_DEPS_DIR="$PWD/deps" >"$OUT/dp_configure.log" 2>&1 &&
     cmake --build $B -j16 --target minipuzzle >"$OUT/dp_build.log" 2>&1
   rc=$?
   grep -E "minipuzzle: (NCCL|no NCCL|nvcc)" "$OUT/dp_configure.log" | tee -a "$OUT/dp_summary.txt"

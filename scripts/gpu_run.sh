@@ -22,7 +22,7 @@ for step in $steps; do
       prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
       t0=$(date +%s)
       cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-        -DCMAKE_CUDA_ARCHITECTURES=90 -DMP_DEPS_DIR="$PWD/deps" >"$OUT/configure.log" 2>&1 &&
+        -DCMAKE_CUDA_ARCHITECTURES=90a -DMP_DEPS_DIR="$PWD/deps" >"$OUT/configure.log" 2>&1 &&
         cmake --build $B -j16 >"$OUT/build.log" 2>&1
       note "build rc=$? in $(( $(date +%s) - t0 )) s"; tail -30 "$OUT/build.log" | grep -E "error|FAILED" | head -20
       ;;

@@ -22,6 +22,7 @@
 #include "kernels/cuda/mma_frag.cuh"
 #include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/ssd_common.cuh"
+#include "kernels/cuda/wgmma.cuh"
 
 namespace {
 
@@ -36,8 +37,12 @@ constexpr int kScoreTiles = (kMmaQ / 16) * (kMmaQ / 16 + 1) / 2;
 constexpr int kScoreBytes = kScoreTiles * 32 * 16;  // 5,120 per (b, chunk, group)
 
 // Shared memory: C, B [Q, N], X [Q, 64], S [64, N] in T; dt, Acs, exp(Acs), fw; the chunk's scores.
-// S has no row padding (that would cost the 1 KB that keeps two blocks per SM): its 16-byte
-// pieces are XOR-swizzled by row instead (s_index), so ldmatrix rows still hit distinct banks.
+// At N = 64, 128, 256 (the compile-time instances, `tiled_layout`) C, S and B are in the 128-byte
+// swizzled tiled layout of wgmma.cuh, which the tensor cores read directly (wgmma) and ldmatrix
+// reads conflict-free; C and S first, so that their 1,024-byte alignment holds. At other N
+// (runtime N): C and B with padded rows, and S unpadded with its 16-byte pieces XOR-swizzled by
+// row (s_index), so ldmatrix rows still hit distinct banks.
+__host__ __device__ constexpr bool tiled_layout(int N) { return N == 64 || N == 128 || N == 256; }
 struct MmaPlan {
   int ldN, ldP, offC, offB, offX, offS, offVec, offCB, total;
 };
@@ -46,21 +51,57 @@ __host__ __device__ inline MmaPlan mma_plan(int N) {
   p.ldN = N + 8;
   p.ldP = kMmaPT + 8;
   int o = 0;
-  p.offC = o;  o = align128(o + kMmaQ * p.ldN * 2);
-  p.offB = o;  o = align128(o + kMmaQ * p.ldN * 2);
+  if (tiled_layout(N)) {
+    p.offC = o;  o += kMmaQ * N * 2;
+    p.offS = o;  o += kMmaPT * N * 2;
+    p.offB = o;  o += kMmaQ * N * 2;
+  } else {
+    p.offC = o;  o = align128(o + kMmaQ * p.ldN * 2);
+    p.offB = o;  o = align128(o + kMmaQ * p.ldN * 2);
+    p.offS = o;  o = align128(o + kMmaPT * N * 2);
+  }
   p.offX = o;  o = align128(o + kMmaQ * p.ldP * 2);
-  p.offS = o;  o = align128(o + kMmaPT * N * 2);
   p.offVec = o; o = align128(o + 4 * kMmaQ * 4);
   p.offCB = o; o = align128(o + kScoreBytes);
-  p.total = o;  // 115,712 bytes at N = 256: exactly two blocks per SM (228 KB less 1 KB each)
+  p.total = o;  // 113,664 bytes at N = 256: two blocks per SM (228 KB less 1 KB each)
   return p;
 }
 
-// Element (p, n) of the unpadded, swizzled operand copy of S [64, N]: 16-byte piece n / 8 of
-// row p is stored at piece (n / 8) ^ (p % 8) (p % 4 at N = 32, which has only four pieces).
+// Element (p, n) of the operand copy of S [64, N]: the tiled layout, or else 16-byte piece n / 8
+// of row p stored at piece (n / 8) ^ (p % 8) (p % 4 at N = 32, which has only four pieces).
 __device__ __forceinline__ int s_index(int p, int n, int N) {
+  if (tiled_layout(N)) return sw128_index(p, n, kMmaPT);
   const int m = N >= 64 ? 7 : 3;
   return p * N + ((((n >> 3) ^ (p & m))) << 3) + (n & 7);
+}
+
+// Rows [t0, t0 + Q) x cols [0, COLS) of a strided [L, COLS] slab into the tiled layout
+// (wgmma.cuh), rows at or past L zero-filled. Each thread copies one 16-byte column piece j of
+// rows r0, r0 + STEP, ...; STEP is a multiple of 8, so every row it copies has the same swizzle.
+template <typename T, int COLS>
+__device__ __forceinline__ void load_chunk_tiled(T* dst, const T* src, int64_t row_stride, int t0, int L, bool vec) {
+  constexpr int Q = kMmaQ, NV = COLS / 8, STEP = kThreads / NV;
+  static_assert(kThreads % NV == 0 && STEP % 8 == 0 && Q % STEP == 0, "load_chunk_tiled: shape");
+  if (!vec) {  // unaligned strides: element copies
+    for (int i = threadIdx.x; i < Q * COLS; i += kThreads) {
+      const int r = i / COLS, c = i % COLS;
+      dst[sw128_index(r, c, Q)] = t0 + r < L ? src[(int64_t)(t0 + r) * row_stride + c] : from_f<T>(0.f);
+    }
+    return;
+  }
+  const int j = threadIdx.x % NV, r0 = threadIdx.x / NV, valid = min(Q, L - t0);
+  T* d = dst + (j >> 3) * (Q * 64) + r0 * 64 + (((j & 7) ^ (r0 & 7)) << 3);
+  const T* p = src + (int64_t)(t0 + r0) * row_stride + 8 * j;
+  if (valid >= Q) {
+#pragma unroll
+    for (int i = 0; i < Q / STEP; ++i) cp_async16(d + i * STEP * 64, p + i * STEP * row_stride);
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < Q / STEP; ++i) {
+    const bool ok = r0 + i * STEP < valid;
+    cp_async16(d + i * STEP * 64, ok ? p + i * STEP * row_stride : src, ok);
+  }
 }
 
 constexpr int kMaxS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
@@ -97,6 +138,62 @@ __device__ __forceinline__ void state_update(float (&S)[MS][4], const T* Xs, int
   }
 }
 
+// state_update for the full forward's tiled B [Q, N] (wgmma.cuh), in two parts. The operands:
+// S scaled by the chunk's decay, and A = Xw^T built in registers (the fw scaling) from X [s][p]
+// by transposed ldmatrix. The product: the warpgroup's wgmma where the target has it and the
+// warp's half of the columns is whole 64-column blocks (N = 128, 256), else mma.sync from
+// ldmatrix. A wgmma is only issued (after the caller's wgmma_fence): the caller commits it and
+// waits (wgmma_wait, then wgmma_hold on S and af) before it reads S or lets B change.
+template <typename T, int kN>
+__device__ __forceinline__ void state_operands(float (&S)[kN / 16][4], uint32_t (&af)[kMmaQ / 16][4], const T* Xs,
+                                               int ldP, const float* fw, float dec, int rb) {
+  const int lane = threadIdx.x & 31, tq = lane & 3;
+#pragma unroll
+  for (int i = 0; i < kN / 16; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
+#pragma unroll
+  for (int kk = 0; kk < kMmaQ / 16; ++kk) {
+    const int k = 16 * kk;
+    // A = Xw^T (row p, k = s) from Xw [s][p]: transposed ldmatrix. Matrices (p 0-7, s 0-7),
+    // (p 8-15, s 0-7), (p 0-7, s 8-15), (p 8-15, s 8-15) -> a0..a3.
+    ldsm_x4_t(af[kk], Xs + (k + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
+    // Xw = X * fw[s]: a0, a1 hold s = k + 2t, k + 2t + 1; a2, a3 hold s = k + 8 + 2t, +1.
+    const float f0 = fw[k + 2 * tq], f1 = fw[k + 2 * tq + 1], f2 = fw[k + 8 + 2 * tq], f3 = fw[k + 9 + 2 * tq];
+    af[kk][0] = scale2<T>(af[kk][0], f0, f1);
+    af[kk][1] = scale2<T>(af[kk][1], f0, f1);
+    af[kk][2] = scale2<T>(af[kk][2], f2, f3);
+    af[kk][3] = scale2<T>(af[kk][3], f2, f3);
+  }
+}
+template <typename T, int kN>
+__device__ __forceinline__ void state_product(float (&S)[kN / 16][4], const uint32_t (&af)[kMmaQ / 16][4], const T* Bs,
+                                              int ch) {
+#if MP_WGMMA
+  if constexpr (kN >= 128) {
+    // B [s][n], n contiguous: MN-major. The group's columns (N/2) ch .. are blocks of 64; the
+    // 8-row atoms along s are 1,024 bytes apart, the 64-column blocks Q * 128 bytes.
+    const uint32_t db = sw128_desc_lo(Bs + (kN / 2) * ch * kMmaQ, kMmaQ * 128);
+#pragma unroll
+    for (int kk = 0; kk < kMmaQ / 16; ++kk) {
+      if constexpr (kN == 256) wgmma_64x128_rs_t<T>(S, af[kk], desc_add(db, kk * 16 * 128));
+      else wgmma_64x64_rs_t<T>(S, af[kk], desc_add(db, kk * 16 * 128));
+    }
+    return;
+  }
+#endif
+  const int lane = threadIdx.x & 31;
+  const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
+  const int colw = (kN / 2) * ch + lc;  // this lane's ldmatrix column within the warp's half
+#pragma unroll
+  for (int kk = 0; kk < kMmaQ / 16; ++kk)
+#pragma unroll
+    for (int i = 0; i < kN / 16; i += 2) {
+      uint32_t bf[4];  // B (k = s, col = n) from B [s][n]: transposed, two n8 tiles
+      ldsm_x4_t(bf, Bs + sw128_index(16 * kk + lr, colw + 8 * i, kMmaQ));
+      mma16816<T>(S[i], af[kk], bf[0], bf[1]);
+      mma16816<T>(S[i + 1], af[kk], bf[2], bf[3]);
+    }
+}
+
 // The state registers' fp32 values at row srow, columns scol0 + 8 i (+1), and 8 rows below.
 template <int MS>
 __device__ __forceinline__ void load_state(float (&S)[MS][4], const float* src, int N, int nS) {
@@ -130,15 +227,17 @@ __device__ __forceinline__ void store_state_t(const float (&S)[MS][4], T* dst, i
 }
 
 // The state registers rounded to T into the swizzled operand copy (s_index): row srow and 8 rows
-// below (same swizzle: they agree mod 8), columns scol0 + 8 i (+1).
+// below (same swizzle: they agree mod 8, so that row is a fixed distance further: 8 rows of the
+// tiled layout's 64-value blocks, or of the other layout's N), columns scol0 + 8 i (+1).
 template <typename T, int MS>
 __device__ __forceinline__ void publish_state(const float (&S)[MS][4], T* Ss, int srow, int scol0, int N, int nS) {
+  const int below = 8 * (tiled_layout(N) ? 64 : N);
 #pragma unroll
   for (int i = 0; i < MS; ++i)
     if (i < nS) {
       const int o = s_index(srow, scol0 + 8 * i, N);
       *reinterpret_cast<uint32_t*>(Ss + o) = pack2<T>(S[i][0], S[i][1]);
-      *reinterpret_cast<uint32_t*>(Ss + o + 8 * N) = pack2<T>(S[i][2], S[i][3]);
+      *reinterpret_cast<uint32_t*>(Ss + o + below) = pack2<T>(S[i][2], S[i][3]);
     }
 }
 
@@ -148,10 +247,10 @@ __device__ __forceinline__ void publish_state(const float (&S)[MS][4], T* Ss, in
 // the chunks again. Ss must be complete (after a barrier) and unchanged until the next one.
 template <typename T, int kN>
 __device__ __forceinline__ void save_chunk_state(const T* Ss, T* dst, int n_runtime) {
-  const int N = kN ? kN : n_runtime, pieces = N / 8, m = N >= 64 ? 7 : 3;
+  const int N = kN ? kN : n_runtime, pieces = N / 8;
   for (int i = threadIdx.x; i < kMmaPT * pieces; i += kThreads) {
     const int p = i / pieces, j = i % pieces;
-    const uint4 v = *reinterpret_cast<const uint4*>(Ss + p * N + ((j ^ (p & m)) << 3));
+    const uint4 v = *reinterpret_cast<const uint4*>(Ss + s_index(p, 8 * j, N));
     __stcs(reinterpret_cast<uint4*>(dst + (int64_t)p * N + 8 * j), v);
   }
 }
@@ -171,8 +270,18 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
   const int rb = warp & 3, ch = warp >> 2;  // y: rows 16 rb, cols 32 ch;  state: rows 16 rb, cols (N/2) ch
   const int nS = N / 16;                    // state n8-tiles per warp
+  // The tiled layout and its products (wgmma where the target has it) at N = 64, 128, 256.
+  constexpr bool kTiled = tiled_layout(kN);
+  // The state update as a warpgroup product. kEarlyState: issued before W X, so that it runs
+  // under it, and waited for at the chunk's end; else issued and waited for after y. Measured on
+  // an H200 (bench/results/2026-11-27-ssd-h200-session12-wgmma.txt): early is faster at N = 256
+  // (56B, b = 1: 0.870 against 0.986 ms), late at N = 128 (8B, b = 4: 1.227 against 1.329 ms).
+  constexpr bool kWgState = MP_WGMMA && kN >= 128;
+  constexpr bool kEarlyState = kWgState && kN == 256;
+  constexpr int MS = kTiled ? kN / 16 : kMaxS;  // state n8-tiles held per warp
 
-  extern __shared__ __align__(128) unsigned char smem[];
+  // 1,024-byte aligned: the tiled layout's swizzle is the hardware's only from such a base.
+  extern __shared__ __align__(1024) unsigned char smem[];
   const MmaPlan pl = mma_plan(N);
   T* Cs = reinterpret_cast<T*>(smem + pl.offC);
   T* Bs = reinterpret_cast<T*>(smem + pl.offB);
@@ -191,7 +300,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   T* yg = view.y;
 
   // State registers: tile i covers rows 16 rb + {g, g+8}, cols (N/2) ch + 8 i + {2t, 2t+1}.
-  float S[kMaxS][4];
+  float S[MS][4];
   const int srow = 16 * rb + gq, scol0 = (N / 2) * ch + 2 * tq;
   load_state(S, sg.init ? sg.init + view.state_off + (int64_t)srow * N + scol0 : nullptr, N, nS);
 
@@ -205,8 +314,13 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   const int c_begin = seg * sg.seg_chunks, c_end = min(nchunks, c_begin + sg.seg_chunks);
   for (int c = c_begin; c < c_end; ++c) {
     const int t0 = c * Q;
-    load_chunk<T, Q, kN>(Cs, ldN, Cg, a.C_sl, t0, L, N, vec);
-    load_chunk<T, Q, kN>(Bs, ldN, Bg, a.B_sl, t0, L, N, vec);
+    if constexpr (kTiled) {
+      load_chunk_tiled<T, kTiled ? kN : 64>(Cs, Cg, a.C_sl, t0, L, vec);
+      load_chunk_tiled<T, kTiled ? kN : 64>(Bs, Bg, a.B_sl, t0, L, vec);
+    } else {
+      load_chunk<T, Q, kN>(Cs, ldN, Cg, a.C_sl, t0, L, N, vec);
+      load_chunk<T, Q, kN>(Bs, ldN, Bg, a.B_sl, t0, L, N, vec);
+    }
     load_chunk<T, Q, PT>(Xs, ldP, xg, a.x_sl, t0, L, PT, vec);
     // Launched as a programmatic dependent of the scores kernel (pdl.cuh): the first chunk's
     // inputs above are in flight while that kernel finishes; its outputs are read from here on.
@@ -221,30 +335,67 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     }
     // The operand copy of the state entering this chunk, while the copies above are in flight
     // (the previous chunk's reads of Ss ended at its last barrier).
-    publish_state<T, kMaxS>(S, Ss, srow, scol0, N, nS);
+    publish_state<T, MS>(S, Ss, srow, scol0, N, nS);
     cp_async_wait_all();
+#if MP_WGMMA
+    if constexpr (kTiled) fence_proxy_async();  // the copies and the stores above, for wgmma's reads
+#endif
     __syncthreads();
     if (a.chunk_states)  // the state entering this chunk, for the backward
       save_chunk_state<T, kN>(Ss, static_cast<T*>(a.chunk_states) + ((int64_t)(b * nchunks + c) * H + h) * P * N + (int64_t)p0 * N, N);
 
+    [[maybe_unused]] uint32_t xw[kEarlyState ? Q / 16 : 1][4];  // the state update's A operand (Xw^T), live until its wait
     {
       // ---- y rows 16 rb .. +16, cols 32 ch .. +32: exp(Acs_l) (C S^T) + W X + D x ----
       float Y[4][4];
 #pragma unroll
       for (int n = 0; n < 4; ++n) Y[n][0] = Y[n][1] = Y[n][2] = Y[n][3] = 0.f;
-      const T* Crow = Cs + (16 * rb + lr) * ldN + lc;
+#if MP_WGMMA
+      if constexpr (kTiled) {
+        // C S^T as the warpgroup's product: rows 0-63 x cols 32 ch .. +32, K = N in steps of 16.
+        // Both operands K-major (n contiguous): the k step is 32 bytes within a 128-byte row,
+        // and every 4 steps the next 64-column block.
+        const uint32_t dc = sw128_desc_lo(Cs, 16), ds = sw128_desc_lo(Ss + 32 * ch * 64, 16);
+        // The state update's register operands first: once a wgmma is in flight, ptxas makes any
+        // instruction that touches registers a wgmma wrote (S) wait for all of them.
+        if constexpr (kEarlyState) state_operands<T, kTiled ? kN : 64>(S, xw, Xs, ldP, fw, __expf(acs[Q - 1]), rb);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kN / 16; ++kk) {
+          const uint32_t off = (kk >> 2) * (64 * 128) + (kk & 3) * 32;
+          wgmma_64x32_ss<T>(Y, desc_add(dc, off), desc_add(ds, off));
+        }
+        wgmma_commit();
+        // The state update reads only X, B and the per-row vectors, which nothing writes in this
+        // chunk: issued now, it runs under W X.
+        if constexpr (kEarlyState) {
+          state_product<T, kTiled ? kN : 64>(S, xw, Bs, ch);
+          wgmma_commit();
+        }
+      } else
+#endif
+      {
+        const int crow = 16 * rb + lr;
 #pragma unroll 2  // deeper unrolling at a compile-time N runs out of registers
-      for (int k = 0; k < N; k += 16) {
-        uint32_t af[4], b01[4], b23[4];
-        ldsm_x4(af, Crow + k);
-        // S^T as B: element (k = n, col = p) at Ss[s_index(p, n)]: rows p = 32 ch + 16 q + br.
-        ldsm_x4(b01, Ss + s_index(32 * ch + br, k + bc, N));
-        ldsm_x4(b23, Ss + s_index(32 * ch + 16 + br, k + bc, N));
-        mma16816<T>(Y[0], af, b01[0], b01[1]);
-        mma16816<T>(Y[1], af, b01[2], b01[3]);
-        mma16816<T>(Y[2], af, b23[0], b23[1]);
-        mma16816<T>(Y[3], af, b23[2], b23[3]);
+        for (int k = 0; k < N; k += 16) {
+          uint32_t af[4], b01[4], b23[4];
+          ldsm_x4(af, Cs + (kTiled ? sw128_index(crow, k + lc, Q) : crow * ldN + k + lc));
+          // S^T as B: element (k = n, col = p) at Ss[s_index(p, n)]: rows p = 32 ch + 16 q + br.
+          ldsm_x4(b01, Ss + s_index(32 * ch + br, k + bc, N));
+          ldsm_x4(b23, Ss + s_index(32 * ch + 16 + br, k + bc, N));
+          mma16816<T>(Y[0], af, b01[0], b01[1]);
+          mma16816<T>(Y[1], af, b01[2], b01[3]);
+          mma16816<T>(Y[2], af, b23[0], b23[1]);
+          mma16816<T>(Y[3], af, b23[2], b23[3]);
+        }
       }
+#if MP_WGMMA
+      if constexpr (kTiled) {  // C S^T done (wgmma groups complete in order; the state update may still run)
+        if constexpr (kEarlyState) wgmma_wait<1>();
+        else wgmma_wait<0>();
+        wgmma_hold(Y);
+      }
+#endif
       const int l0 = 16 * rb + gq, l1 = l0 + 8;
       const float e0 = ea[l0], e1 = ea[l1], a0 = acs[l0], a1 = acs[l1];
 #pragma unroll
@@ -294,7 +445,30 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
     // ---- state: S = exp(Acs_end) S + Xw^T B,  Xw_s = x_s dt_s exp(Acs_end - Acs_s) ----
     // No barrier before it: it reads only X, B and the per-row vectors, which nothing writes in
     // this chunk, so warps with less y work (small rb) start on it while the others finish.
-    state_update<T, kMaxS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
+    if constexpr (kEarlyState) {
+#if MP_WGMMA
+      wgmma_wait<0>();
+      wgmma_hold(S);
+      wgmma_hold(xw);
+#endif
+    } else if constexpr (kTiled) {
+      uint32_t af[Q / 16][4];
+      state_operands<T, kTiled ? kN : 64>(S, af, Xs, ldP, fw, __expf(acs[Q - 1]), rb);
+#if MP_WGMMA
+      if constexpr (kWgState) wgmma_fence();
+#endif
+      state_product<T, kTiled ? kN : 64>(S, af, Bs, ch);
+#if MP_WGMMA
+      if constexpr (kWgState) {
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_hold(S);
+        wgmma_hold(af);
+      }
+#endif
+    } else {
+      state_update<T, kMaxS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
+    }
     __syncthreads();  // every read of S, C, B, X of this chunk is done
   }
   pdl_wait();  // (returns at once after the first chunk's; here for a block with no chunk)
@@ -366,7 +540,7 @@ __global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bo
   const int g = blockIdx.x % G, c = (blockIdx.x / G) % nchunks, b = blockIdx.x / (G * nchunks);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   pdl_release();  // the forward launched after it waits before reading the scores
-  extern __shared__ __align__(128) unsigned char smem[];
+  extern __shared__ __align__(1024) unsigned char smem[];
   const int ldN = N + 8;
   T* Cs = reinterpret_cast<T*>(smem);
   T* Bs = Cs + Q * ldN;
@@ -458,7 +632,7 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
   if (!sg.wait_late) pdl_wait();
   pdl_release();
 
-  extern __shared__ __align__(128) unsigned char smem[];
+  extern __shared__ __align__(1024) unsigned char smem[];
   const StatePlan pl = state_plan(Nb);
   const int ldN = pl.ldN, ldP = pl.ldP;
 
