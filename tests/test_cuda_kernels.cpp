@@ -137,7 +137,9 @@ const SsdCase kSsdCases[] = {
     // L = 1: 32 one-step sequences (with 8, the bf16 errors, norm-wise over so few scalars,
     // crossed the tolerances in 2-5% of draws)
     {4, 1, 8, 64, 2, 64, 128},
-    {1, 129, 4, 64, 1, 128, 128},   // chunk + 1, G = 1
+    // chunk + 1, G = 1 (with 4 heads, bf16 dA crossed its tolerance in ~1-2% of draws: a
+    // norm-wise error of a gradient summed with cancellation, over few heads)
+    {1, 129, 8, 64, 1, 128, 128},
     {2, 200, 4, 32, 4, 16, 64},     // G = H, P = 32, N = 16
     {1, 300, 8, 128, 2, 256, 256},  // P = 128, N = 256
     {1, 200, 8, 64, 2, 256, 256},   // the 56B's P and N
@@ -145,10 +147,13 @@ const SsdCase kSsdCases[] = {
     {2, 1000, 4, 64, 2, 128, 256},
     // 12 heads per group: the dx kernel's dt tails run for a full ring of 8 heads, then for 4
     {1, 130, 24, 64, 2, 64, 128},
-    // 256 heads: enough (b, h) blocks that the backward's state passes walk the chunks
-    // sequentially (no combine), one block per head at N = 32, two (N halves) at N = 64
+    // 256 (b, h) blocks: enough that the backward's state passes walk the chunks sequentially
+    // (no combine): one block per head at N = 32, two (N halves) at N = 64; at N = 128 and 256,
+    // the 8B's and 56B's, one block per head holding all N on wgmma (an sm_90a build), else two
     {1, 130, 256, 64, 8, 32, 128},
-    {1, 130, 256, 64, 8, 64, 128}};
+    {1, 130, 256, 64, 8, 64, 128},
+    {2, 130, 128, 64, 8, 128, 128},
+    {1, 130, 256, 64, 8, 256, 256}};
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaSsd, ::testing::ValuesIn(kSsdCases));
 
 TEST(CudaSsd, BackwardKernelsTakeEveryTestedShapeAndMatchWithAClamp) {

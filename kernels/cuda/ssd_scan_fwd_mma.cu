@@ -588,13 +588,18 @@ __global__ void __launch_bounds__(kThreads) ssd_scores_kernel(MpSsdFwdArgs a, bo
 // per-warp tile, so that the global stores are whole 16-byte rows), which keeps both stages
 // within four blocks per SM at Nb = 128. With one stage, Nsight Compute had a quarter of the
 // walk's stall samples waiting on each chunk's loads and at the barrier after them (56B, b = 1).
+// Where a block holds 128 or 256 state columns (Nb), B is in the tiled layout (wgmma.cuh) and
+// the update is the warpgroup's product (state_operands / state_product, as in the forward);
+// each stage then starts 1,024-byte aligned. Other Nb keep padded rows and mma.sync.
+__host__ __device__ constexpr bool state_tiled(int Nb) { return Nb == 128 || Nb == 256; }
 struct StatePlan {
   int ldN, ldP, ldG, offB, offX, offVec, stage, total;  // offsets within a stage
 };
 // Nb: the state columns one block holds (N / split).
 __host__ __device__ inline StatePlan state_plan(int Nb) {
   StatePlan p;
-  p.ldN = Nb + 8;
+  const bool tiled = state_tiled(Nb);
+  p.ldN = tiled ? Nb : Nb + 8;
   p.ldP = kMmaPT + 8;
   p.ldG = Nb / 2 + 8;
   int o = 0;
@@ -603,8 +608,9 @@ __host__ __device__ inline StatePlan state_plan(int Nb) {
   const int staging = kWarps * 16 * p.ldG * 2;  // each warp's 16 x Nb/2 part of S, in T, over B and X
   p.offVec = o = align128(o > staging ? o : staging);
   o = align128(o + 3 * kMmaQ * 4);
+  if (tiled) o = (o + 1023) & ~1023;
   p.stage = o;
-  p.total = 2 * o;  // 87,552 bytes at Nb = 256, 54,784 at Nb = 128 (four blocks per SM)
+  p.total = 2 * o;  // 86,016 bytes at Nb = 256, 53,248 at Nb = 128 (four blocks per SM)
   return p;
 }
 
@@ -618,7 +624,10 @@ __host__ __device__ inline StatePlan state_plan(int Nb) {
 // kN: N when it is 128 or 256, else 0 = read from the arguments (as in the full forward).
 template <typename T, int kSplit, int kN>
 __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_kernel(MpSsdFwdArgs a, bool vec, Seg sg) {
-  constexpr int Q = kMmaQ, PT = kMmaPT, MS = kMaxS / kSplit;
+  constexpr int Q = kMmaQ, PT = kMmaPT;
+  // (kN = 0: never tiled; see state_plan.) MS: the state n8 tiles a warp holds.
+  constexpr bool kTiled = state_tiled(kN / kSplit);
+  constexpr int MS = kTiled ? kN / kSplit / 16 : kMaxS / kSplit;
   const int N = kN ? kN : a.dstate, P = a.headdim, L = a.seqlen, H = a.heads, Nb = N / kSplit;
   const int nh = blockIdx.x % kSplit, n0 = nh * Nb;
   const FwdBlock blk = fwd_block(P / PT, H, a.batch, blockIdx.x / kSplit);
@@ -650,7 +659,10 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
   auto issue = [&](int c, int k) {
     unsigned char* st = smem + k * pl.stage;
     const int t0 = c * Q;
-    load_chunk<T, Q, kN / kSplit>(reinterpret_cast<T*>(st + pl.offB), ldN, view.B + n0, a.B_sl, t0, L, Nb, vec);
+    if constexpr (kTiled)
+      load_chunk_tiled<T, kTiled ? kN / kSplit : 64>(reinterpret_cast<T*>(st + pl.offB), view.B + n0, a.B_sl, t0, L, vec);
+    else
+      load_chunk<T, Q, kN / kSplit>(reinterpret_cast<T*>(st + pl.offB), ldN, view.B + n0, a.B_sl, t0, L, Nb, vec);
     load_chunk<T, Q, PT>(reinterpret_cast<T*>(st + pl.offX), ldP, view.x, a.x_sl, t0, L, PT, vec);
     float* dtv = reinterpret_cast<float*>(st + pl.offVec);
     float *acs = dtv + Q, *fw = acs + Q;
@@ -693,14 +705,33 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
   for (int i = c_begin; i < c_end; ++i) {
     const int k = (i - c_begin) & 1;
     cp_async_wait_all();
+#if MP_WGMMA
+    if constexpr (kTiled) fence_proxy_async();  // the copies, for wgmma's reads of B
+#endif
     __syncthreads();  // chunk i is in stage k; every warp is done with stage k ^ 1 (its staging too)
     if (i + 1 < c_end) issue(chunk_at(i + 1), k ^ 1);
     unsigned char* st = smem + k * pl.stage;
     const float* dtv = reinterpret_cast<const float*>(st + pl.offVec);
     const float *acs = dtv + Q, *fw = acs + Q;
     seg_sum += acs[Q - 1];
-    state_update<T, MS>(S, reinterpret_cast<const T*>(st + pl.offX), ldP, reinterpret_cast<const T*>(st + pl.offB), ldN,
-                        fw, __expf(acs[Q - 1]), Nb, rb, ch);
+    if constexpr (kTiled) {
+      constexpr int kNb = kTiled ? kN / kSplit : 128;
+      uint32_t af[Q / 16][4];
+      state_operands<T, kNb>(S, af, reinterpret_cast<const T*>(st + pl.offX), ldP, fw, __expf(acs[Q - 1]), rb);
+#if MP_WGMMA
+      wgmma_fence();
+#endif
+      state_product<T, kNb>(S, af, reinterpret_cast<const T*>(st + pl.offB), ch);
+#if MP_WGMMA
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_hold(S);
+      wgmma_hold(af);
+#endif
+    } else {
+      state_update<T, MS>(S, reinterpret_cast<const T*>(st + pl.offX), ldP, reinterpret_cast<const T*>(st + pl.offB), ldN,
+                          fw, __expf(acs[Q - 1]), Nb, rb, ch);
+    }
     __syncthreads();  // every read of stage k is done
     if (i + 1 < c_end) store_entering(chunk_at(i + 1), k);
   }
