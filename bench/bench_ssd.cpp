@@ -75,9 +75,13 @@ int main(int argc, char** argv) {
   const double mm_ms = median_ms([&] { at::matmul(m1, m2); }, 3, 10);
   const double rate = 2.0 * 8192.0 * 8192.0 * 8192.0 / (mm_ms * 1e-3);
   src = dst = m1 = m2 = at::Tensor();
-  std::printf("card %s: copy %.2f TB/s, bf16 matmul %.0f TFLOP/s\n", card.c_str(), bw / 1e12, rate / 1e12);
-  std::fprintf(out, "{\"kind\":\"ceilings\",\"card\":\"%s\",\"copy_TBps\":%.3f,\"matmul_TFLOPs\":%.1f}\n", card.c_str(),
-               bw / 1e12, rate / 1e12);
+  // Which products the SSD kernels use on this card (wgmma needs device code for sm_90a).
+  const bool wgmma = mp::ssd_wgmma_built();
+  std::printf("card %s: copy %.2f TB/s, bf16 matmul %.0f TFLOP/s; SSD kernels on %s\n", card.c_str(), bw / 1e12,
+              rate / 1e12, wgmma ? "wgmma" : "mma.sync (device code without sm_90a)");
+  std::fprintf(out,
+               "{\"kind\":\"ceilings\",\"card\":\"%s\",\"copy_TBps\":%.3f,\"matmul_TFLOPs\":%.1f,\"ssd_wgmma\":%s}\n",
+               card.c_str(), bw / 1e12, rate / 1e12, wgmma ? "true" : "false");
 
   std::vector<Shape> shapes = {{"8B", 128, 64, 128, 8, 1, 8192, 128}, {"8B", 128, 64, 128, 8, 4, 8192, 256},
                                {"56B", 256, 64, 256, 8, 1, 8192, 128}, {"56B", 256, 64, 256, 8, 1, 8192, 256},

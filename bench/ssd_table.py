@@ -29,7 +29,8 @@ ours, tri = rows(sys.argv[1]), rows(sys.argv[2])
 ceil = next((r for r in ours if r.get("kind") == "ceilings"), None)
 t = {(r["model"], r["b"], r["chunk"]): r for r in tri if r.get("kind") == "triton"}
 cards = {r["card"] for r in ours + tri}
-print("card(s):", ", ".join(sorted(cards)))
+print("card(s):", ", ".join(sorted(cards)), "| SSD products:",
+      {True: "wgmma", False: "mma.sync"}.get(ceil.get("ssd_wgmma") if ceil else None, "unknown"))
 auto = {(r["model"], r["b"], r["chunk"]): r for r in ours if r.get("kind") == "ssd_fwd" and r.get("auto")}
 print(f"{'shape':<6}{'b':>2}{'chunk':>6} | {'ours auto':>9} {'Q/PT/S':>10} {'best':>7} {'Q/PT/S':>10} {'triton':>7}"
       f" {'x auto':>6} {'x best':>6} {'floor%':>6} | {'ours f+b':>9} {'triton':>7} {'x':>5} {'floor%':>6}"

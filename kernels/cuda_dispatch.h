@@ -47,6 +47,10 @@ std::vector<at::Tensor> ssd_scan_cuda_backward(const at::Tensor& x_BLHP, const a
 void ssd_scan_cuda_plan(const at::Tensor& x_BLHP, const at::Tensor& dt_BLH, const at::Tensor& B_BLGN, int chunk,
                         int p_tile, int segments, int* out_chunk, int* out_p_tile, int* out_segments);
 
+// Whether the SSD kernels on the current device use warpgroup products (wgmma: device code
+// built for sm_90a on a Hopper card) rather than mma.sync.
+bool ssd_wgmma_built();
+
 // Testing hook: while on, every output buffer these layers allocate (y, final state, dx) is
 // filled with NaN before the kernel runs, so an element the kernel forgot stays NaN.
 void set_cuda_output_poison(bool on);

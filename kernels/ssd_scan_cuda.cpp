@@ -68,6 +68,7 @@ bool g_poison = false;
 
 void set_cuda_output_poison(bool on) { g_poison = on; }
 bool cuda_output_poison() { return g_poison; }
+bool ssd_wgmma_built() { return mp_ssd_wgmma_built() != 0; }
 
 bool ssd_scan_cuda_supported(const at::Tensor& x, const at::Tensor& dt, const at::Tensor& B, const at::Tensor& C) {
   if (x.dim() != 4 || dt.dim() != 3 || B.dim() != 4 || C.dim() != 4) return false;

@@ -61,6 +61,10 @@ void mp_ssd_scan_fwd_plan(const MpSsdFwdArgs* a, int* chunk, int* p_tile, int* s
 // dtype at each chunk start anyway), or 0 when the plan cannot (other kernels, no workspace).
 int mp_ssd_scan_fwd_state_chunk(const MpSsdFwdArgs* a);
 static const int kMpSsdStateChunk = 64;  // that chunk length where it is not 0
+// 1 when the SSD kernels that run on the current device have warpgroup products (wgmma: built for
+// sm_90a, on a Hopper card), 0 when they use mma.sync. Asked of the loaded device code (once per
+// device): LibTorch's CMake decides the architectures of a build, not CMAKE_CUDA_ARCHITECTURES.
+int mp_ssd_wgmma_built(void);
 // Launches the forward; returns the launch error (cudaSuccess on success).
 cudaError_t mp_ssd_scan_fwd(const MpSsdFwdArgs* a, cudaStream_t stream);
 

@@ -557,7 +557,7 @@ bool chunk_vec_ok(const MpSsdFwdArgs* a) {
 // writes each chunk's state in the input dtype directly. That skips the fp32 local states and the
 // combine's second sweep over them, which at Q = 64 move ~3x the bytes of the states themselves.
 // Where N allows, the walk splits the state's columns over two blocks (four resident per SM),
-// except where its update is a warpgroup product (wgmma, in a build for sm_90a, at N = 128 and
+// except where its update is a warpgroup product (wgmma: device code for sm_90a, at N = 128 and
 // 256): there one block holds all N columns. Measured on an H200 (56B, b = 1): each walk 0.521 ms
 // split with mma.sync, 0.498 whole with wgmma, 0.65 split with wgmma (64 registers are too few
 // for its operands, and ptxas serializes the products).
@@ -568,11 +568,7 @@ struct Walk {
 };
 bool chunk_walk(const MpSsdFwdArgs* a, Walk* w) {
   if (a->chunk != kMmaQ || !chunk_vec_ok(a) || !mma_fwd_kernel(a, true)) return false;
-#if MP_SSD_WGMMA_BUILT
-  const bool whole = a->dstate == 128 || a->dstate == 256;
-#else
-  const bool whole = false;
-#endif
+  const bool whole = (a->dstate == 128 || a->dstate == 256) && mp_ssd_wgmma_built();
   const int split = !whole && mma_state_kernel(a, 2) ? 2 : 1;
   w->k = mma_state_kernel(a, split);
   if (!w->k) return false;

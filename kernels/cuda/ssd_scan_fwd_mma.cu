@@ -24,6 +24,8 @@
 #include "kernels/cuda/ssd_common.cuh"
 #include "kernels/cuda/wgmma.cuh"
 
+#include <atomic>
+
 namespace {
 
 using namespace mp_ssd;
@@ -757,6 +759,10 @@ KernFn state_for_n(int N) {
 
 }  // namespace
 
+// What the device code of this file was compiled with (the value differs per cubin: 1 in the
+// sm_90a one). Read back by mp_ssd_wgmma_built.
+static __device__ int g_wgmma_built = MP_WGMMA;
+
 namespace mp_ssd {
 
 KernFn mma_fwd_kernel(const MpSsdFwdArgs* a, bool state_only) {
@@ -815,3 +821,16 @@ KernFn mma_state_kernel(const MpSsdFwdArgs* a, int split) {
 int mma_state_smem_bytes(const MpSsdFwdArgs* a, int split) { return state_plan(a->dstate / split).total; }
 
 }  // namespace mp_ssd
+
+int mp_ssd_wgmma_built(void) {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> known[kMaxDevices];  // per device: 0 unknown, 1 no, 2 yes
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return 0;
+  if (!known[dev].load(std::memory_order_relaxed)) {
+    int v = 0;
+    const bool ok = cudaMemcpyFromSymbol(&v, g_wgmma_built, sizeof v) == cudaSuccess;
+    known[dev].store(ok && v ? 2 : 1, std::memory_order_relaxed);
+  }
+  return known[dev].load(std::memory_order_relaxed) == 2;
+}
