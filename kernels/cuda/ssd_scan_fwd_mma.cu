@@ -1,11 +1,14 @@
-// Mamba-2 SSD scan forward for 16-bit inputs on mma.sync tensor-core fragments held in registers.
+// Mamba-2 SSD scan forward for 16-bit inputs on tensor-core fragments held in registers: mma.sync,
+// and at N = 64, 128, 256 warpgroup products (wgmma.cuh) for C S^T and the state update.
 //
 // Same math and block walk as ssd_fwd_kernel (ssd_scan_fwd.cu): one block per (b, h, 64-wide
 // head-dim tile, segment) walks its chunks of Q = 64 steps in order, the state S [64, N] lives in
 // fp32 registers and a copy in the input dtype in shared memory is the operand of C S^T. The
-// difference is how the products are done: PTX mma.sync m16n8k16 with ldmatrix operand loads,
-// and every elementwise step (decay, causal mask, dt, exp(Acs) row scaling, D x) applied to the
-// accumulator registers directly, whose layout the PTX ISA fixes. Nothing is staged through
+// difference is how the products are done: PTX mma.sync m16n8k16 with ldmatrix operand loads
+// (or, for the two large products where the device code has them, wgmma reading shared memory
+// directly, with accumulators in the same per-warp layout), and every elementwise step (decay,
+// causal mask, dt, exp(Acs) row scaling, D x) applied to the accumulator registers directly,
+// whose layout the PTX ISA fixes. Nothing is staged through
 // shared memory between products; W = mask(C B^T) * exp(Acs_l - Acs_s) * dt_s is built in
 // registers 16 columns at a time and fed straight back as the A operand of W X.
 //
