@@ -199,6 +199,26 @@ __device__ __forceinline__ void state_product(float (&S)[kN / 16][4], const uint
     }
 }
 
+// The whole update, done when it returns: state_operands, then state_product, waited for.
+template <typename T, int kN>
+__device__ __forceinline__ void state_update_tiled(float (&S)[kN / 16][4], const T* Xs, int ldP, const T* Bs,
+                                                   const float* fw, float dec, int rb, int ch) {
+  uint32_t af[kMmaQ / 16][4];
+  state_operands<T, kN>(S, af, Xs, ldP, fw, dec, rb);
+#if MP_WGMMA
+  if constexpr (kN >= 128) wgmma_fence();
+#endif
+  state_product<T, kN>(S, af, Bs, ch);
+#if MP_WGMMA
+  if constexpr (kN >= 128) {
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_hold(S);
+    wgmma_hold(af);
+  }
+#endif
+}
+
 // The state registers' fp32 values at row srow, columns scol0 + 8 i (+1), and 8 rows below.
 template <int MS>
 __device__ __forceinline__ void load_state(float (&S)[MS][4], const float* src, int N, int nS) {
@@ -457,20 +477,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
       wgmma_hold(xw);
 #endif
     } else if constexpr (kTiled) {
-      uint32_t af[Q / 16][4];
-      state_operands<T, kTiled ? kN : 64>(S, af, Xs, ldP, fw, __expf(acs[Q - 1]), rb);
-#if MP_WGMMA
-      if constexpr (kWgState) wgmma_fence();
-#endif
-      state_product<T, kTiled ? kN : 64>(S, af, Bs, ch);
-#if MP_WGMMA
-      if constexpr (kWgState) {
-        wgmma_commit();
-        wgmma_wait<0>();
-        wgmma_hold(S);
-        wgmma_hold(af);
-      }
-#endif
+      state_update_tiled<T, kTiled ? kN : 64>(S, Xs, ldP, Bs, fw, __expf(acs[Q - 1]), rb, ch);
     } else {
       state_update<T, kMaxS>(S, Xs, ldP, Bs, ldN, fw, __expf(acs[Q - 1]), N, rb, ch);
     }
@@ -720,19 +727,9 @@ __global__ void __launch_bounds__(kThreads, kSplit == 1 ? 2 : 4) ssd_state_mma_k
     const float *acs = dtv + Q, *fw = acs + Q;
     seg_sum += acs[Q - 1];
     if constexpr (kTiled) {
-      constexpr int kNb = kTiled ? kN / kSplit : 128;
-      uint32_t af[Q / 16][4];
-      state_operands<T, kNb>(S, af, reinterpret_cast<const T*>(st + pl.offX), ldP, fw, __expf(acs[Q - 1]), rb);
-#if MP_WGMMA
-      wgmma_fence();
-#endif
-      state_product<T, kNb>(S, af, reinterpret_cast<const T*>(st + pl.offB), ch);
-#if MP_WGMMA
-      wgmma_commit();
-      wgmma_wait<0>();
-      wgmma_hold(S);
-      wgmma_hold(af);
-#endif
+      state_update_tiled<T, kTiled ? kN / kSplit : 128>(S, reinterpret_cast<const T*>(st + pl.offX), ldP,
+                                                         reinterpret_cast<const T*>(st + pl.offB), fw,
+                                                         __expf(acs[Q - 1]), rb, ch);
     } else {
       state_update<T, MS>(S, reinterpret_cast<const T*>(st + pl.offX), ldP, reinterpret_cast<const T*>(st + pl.offB), ldN,
                           fw, __expf(acs[Q - 1]), Nb, rb, ch);
