@@ -71,8 +71,8 @@ __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_grou
 template <int N>
 __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 
-// Registers that an in-flight wgmma writes (or, for an A operand, reads), tied to the wait so the compiler does not move their
-// uses above it.
+// Registers that an in-flight wgmma writes (or, for an A operand, reads), tied to the wait so
+// that the compiler does not move their uses above it (call it right after wgmma_wait).
 template <int M>
 __device__ __forceinline__ void wgmma_hold(float (&d)[M][4]) {
 #pragma unroll
