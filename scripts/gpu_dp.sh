@@ -8,6 +8,9 @@
 # Builds into build-gpu/ first (as scripts/gpu_run.sh does) unless SKIP_BUILD=1. Logs, both runs'
 # metrics.jsonl and dp_summary.txt go to $OUT (default /tmp/mp_out).
 set -u
+# Device code for sm_90a (the SSD kernels' wgmma): LibTorch's CMake takes the architectures from
+# TORCH_CUDA_ARCH_LIST (else from the card) and ignores CMAKE_CUDA_ARCHITECTURES.
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0a}
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mp_out}
 mkdir -p "$OUT"
@@ -21,7 +24,7 @@ nvidia-smi topo -m 2>/dev/null | head -4 >>"$OUT/dp_summary.txt"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
   cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_CUDA_ARCHITECTURES=90a -DMP_DEPS_DIR="$PWD/deps" >"$OUT/dp_configure.log" 2>&1 &&
+    -DMP_DEPS_DIR="$PWD/deps" >"$OUT/dp_configure.log" 2>&1 &&
     cmake --build $B -j16 --target minipuzzle >"$OUT/dp_build.log" 2>&1
   rc=$?
   grep -E "minipuzzle: (NCCL|no NCCL|nvcc)" "$OUT/dp_configure.log" | tee -a "$OUT/dp_summary.txt"

@@ -9,6 +9,9 @@
 # Needs deps/ (scripts/bundle_deps.sh) and third_party_ref/mamba (public state-spaces/mamba
 # checkout, git-ignored) carried along.
 set -u
+# Device code for sm_90a (the SSD kernels' wgmma): LibTorch's CMake takes the architectures from
+# TORCH_CUDA_ARCH_LIST (else from the card) and ignores CMAKE_CUDA_ARCHITECTURES.
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0a}
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mp_out}
 LOGS=$(mktemp -d)
@@ -27,7 +30,7 @@ timeout ${TRITON_TIMEOUT:-480} python3 bench/bench_ssd_triton.py --out "$OUT/ben
 triton_pid=$!
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_CUDA_ARCHITECTURES=90a -DMP_DEPS_DIR="$PWD/deps" >"$LOGS/configure.log" 2>&1 &&
+  -DMP_DEPS_DIR="$PWD/deps" >"$LOGS/configure.log" 2>&1 &&
   nice -n 19 cmake --build $B -j16 --target mp_tests bench_ssd bench_norm >"$LOGS/build.log" 2>&1
 rc=$?
 echo "build rc=$rc in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/kernels_summary.txt"

@@ -6,6 +6,9 @@
 #   (default: build tests reverse prune distill bench)
 # Logs and results go to $OUT (the device tool brings that folder back).
 set -u
+# Device code for sm_90a (the SSD kernels' wgmma): LibTorch's CMake takes the architectures from
+# TORCH_CUDA_ARCH_LIST (else from the card) and ignores CMAKE_CUDA_ARCHITECTURES.
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0a}
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mp_out}
 mkdir -p "$OUT"
@@ -22,7 +25,7 @@ for step in $steps; do
       prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
       t0=$(date +%s)
       cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-        -DCMAKE_CUDA_ARCHITECTURES=90a -DMP_DEPS_DIR="$PWD/deps" >"$OUT/configure.log" 2>&1 &&
+        -DMP_DEPS_DIR="$PWD/deps" >"$OUT/configure.log" 2>&1 &&
         cmake --build $B -j16 >"$OUT/build.log" 2>&1
       note "build rc=$? in $(( $(date +%s) - t0 )) s"; tail -30 "$OUT/build.log" | grep -E "error|FAILED" | head -20
       ;;
