@@ -111,27 +111,35 @@ __device__ __forceinline__ void load_chunk_tiled(T* dst, const T* src, int64_t r
 
 constexpr int kMaxS = 256 / 2 / 8;  // state n8-tiles per warp at N = 256
 
+// The A operand of the state update for the chunk rows k .. k + 15: Xw^T (row p, k = s) from
+// X [s][p] by transposed ldmatrix, matrices (p 0-7, s 0-7), (p 8-15, s 0-7), (p 0-7, s 8-15),
+// (p 8-15, s 8-15) -> a0..a3, each row s scaled by fw[s] (Xw = X fw): a0, a1 hold s = k + 2t,
+// k + 2t + 1; a2, a3 hold s = k + 8 + 2t, +1. The warp's rows 16 rb .. +16 of the head-dim tile.
+template <typename T>
+__device__ __forceinline__ void load_xw_fragment(uint32_t (&af)[4], const T* Xs, int ldP, const float* fw, int k,
+                                                 int rb) {
+  const int lane = threadIdx.x & 31, tq = lane & 3;
+  ldsm_x4_t(af, Xs + (k + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
+  const float f0 = fw[k + 2 * tq], f1 = fw[k + 2 * tq + 1], f2 = fw[k + 8 + 2 * tq], f3 = fw[k + 9 + 2 * tq];
+  af[0] = scale2<T>(af[0], f0, f1);
+  af[1] = scale2<T>(af[1], f0, f1);
+  af[2] = scale2<T>(af[2], f2, f3);
+  af[3] = scale2<T>(af[3], f2, f3);
+}
+
 // S = dec S + Xw^T B over the chunk's Q rows, Xw_s = x_s fw_s, for a block that holds Nb
 // columns of the state (B's columns in shared memory): the warp's rows 16 rb .. +16 of the
 // head-dim tile and columns (Nb/2) ch .. +Nb/2, nS = Nb / 16 n8 tiles (at most MS).
 template <typename T, int MS>
 __device__ __forceinline__ void state_update(float (&S)[MS][4], const T* Xs, int ldP, const T* Bs, int ldB,
                                              const float* fw, float dec, int Nb, int rb, int ch) {
-  const int lane = threadIdx.x & 31, tq = lane & 3, nS = Nb / 16;
+  const int lane = threadIdx.x & 31, nS = Nb / 16;
   const int lr = (lane & 7) + ((lane >> 3) & 1) * 8, lc = (lane >> 4) * 8;
 #pragma unroll
   for (int i = 0; i < MS; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
   for (int k = 0; k < kMmaQ; k += 16) {
-    // A = Xw^T (row p, k = s) from Xw [s][p]: transposed ldmatrix. Matrices (p 0-7, s 0-7),
-    // (p 8-15, s 0-7), (p 0-7, s 8-15), (p 8-15, s 8-15) -> a0..a3.
     uint32_t af[4];
-    ldsm_x4_t(af, Xs + (k + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
-    // Xw = X * fw[s]: a0, a1 hold s = k + 2t, k + 2t + 1; a2, a3 hold s = k + 8 + 2t, +1.
-    const float f0 = fw[k + 2 * tq], f1 = fw[k + 2 * tq + 1], f2 = fw[k + 8 + 2 * tq], f3 = fw[k + 9 + 2 * tq];
-    af[0] = scale2<T>(af[0], f0, f1);
-    af[1] = scale2<T>(af[1], f0, f1);
-    af[2] = scale2<T>(af[2], f2, f3);
-    af[3] = scale2<T>(af[3], f2, f3);
+    load_xw_fragment<T>(af, Xs, ldP, fw, k, rb);
 #pragma unroll
     for (int i = 0; i < MS; i += 2)
       if (i < nS) {
@@ -152,22 +160,10 @@ __device__ __forceinline__ void state_update(float (&S)[MS][4], const T* Xs, int
 template <typename T, int kN>
 __device__ __forceinline__ void state_operands(float (&S)[kN / 16][4], uint32_t (&af)[kMmaQ / 16][4], const T* Xs,
                                                int ldP, const float* fw, float dec, int rb) {
-  const int lane = threadIdx.x & 31, tq = lane & 3;
 #pragma unroll
   for (int i = 0; i < kN / 16; ++i) S[i][0] *= dec, S[i][1] *= dec, S[i][2] *= dec, S[i][3] *= dec;
 #pragma unroll
-  for (int kk = 0; kk < kMmaQ / 16; ++kk) {
-    const int k = 16 * kk;
-    // A = Xw^T (row p, k = s) from Xw [s][p]: transposed ldmatrix. Matrices (p 0-7, s 0-7),
-    // (p 8-15, s 0-7), (p 0-7, s 8-15), (p 8-15, s 8-15) -> a0..a3.
-    ldsm_x4_t(af[kk], Xs + (k + (lane & 7) + (lane >> 4) * 8) * ldP + 16 * rb + ((lane >> 3) & 1) * 8);
-    // Xw = X * fw[s]: a0, a1 hold s = k + 2t, k + 2t + 1; a2, a3 hold s = k + 8 + 2t, +1.
-    const float f0 = fw[k + 2 * tq], f1 = fw[k + 2 * tq + 1], f2 = fw[k + 8 + 2 * tq], f3 = fw[k + 9 + 2 * tq];
-    af[kk][0] = scale2<T>(af[kk][0], f0, f1);
-    af[kk][1] = scale2<T>(af[kk][1], f0, f1);
-    af[kk][2] = scale2<T>(af[kk][2], f2, f3);
-    af[kk][3] = scale2<T>(af[kk][3], f2, f3);
-  }
+  for (int kk = 0; kk < kMmaQ / 16; ++kk) load_xw_fragment<T>(af[kk], Xs, ldP, fw, 16 * kk, rb);
 }
 template <typename T, int kN>
 __device__ __forceinline__ void state_product(float (&S)[kN / 16][4], const uint32_t (&af)[kMmaQ / 16][4], const T* Bs,
