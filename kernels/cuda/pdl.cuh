@@ -33,6 +33,18 @@ __device__ __forceinline__ void pdl_release() {
 #endif
 }
 
+// A yes/no fact about the current device, asked on launch paths: looked up once per device with
+// lookup(dev) and kept in `known` (the caller's static table: 0 unknown, 1 no, 2 yes). False
+// when the device cannot be read.
+constexpr int kMaxDevices = 64;
+template <typename Lookup>
+bool once_per_device(std::atomic<int> (&known)[kMaxDevices], Lookup lookup) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
+  if (!known[dev].load(std::memory_order_relaxed)) known[dev].store(lookup(dev) ? 2 : 1, std::memory_order_relaxed);
+  return known[dev].load(std::memory_order_relaxed) == 2;
+}
+
 // Whether the current device runs programmatic dependent launches (compute capability >= 9),
 // and they are not switched off with MP_SSD_PDL=0 (to measure what they gain).
 inline bool pdl_supported() {
@@ -41,17 +53,11 @@ inline bool pdl_supported() {
     return v && v[0] == '0';
   }();
   if (off) return false;
-  // Asked on every launch: the answer per device is looked up once (0 unknown, 1 no, 2 yes).
-  constexpr int kMaxDevices = 64;
   static std::atomic<int> known[kMaxDevices];  // zero-initialized (static storage)
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
-  if (!known[dev].load(std::memory_order_relaxed)) {
+  return once_per_device(known, [](int dev) {
     int major = 0;
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess;
-    known[dev].store(ok && major >= 9 ? 2 : 1, std::memory_order_relaxed);
-  }
-  return known[dev].load(std::memory_order_relaxed) == 2;
+    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+  });
 }
 
 // kernel<<<grid, threads, smem, stream>>>(args...), as a programmatic dependent of the stream's

@@ -27,8 +27,6 @@
 #include "kernels/cuda/ssd_common.cuh"
 #include "kernels/cuda/wgmma.cuh"
 
-#include <atomic>
-
 namespace {
 
 using namespace mp_ssd;
@@ -819,14 +817,9 @@ int mma_state_smem_bytes(const MpSsdFwdArgs* a, int split) { return state_plan(a
 }  // namespace mp_ssd
 
 int mp_ssd_wgmma_built(void) {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> known[kMaxDevices];  // per device: 0 unknown, 1 no, 2 yes
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return 0;
-  if (!known[dev].load(std::memory_order_relaxed)) {
+  static std::atomic<int> known[mp_ssd::kMaxDevices];
+  return mp_ssd::once_per_device(known, [](int) {
     int v = 0;
-    const bool ok = cudaMemcpyFromSymbol(&v, g_wgmma_built, sizeof v) == cudaSuccess;
-    known[dev].store(ok && v ? 2 : 1, std::memory_order_relaxed);
-  }
-  return known[dev].load(std::memory_order_relaxed) == 2;
+    return cudaMemcpyFromSymbol(&v, g_wgmma_built, sizeof v) == cudaSuccess && v != 0;
+  });
 }
