@@ -37,6 +37,17 @@ class Communicator {
   virtual at::Device device() const = 0;
   // Starts summing `flat` (1-D, contiguous) over all ranks, in place.
   virtual std::shared_ptr<CommWork> start_all_reduce_sum(const at::Tensor& flat) = 0;
+  // Gathers every rank's `in` (1-D, contiguous, n elements) into `out` (1-D, contiguous,
+  // world_size * n elements): rank r's part lands at [r * n, (r + 1) * n).
+  // Default: a sum over a zero-filled buffer that holds this rank's part (exact: x + 0 == x).
+  virtual std::shared_ptr<CommWork> start_all_gather(const at::Tensor& out, const at::Tensor& in);
+  // Sums `in` (1-D, contiguous, world_size * n elements) over ranks and leaves rank r's part of
+  // the sum, [r * n, (r + 1) * n), in `out` (n elements). Default: a whole all-reduce, then a copy.
+  virtual std::shared_ptr<CommWork> start_reduce_scatter_sum(const at::Tensor& out,
+                                                             const at::Tensor& in);
+  // Copies rank `root`'s `flat` (1-D, contiguous) to every rank, in place.
+  // Default: a sum in which every rank but the root contributes zeros.
+  virtual std::shared_ptr<CommWork> start_broadcast(const at::Tensor& flat, int64_t root);
   virtual void abort() noexcept = 0;
   // Orderly teardown after the last operation (every rank calls it).
   virtual void finish() {}
