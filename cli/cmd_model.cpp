@@ -68,6 +68,7 @@ void run_convert(const ConvertArgs& a) {
   Model m = load_model(a.model, lo);
   SaveOptions so;
   so.max_shard_bytes = shard;
+  so.companions_from = a.model;
   save_model(m, a.output, so);
   std::cerr << fmt::format("wrote {} ({})\n", a.output, dtype_config_name(m.dtype()));
 }

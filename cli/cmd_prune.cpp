@@ -143,6 +143,7 @@ void run_prune(const PruneArgs& a) {
   SaveOptions so;
   so.max_shard_bytes = parse_byte_size(a.max_shard);
   if (!a.dtype.empty()) so.dtype = parse_dtype(a.dtype);
+  so.companions_from = a.model;
   save_model(out, a.output, so);
   std::cerr << fmt::format("wrote {}\n", a.output);
 }

@@ -124,7 +124,9 @@ void run_search_cmd(const SearchArgs& a) {
     const CandidateResult& c = r.feasible[i];
     PruneTarget t = candidate_target(c, lm);
     std::string dir = fmt::format("{}/finalist-{}", a.output, i + 1);
-    save_model(apply_plan(*model, make_plan(*imp, t)), dir);
+    SaveOptions so;
+    so.companions_from = a.model;
+    save_model(apply_plan(*model, make_plan(*imp, t)), dir, so);
     std::cout << fmt::format("wrote {} ({})\n", dir, c.candidate.key());
   }
   std::cout << fmt::format("wrote {0}/candidates.json, {0}/candidates.csv, {0}/pareto.svg, {0}/best.shape.json\n", a.output);

@@ -3,6 +3,7 @@
 #include "common/atomic_output.h"
 #include "common/error.h"
 #include "model/checkpoint_io.h"
+#include "model/companion_files.h"
 #include "model/config.h"
 #include "model/safetensors.h"
 
@@ -15,7 +16,7 @@ namespace mp {
 std::string checkpoint_dir_name(int64_t step) { return "checkpoint-" + std::to_string(step); }
 
 void save_training_checkpoint(const std::string& output, const Model& student, const AdamW& opt,
-                              const TrainerState& state) {
+                              const TrainerState& state, const std::string& companions_from) {
   const std::string final_dir = output + "/" + checkpoint_dir_name(state.step);
   {
     AtomicDir dir(final_dir);
@@ -32,6 +33,7 @@ void save_training_checkpoint(const std::string& output, const Model& student, c
                         {"rng", "none (training draws no random numbers; data order is the sampler's)"},
                         {"config", state.config}};
     write_file_atomic(dir.path_in_temp("trainer_state.json"), j.dump(2) + "\n");
+    copy_companion_files(companions_from, dir.temp_path());
     dir.commit();
   }
   write_file_atomic(output + "/latest", checkpoint_dir_name(state.step) + "\n");

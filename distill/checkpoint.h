@@ -31,8 +31,10 @@ struct TrainerState {
 std::string checkpoint_dir_name(int64_t step);  // "checkpoint-STEP"
 
 // Writes OUTPUT/checkpoint-STEP atomically, then OUTPUT/latest. `student` is written as held.
+// `companions_from`: a checkpoint folder whose tokenizer and other non-weight files are copied
+// along (model/companion_files.h).
 void save_training_checkpoint(const std::string& output, const Model& student, const AdamW& opt,
-                              const TrainerState& state);
+                              const TrainerState& state, const std::string& companions_from = "");
 
 // The folder OUTPUT/latest names, when there is one; bad input when latest names a folder that
 // is missing or incomplete.

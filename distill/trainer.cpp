@@ -153,6 +153,8 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
                : distill  ? load_model(cfg.student)
                : cfg.model.empty() ? make_random_model(load_config(cfg.config), cfg.seed, at::kFloat)
                                    : load_model(cfg.model);
+  // Tokenizer and other non-weight files of the model trained follow it into every checkpoint.
+  const std::string companions = distill ? cfg.student : cfg.model;
   std::optional<Model> teacher;
   if (distill) {
     LoadOptions lo;
@@ -307,7 +309,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
     const bool stopping = hooks.stop_at > 0 && step >= hooks.stop_at && step < total;
     if (main_rank && ((cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) || stopping)) {
       TrainerState st{step, sum.tokens, sampler.position(), student.opt->steps_taken(), train_config_to_json(cfg)};
-      save_training_checkpoint(cfg.output, student.detached(), *student.opt, st);
+      save_training_checkpoint(cfg.output, student.detached(), *student.opt, st, companions);
       last_good = cfg.output + "/" + checkpoint_dir_name(step);
       last_saved = step;
     }
@@ -324,7 +326,11 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   progress.finish(fmt::format("loss {:.4f}", sum.last_loss));
   sum.output_dir = sum.finished ? cfg.output + "/final" : last_good;
   if (main_rank) {
-    if (sum.finished) save_model(student.detached(), cfg.output + "/final");
+    if (sum.finished) {
+      SaveOptions so;
+      so.companions_from = companions;
+      save_model(student.detached(), cfg.output + "/final", so);
+    }
     write_file_atomic(cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
     write_file_atomic(cfg.output + "/loss.svg",
                       render_svg(run_loss_chart(read_run_records(cfg.output, cfg.mode),

@@ -3,6 +3,7 @@
 #include "common/atomic_output.h"
 #include "common/error.h"
 #include "model/checkpoint_io.h"
+#include "model/companion_files.h"
 #include "model/weights.h"
 
 #include <ATen/ATen.h>
@@ -93,6 +94,7 @@ void save_model(const Model& m, const std::string& dir, const SaveOptions& opt) 
   }
   write_file_atomic(out.path_in_temp("config.json"), config_to_json_text(c));
   write_checkpoint_tensors(out.temp_path(), tensors, opt.max_shard_bytes);
+  copy_companion_files(opt.companions_from, out.temp_path());
   out.commit();
 }
 

@@ -43,6 +43,9 @@ Model load_model(const std::string& dir, const LoadOptions& opt = {});
 struct SaveOptions {
   std::optional<at::ScalarType> dtype;  // default: as held
   uint64_t max_shard_bytes = 5000000000ull;
+  // A checkpoint folder whose tokenizer and other non-weight files are copied along
+  // (model/companion_files.h); empty: none.
+  std::string companions_from;
 };
 // Writes config.json + safetensors (sharded beyond max_shard_bytes) into `dir` atomically.
 void save_model(const Model& m, const std::string& dir, const SaveOptions& opt = {});
