@@ -42,8 +42,9 @@
 // gathers one layer and prefetches the next (2 x the largest layer, e; the embedding and LM
 // head count as layers) and holds one layer's full gradient before its reduce-scatter; NCCL's
 // own buffers are a constant.
-// Invariants: every figure is in bytes and >= 0; more ranks never raise a sharded mode's figures;
-// --recompute never raises activations.
+// Invariants: every figure is in bytes and >= 0; from 2 ranks on, more ranks never raise a sharded
+// mode's figures (1 rank has no communication buffers); --recompute lowers activations once a model
+// has more than a few layers (on one layer it costs a second copy of that layer).
 #pragma once
 
 #include "distill/kd_loss.h"
