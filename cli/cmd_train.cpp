@@ -4,8 +4,11 @@
 // Data parallel (docs/distributed.md): launcher variables in the environment (RANK, WORLD_SIZE,
 // ...) make this process one rank (distill/dist/data_parallel.h); --nproc N starts N ranks here
 // (distill/dist/local_launch.h). Only rank 0 prints the summary.
+// Memory (cli/train_plan.h): --plan prints the per-rank plan and exits; a run whose plan does not
+// fit its card (--gpu-memory, else a CUDA device's free memory) is refused before weights load.
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/train_plan.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "distill/dist/data_parallel.h"
@@ -29,8 +32,9 @@ namespace {
 
 struct TrainArgs {
   std::string mode, recipe;
-  int64_t stop_at = 0, nproc = 1;
-  bool json = false;
+  int64_t stop_at = 0, nproc = 1, world_size = 0;
+  bool json = false, plan = false;
+  std::string gpu_memory, shard = "none";  // shard: used only while the trainer has no `shard` setting
   std::map<std::string, std::string> values;  // key -> text given on the line
   std::map<std::string, bool> flags;          // bool keys
   std::map<std::string, CLI::Option*> options;
@@ -103,6 +107,19 @@ void run(const TrainArgs& a) {
   TrainHooks hooks;
   hooks.stop_at = a.stop_at;
   const dist::DistEnv env = dist::dist_env_from_environment();
+  if (a.plan) {
+    const int64_t world = a.world_size > 0 ? a.world_size : a.nproc != 1 ? a.nproc : env.world_size;
+    if (world < 1) fail_usage("--world-size / --nproc: expected a number of ranks >= 1, got {}", world);
+    const JobModels m = job_models(c);
+    PlanSettings ps = plan_settings(c, m, world, a.shard);
+    ps.bucket_bytes = env.bucket_bytes;
+    const Card card = run_card(a.gpu_memory, c.device, env.local_rank)
+                          .value_or(Card{"80 GB card (default; set --gpu-memory)", reference_cards()[0].usable_bytes});
+    if (env.rank == 0) print_train_plan(make_job_plan(c.mode, m, ps, card), a.json);
+    return;
+  }
+  if (a.shard != "none" && !train_config_to_json(c).contains("shard"))
+    fail_usage("--shard {}: this build's trainer does not shard; the flag only plans (--plan)", a.shard);
   if (a.nproc != 1) {
     if (a.nproc < 1) fail_usage("--nproc: expected a number of processes >= 1, got {}", a.nproc);
     if (env.distributed())
@@ -111,6 +128,7 @@ void run(const TrainArgs& a) {
     if (c.device.rfind("cuda:", 0) == 0)
       fail_usage("--nproc {}: rank r runs on cuda:r; pass --device cuda instead of {}", a.nproc, c.device);
     validate_train_config(c, a.nproc);
+    if (!a.gpu_memory.empty()) check_job_fits(c, a.nproc, *run_card(a.gpu_memory, c.device, 0), a.shard);
     const int code = dist::launch_local_ranks(static_cast<int>(a.nproc), dist::without_option(command_line(), "--nproc"));
     if (code != 0) {
       std::fflush(stdout);
@@ -118,6 +136,9 @@ void run(const TrainArgs& a) {
     }
     return;
   }
+  validate_train_config(c, env.world_size);
+  if (const std::optional<Card> card = run_card(a.gpu_memory, c.device, env.local_rank))
+    check_job_fits(c, env.world_size, *card, a.shard);
   const TrainSummary s = env.distributed() ? dist::run_data_parallel(c, env, hooks) : run_training(c, hooks);
   if (env.rank == 0) print_summary(s, a.json);
 }
@@ -145,7 +166,14 @@ void add_command(CLI::App& app, const char* mode, const char* description) {
   cmd->add_option("--nproc", a->nproc,
                   "Data parallel on this host: run N ranks (one per GPU with --device cuda); the global batch is "
                   "split over them (see docs/distributed.md) [default: 1]");
-  cmd->add_flag("--json", a->json, "Print the summary as JSON");
+  cmd->add_flag("--json", a->json, "Print the summary (or the --plan) as JSON");
+  cmd->add_flag("--plan", a->plan,
+                "Print the per-rank GPU memory plan (reads only config.json; no data or weights) and exit");
+  cmd->add_option("--world-size", a->world_size, "Ranks to plan for [default: --nproc, else the launcher's]");
+  cmd->add_option("--gpu-memory", a->gpu_memory,
+                  "Card memory to plan and check against, e.g. 80GiB [default: the CUDA device's free memory]");
+  if (!cmd->get_option_no_throw("--shard"))
+    cmd->add_option("--shard", a->shard, "Sharding to plan for: none, optimizer or full [default: none]");
   cmd->callback([a] { run(*a); });
 }
 

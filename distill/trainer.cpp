@@ -11,6 +11,7 @@
 #include "distill/metrics.h"
 #include "distill/optim.h"
 #include "distill/schedule.h"
+#include "model/device_memory.h"
 #include "model/forward.h"
 #include "model/weights.h"
 
@@ -118,6 +119,8 @@ nlohmann::json TrainSummary::to_json() const {
   if (eval_start) j["eval_start"] = stats_json(*eval_start);
   if (eval_end) j["eval_end"] = stats_json(*eval_end);
   if (teacher_eval) j["eval_teacher"] = stats_json(*teacher_eval);
+  if (peak_gpu_bytes) j["peak_gpu_bytes"] = *peak_gpu_bytes;
+  if (peak_gpu_reserved_bytes) j["peak_gpu_reserved_bytes"] = *peak_gpu_reserved_bytes;
   return j;
 }
 
@@ -325,6 +328,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   if (sum.finished && eval_windows.defined()) sum.eval_end = evaluate(step, student.model, "student");
   progress.finish(fmt::format("loss {:.4f}", sum.last_loss));
   sum.output_dir = sum.finished ? cfg.output + "/final" : last_good;
+  sum.peak_gpu_bytes = peak_memory_bytes(dev), sum.peak_gpu_reserved_bytes = peak_reserved_bytes(dev);
   if (main_rank) {
     if (sum.finished) {
       SaveOptions so;

@@ -58,6 +58,8 @@ struct TrainSummary {
   std::optional<LmStats> eval_start, eval_end, teacher_eval;
   bool finished = false;    // reached total_steps and wrote OUTPUT/final
   std::string output_dir;   // OUTPUT/final when finished, else the last checkpoint
+  // CUDA only: the caching allocator's peaks over the process (allocated, and held from the card).
+  std::optional<int64_t> peak_gpu_bytes, peak_gpu_reserved_bytes;
   nlohmann::json to_json() const;
 };
 

@@ -4,7 +4,7 @@
 #include "common/progress.h"
 #include "data/sampler.h"
 #include "prune/calibration.h"
-#include "prune/device_memory.h"
+#include "model/device_memory.h"
 #include "prune/layer_importance.h"
 #include "prune/layer_source.h"
 
