@@ -79,6 +79,7 @@ void print_train_plan(const JobPlan& p, bool json) {
   out += fmt::format("\nthis run ({} rank(s), --shard {}{}): {} GiB per rank, {}", s.world_size, shard_mode_name(s.shard),
                      s.recompute ? " --recompute" : "", g(p.run.peak), p.fits ? "fits" : "does not fit");
   for (size_t i = 0; i < p.remedies.size(); ++i) out += (i ? ", or " : "; it would fit with ") + p.remedies[i];
+  if (!p.fits && p.remedies.empty()) out += "; no shard mode, --recompute or world size up to 4096 makes it fit";
   std::cout << out << "\n";
 }
 
