@@ -20,6 +20,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -55,16 +56,10 @@ struct Mapping {
 };
 
 Mapping map_file(const std::string& path, const std::string& what) {
-  if (!fs::exists(path)) fail_input("{}: file not found ({})", path, what);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_input("{}: cannot open for reading: {}", path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail_input("{}: not a regular file ({})", path, what);
-  }
+  uint64_t size = 0;
+  const int fd = open_regular_file(path, &size, what.c_str());  // a pipe is refused, never waited on
   Mapping m;
-  m.size = static_cast<size_t>(st.st_size);
+  m.size = static_cast<size_t>(size);
   if (m.size > 0) {
     void* p = ::mmap(nullptr, m.size, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
@@ -94,8 +89,8 @@ T load(const unsigned char* p) {
 template <typename T>
 int64_t to_i64(T v) {
   if constexpr (std::is_floating_point_v<T>) {
-    // Float token files are unusual; ids are whole numbers. Non-finite or huge values become 0
-    // rather than undefined behaviour.
+    // Float token files are checked at open (check_float_tokens); this guard only keeps the
+    // conversion defined.
     if (!std::isfinite(v) || std::fabs(static_cast<double>(v)) >= 9.2e18) return 0;
   }
   return static_cast<int64_t>(v);
@@ -298,6 +293,7 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
     prev_ptr = ptr;
   }
   ds->total_tokens_ = ds->seq_start_[S];
+  if (ds->dtype_ == TokenDType::F32 || ds->dtype_ == TokenDType::F64) ds->check_float_tokens(bin_path);
 
   ds->doc_idx_.resize(D);
   for (uint64_t i = 0; i < D; ++i) {
@@ -313,6 +309,23 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
     ds->doc_idx_[i] = d;
   }
   return ds;
+}
+
+// Float token files are rare; every value is checked once at open, so that NaN, infinities and
+// fractions are refused naming the file instead of being read as some token id.
+void IndexedDataset::check_float_tokens(const std::string& bin_path) const {
+  const auto* base = static_cast<const unsigned char*>(bin_map_);
+  const bool f64 = dtype_ == TokenDType::F64;
+  const int64_t isz = token_dtype_size(dtype_);
+  for (size_t s = 0; s < lengths_.size(); ++s) {
+    for (int64_t i = 0; i < lengths_[s]; ++i) {
+      const unsigned char* p = base + pointers_[s] + i * isz;
+      const double v = f64 ? load<double>(p) : static_cast<double>(load<float>(p));
+      if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) > 9007199254740992.0)
+        fail_input("{}: sequence {} token {}: {} is not a whole-number token id ({} token data)", bin_path, s, i, v,
+                   token_dtype_name(dtype_));
+    }
+  }
 }
 
 IndexedDataset::~IndexedDataset() {
