@@ -1,6 +1,7 @@
 // minipuzzle generate: token ids in, generated ids out, with prefill and decode speed reported
 // separately (model/generate.h does the work). Greedy at temperature 0.
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "model/generate.h"
 #include "model/model.h"
 
@@ -25,13 +26,7 @@ CLI::Validator temperature_check() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         double t = 0;
-        try {
-          size_t used = 0;
-          t = std::stod(text, &used);
-          if (used != text.size()) return "expected a number, got '" + text + "'";
-        } catch (const std::exception&) {
-          return "expected a number, got '" + text + "'";
-        }
+        if (!parse_double(text, &t)) return "expected a number, got '" + text + "'";
         if (t == 0.0 || (std::isfinite(t) && t >= 1e-6 && t <= 1e6)) return "";
         return "expected 0 (greedy) or a temperature in [1e-6, 1e6], got " + text;
       },

@@ -2,6 +2,7 @@
 //                   layers.svg beside it, a summary on the terminal).
 // minipuzzle prune: slice the parent to a target shape ranked by an importance file.
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "cli/format.h"
 #include "common/atomic_output.h"
 #include "common/error.h"
@@ -193,13 +194,13 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--importance", a->importance, "importance.json from `minipuzzle score` on this parent")->required();
   cmd->add_option("--output", a->output, "Output checkpoint folder");
   cmd->add_option("--shape", a->shape, "Target shape JSON (flags below override its fields)");
-  cmd->add_option("--hidden-size", a->hidden, "Hidden (embedding) channels to keep")->check(CLI::PositiveNumber);
-  cmd->add_option("--ffn-hidden-size", a->ffn, "MLP neurons to keep (every MLP layer)")->check(CLI::PositiveNumber);
+  cmd->add_option("--hidden-size", a->hidden, "Hidden (embedding) channels to keep")->check(positive_whole());
+  cmd->add_option("--ffn-hidden-size", a->ffn, "MLP neurons to keep (every MLP layer)")->check(positive_whole());
   cmd->add_option("--num-attention-heads", a->heads, "Query heads to keep (a multiple of the kv heads)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_whole());
   cmd->add_option("--mamba-num-heads", a->mamba_heads, "Mamba heads to keep (a multiple of n_groups)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--mamba-head-dim", a->mamba_head_dim, "Mamba head channels to keep")->check(CLI::PositiveNumber);
+      ->check(positive_whole());
+  cmd->add_option("--mamba-head-dim", a->mamba_head_dim, "Mamba head channels to keep")->check(positive_whole());
   cmd->add_option("--drop-layers", a->drop_layers, "Layers to remove, e.g. 3,17,40");
   cmd->add_option("--keep-layers", a->keep_layers,
                   "Most important layers to keep per type, e.g. mamba=45,attention=5,mlp=48 (or indices 0,1,5)");

@@ -166,6 +166,27 @@ void put(std::string& s, T v) {
 
 }  // namespace
 
+namespace {
+
+// Float token files are rare; every value is checked once at open, so that NaN, infinities and
+// fractions are refused naming the file instead of being read as some token id.
+void check_float_tokens(TokenDType dtype, const unsigned char* base, const std::vector<int64_t>& lengths,
+                        const std::vector<int64_t>& pointers, const std::string& bin_path) {
+  const bool f64 = dtype == TokenDType::F64;
+  const int64_t isz = f64 ? 8 : 4;
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    for (int64_t i = 0; i < lengths[s]; ++i) {
+      const unsigned char* p = base + pointers[s] + i * isz;
+      const double v = f64 ? load<double>(p) : static_cast<double>(load<float>(p));
+      if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) > 9007199254740992.0)
+        fail_input("{}: sequence {} token {}: {} is not a whole-number token id ({} token data)", bin_path, s, i, v,
+                   f64 ? "float64" : "float32");
+    }
+  }
+}
+
+}  // namespace
+
 int token_dtype_size(TokenDType t) {
   switch (t) {
     case TokenDType::U8:
@@ -293,7 +314,9 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
     prev_ptr = ptr;
   }
   ds->total_tokens_ = ds->seq_start_[S];
-  if (ds->dtype_ == TokenDType::F32 || ds->dtype_ == TokenDType::F64) ds->check_float_tokens(bin_path);
+  if (ds->dtype_ == TokenDType::F32 || ds->dtype_ == TokenDType::F64)
+    check_float_tokens(ds->dtype_, static_cast<const unsigned char*>(ds->bin_map_), ds->lengths_, ds->pointers_,
+                       bin_path);
 
   ds->doc_idx_.resize(D);
   for (uint64_t i = 0; i < D; ++i) {
@@ -309,23 +332,6 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
     ds->doc_idx_[i] = d;
   }
   return ds;
-}
-
-// Float token files are rare; every value is checked once at open, so that NaN, infinities and
-// fractions are refused naming the file instead of being read as some token id.
-void IndexedDataset::check_float_tokens(const std::string& bin_path) const {
-  const auto* base = static_cast<const unsigned char*>(bin_map_);
-  const bool f64 = dtype_ == TokenDType::F64;
-  const int64_t isz = token_dtype_size(dtype_);
-  for (size_t s = 0; s < lengths_.size(); ++s) {
-    for (int64_t i = 0; i < lengths_[s]; ++i) {
-      const unsigned char* p = base + pointers_[s] + i * isz;
-      const double v = f64 ? load<double>(p) : static_cast<double>(load<float>(p));
-      if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) > 9007199254740992.0)
-        fail_input("{}: sequence {} token {}: {} is not a whole-number token id ({} token data)", bin_path, s, i, v,
-                   token_dtype_name(dtype_));
-    }
-  }
 }
 
 IndexedDataset::~IndexedDataset() {

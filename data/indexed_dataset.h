@@ -3,9 +3,7 @@
 //   u64 document count D, i32 lengths[S], i64 byte pointers[S], i64 document indices[D]
 // (little-endian; document i spans sequences [doc[i], doc[i+1]); doc[0] == 0 and, as Megatron
 // writes it, the last entry == S).
-// Both files are memory-mapped; opening validates every field against the file sizes before any
-// token is read. Both must be regular files (links followed; pipes and devices refused at once),
-// and float token data must hold whole, finite numbers.
+// Both files are memory-mapped; opening validates every field against the file sizes.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +43,6 @@ class IndexedDataset {
 
  private:
   IndexedDataset() = default;
-  void check_float_tokens(const std::string& bin_path) const;  // bad input on NaN, inf or fractions
   std::string prefix_;
   TokenDType dtype_ = TokenDType::I32;
   std::vector<int64_t> lengths_, pointers_, doc_idx_, seq_start_;  // seq_start_: prefix sums

@@ -108,8 +108,8 @@ std::optional<std::string> run_folder_start(const std::string& output, bool resu
   if (resume && overwrite) fail_usage("--resume continues the run in --output and --overwrite replaces it; give one");
   // The overlap checks only: whether the folder may be written is decided below.
   guard_output({"--output", output, OutputKind::Folder}, inputs, true);
-  if (!check_occupied || !is_nonempty_dir(output)) return std::nullopt;
-  if (overwrite) return std::nullopt;
+  if (!is_nonempty_dir(output) || overwrite) return std::nullopt;
+  if (!check_occupied) return resume ? latest_checkpoint(output) : std::nullopt;  // rank 0 decides the rest
   const bool finished = fs::exists(output + "/final"), summarised = fs::exists(output + "/summary.json");
   if (finished && summarised)
     fail_input("--output {}: already holds a finished run (final/, summary.json); pass --overwrite to replace it or "

@@ -48,7 +48,8 @@ void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt, int64_t
 void remove_partial_checkpoints(const std::string& output);
 
 // What an existing run folder means for a run about to start (reads only; call before any work).
-// Refuses (usage) an output equal to, inside or containing an input. Then, when `check_occupied`:
+// Refuses (usage) an output equal to, inside or containing an input. Then (all of it only when
+// `check_occupied`, i.e. on rank 0; other ranks just follow OUTPUT/latest under `resume`):
 //   - absent or empty: a new run;
 //   - `resume`: the run continuing: from OUTPUT/latest when there is one, else from the start
 //     (a run killed before its first checkpoint, or between final/ and summary.json, which a

@@ -44,7 +44,7 @@ namespace {
 // Whether every value is finite, checked in slices while the tensor is still in the CPU cache
 // after its copy out of the file (one extra read pass; the temporary is at most 16 MB).
 bool all_finite(const at::Tensor& t) {
-  if (!at::isFloatingType(t.scalar_type())) return true;
+  if (!c10::isFloatingType(t.scalar_type())) return true;
   const at::Tensor flat = t.reshape({-1});
   const int64_t n = flat.numel();
   constexpr int64_t kSlice = int64_t{1} << 24;
