@@ -313,7 +313,11 @@ std::vector<Case> cases() {
          write(x + "/c.json", c);
        }},
       {"HiddenSizeWrongType", "info {X}/c.json", "field 'hidden_size' must be a whole number",
-       [](const std::string& x) { write(x + "/c.json", tiny_config_json(R"(, "hidden_size": "32")")); }},
+       [](const std::string& x) {
+         std::string c = tiny_config_json("");
+         c.replace(c.find(R"("hidden_size": 32)"), 17, R"("hidden_size": "32")");
+         write(x + "/c.json", c);
+       }},
       {"HiddenSizeTwice", "info {X}/c.json", "appears twice",
        [](const std::string& x) { write(x + "/c.json", tiny_config_json(R"(, "hidden_size": 64)")); }},
       {"EpsilonInfinity", "info {X}/c.json", "layer_norm_epsilon",
@@ -382,6 +386,7 @@ std::vector<Case> cases() {
        [](const std::string& x) {
          mp::Model m = mp::test::prune_model(21, 1e-5, "M*-");
          for (auto& [n, t] : m.weights) t = at::full_like(t, std::nan(""));
+         fs::create_directories(x);
          mp::save_model(m, x + "/m");
        }},
 
@@ -420,6 +425,8 @@ std::vector<Case> cases() {
       {"InfoNegativePromptTokens", "info {C} --prompt-tokens -4", "--prompt-tokens"},
   };
 }
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class BadInputMatrix : public ::testing::TestWithParam<Case> {};
 
