@@ -1,6 +1,7 @@
 // minipuzzle data from-text | info: token data in Megatron's indexed format.
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "common/output_guard.h"
 #include "data/indexed_dataset.h"
 #include "data/text_dataset.h"
 
@@ -16,6 +17,7 @@ namespace {
 struct FromTextArgs {
   std::vector<std::string> files;
   std::string output;
+  bool overwrite = false;
 };
 
 struct DataInfoArgs {
@@ -32,7 +34,10 @@ void register_data(CLI::App& app) {
   CLI::App* from_text = data->add_subcommand("from-text", "UTF-8 text files -> byte-level token data (vocab 256)");
   from_text->add_option("files", ft->files, "Text files (one document each)")->required();
   from_text->add_option("--output", ft->output, "Output prefix (PREFIX.bin + PREFIX.idx)")->required();
+  from_text->add_flag("--overwrite", ft->overwrite, "Replace existing PREFIX.bin/.idx (never an input)");
   from_text->callback([ft] {
+    for (const std::string& out : token_data_files(ft->output))
+      guard_output({"--output", out, OutputKind::File}, ft->files, ft->overwrite);
     TextToTokensStats s = bytes_dataset_from_text(ft->files, ft->output);
     std::cerr << fmt::format("wrote {}.bin/.idx: {} documents, {} tokens (bytes)\n", ft->output, s.documents, s.tokens);
   });

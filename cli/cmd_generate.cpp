@@ -1,6 +1,7 @@
 // minipuzzle generate: token ids in, generated ids out, with prefill and decode speed reported
 // separately (model/generate.h does the work). Greedy at temperature 0.
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "model/generate.h"
 #include "model/model.h"
 
@@ -10,12 +11,27 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <iostream>
 #include <memory>
 #include <vector>
 
 namespace mp::cli {
 namespace {
+
+constexpr int64_t kMaxNewTokens = int64_t{1} << 24;
+
+// 0 (greedy) or a finite temperature in [1e-6, 1e6]: smaller ones overflow logits / T.
+CLI::Validator temperature_check() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double t = 0;
+        if (!parse_double(text, &t)) return "expected a number, got '" + text + "'";
+        if (t == 0.0 || (std::isfinite(t) && t >= 1e-6 && t <= 1e6)) return "";
+        return "expected 0 (greedy) or a temperature in [1e-6, 1e6], got " + text;
+      },
+      "0 or [1e-6, 1e6]");
+}
 
 struct GenerateArgs {
   std::string model, device = "cpu", dtype = "fp32";
@@ -57,9 +73,9 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--model", a->model, "Checkpoint folder")->required();
   cmd->add_option("--prompt-ids", a->prompt, "Prompt token ids, comma-separated (e.g. 1,2,3)")->required()->delimiter(',');
   cmd->add_option("--max-new-tokens", a->opt.max_new_tokens, "Tokens to generate")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, kMaxNewTokens));
   cmd->add_option("--temperature", a->opt.temperature, "0: greedy; > 0: sample from softmax(logits / T)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(temperature_check());
   cmd->add_option("--seed", a->opt.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();

@@ -13,6 +13,7 @@
 
 #include <iostream>
 #include <memory>
+#include <optional>
 
 namespace mp::cli {
 namespace {
@@ -28,10 +29,13 @@ struct InfoArgs {
 };
 
 // Predicted generation time on the card the throughput model was measured on (search/throughput.h).
-void print_speed(const ModelConfig& c, const InfoArgs& a) {
+ThroughputModel read_speed_model(const InfoArgs& a) {
   const std::string path = a.throughput == "default" ? default_throughput_path() : a.throughput;
   if (path.empty()) fail_input("--throughput default: configs/throughput/h200-bf16.json is not in this source tree");
-  const ThroughputModel m = load_throughput(path);
+  return load_throughput(path);
+}
+
+void print_speed(const ModelConfig& c, const InfoArgs& a, const ThroughputModel& m) {
   const Workload w{a.batch, a.prompt_tokens, a.output_tokens};
   const GenerationEstimate e = m.estimate(c, w);
   std::cout << "\n"
@@ -43,8 +47,7 @@ void print_speed(const ModelConfig& c, const InfoArgs& a) {
 }
 
 // The deployment memory of the shape under a budget file (search's cost model).
-void print_budget(const ModelConfig& c, const std::string& path, bool json) {
-  Budget b = load_budget(path);
+void print_budget(const ModelConfig& c, const Budget& b, bool json) {
   MemoryBreakdown m = deployment_memory(c, b);
   const bool fits = to_gib(m.total()) <= b.memory_limit_gib;
   if (json) {
@@ -71,8 +74,12 @@ void print_budget(const ModelConfig& c, const std::string& path, bool json) {
 
 void run_info(const InfoArgs& a) {
   ModelConfig c = load_config(a.path);
-  if (!a.budget.empty() && a.json) {
-    print_budget(c, a.budget, true);
+  // Every file is read before anything is printed, so a bad one ends in one line.
+  const std::optional<Budget> budget = a.budget.empty() ? std::nullopt : std::optional<Budget>(load_budget(a.budget));
+  const std::optional<ThroughputModel> speed =
+      a.throughput.empty() ? std::nullopt : std::optional<ThroughputModel>(read_speed_model(a));
+  if (budget && a.json) {
+    print_budget(c, *budget, true);
     return;
   }
   ParamCounts p = count_params(c);
@@ -126,8 +133,8 @@ void run_info(const InfoArgs& a) {
                       {"Mamba conv state per sequence (bf16)", gib(conv_bytes_seq)},
                       {"Mamba SSM state per sequence (fp32)", gib(ssm_bytes_seq)},
                       {fmt::format("total, batch {} x {} tokens", a.batch, a.context), gib(state_total)}});
-  if (!a.budget.empty()) print_budget(c, a.budget, false);
-  if (!a.throughput.empty()) print_speed(c, a);
+  if (budget) print_budget(c, *budget, false);
+  if (speed) print_speed(c, a, *speed);
 }
 
 }  // namespace
@@ -138,14 +145,16 @@ void register_info(CLI::App& app) {
   cmd->add_option("model", args->path, "Checkpoint folder or config.json")->required();
   cmd->add_flag("--json", args->json, "Machine-readable output");
   cmd->add_option("--context", args->context, "Context length for the KV-cache figures")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   cmd->add_option("--batch", args->batch, "Sequences for the state figures")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--budget", args->budget, "Deployment budget JSON: memory breakdown and whether it fits");
   cmd->add_option("--throughput", args->throughput,
                   "Throughput model JSON ('default': configs/throughput/h200-bf16.json): predicted generation time");
-  cmd->add_option("--prompt-tokens", args->prompt_tokens, "Prompt tokens for --throughput")->capture_default_str();
-  cmd->add_option("--output-tokens", args->output_tokens, "New tokens for --throughput")->capture_default_str();
+  cmd->add_option("--prompt-tokens", args->prompt_tokens, "Prompt tokens for --throughput")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  cmd->add_option("--output-tokens", args->output_tokens, "New tokens for --throughput")->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->callback([args] { run_info(*args); });
 }
 

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "common/error.h"
+#include "common/output_guard.h"
 #include "model/accounting.h"
 #include "model/checkpoint_io.h"
 #include "model/forward.h"
@@ -13,6 +14,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <iostream>
 #include <memory>
 
@@ -22,12 +25,24 @@ namespace {
 struct InitArgs {
   std::string config, output, dtype = "bf16", max_shard = "5GB";
   uint64_t seed = 0;
+  bool overwrite = false;
 };
 
+// A model whose weights cannot fit this machine's memory is refused before allocating them.
+void check_fits_memory(const ModelConfig& c, at::ScalarType dt, const std::string& source) {
+  const double bytes = static_cast<double>(count_params(c).total()) * static_cast<double>(c10::elementSize(dt));
+  const double phys = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  if (phys > 0 && bytes > phys)
+    fail_input("{}: the model's weights need {} in {}, more than this machine's {} of memory", source, gib(bytes),
+               dtype_config_name(dt), gib(phys));
+}
+
 void run_init(const InitArgs& a) {
+  guard_output({"--output", a.output, OutputKind::Folder}, {a.config}, a.overwrite);
   ModelConfig c = load_config(a.config);
   at::ScalarType dt = parse_dtype(a.dtype);
   uint64_t shard = parse_byte_size(a.max_shard);
+  check_fits_memory(c, dt, a.config);
   Model m = make_random_model(c, a.seed, dt);
   SaveOptions so;
   so.max_shard_bytes = shard;
@@ -38,9 +53,11 @@ void run_init(const InitArgs& a) {
 
 struct ForwardArgs {
   std::string model, input, output, device = "cpu", dtype = "fp32";
+  bool overwrite = false;
 };
 
 void run_forward(const ForwardArgs& a) {
+  guard_output({"--output", a.output, OutputKind::File}, {a.model, a.input}, a.overwrite);
   at::Device dev = parse_device(a.device);
   at::ScalarType dt = parse_dtype(a.dtype);
   auto in = SafetensorsFile::open(a.input);
@@ -59,9 +76,11 @@ void run_forward(const ForwardArgs& a) {
 
 struct ConvertArgs {
   std::string model, output, dtype, max_shard = "5GB";
+  bool overwrite = false;
 };
 
 void run_convert(const ConvertArgs& a) {
+  guard_output({"--output", a.output, OutputKind::Folder}, {a.model}, a.overwrite);
   uint64_t shard = parse_byte_size(a.max_shard);
   LoadOptions lo;
   if (!a.dtype.empty()) lo.dtype = parse_dtype(a.dtype);
@@ -83,6 +102,7 @@ void register_init(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16")->capture_default_str();
   cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB or 20KB")->capture_default_str();
+  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output folder (never one holding an input)");
   cmd->callback([a] { run_init(*a); });
 }
 
@@ -94,6 +114,7 @@ void register_forward(CLI::App& app) {
   cmd->add_option("--output", a->output, "safetensors file to write 'logits' float32 [batch, length, vocab]")->required();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
+  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output file (never an input)");
   cmd->callback([a] { run_forward(*a); });
 }
 
@@ -104,6 +125,7 @@ void register_convert(CLI::App& app) {
   cmd->add_option("--output", a->output, "Output checkpoint folder")->required();
   cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16 (default: as stored)");
   cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB or 20KB")->capture_default_str();
+  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output folder (never one holding an input)");
   cmd->callback([a] { run_convert(*a); });
 }
 

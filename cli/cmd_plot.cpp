@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/output_guard.h"
 #include "distill/curves.h"
 
 #include <CLI/CLI.hpp>
@@ -19,9 +20,14 @@ struct PlotArgs {
   std::vector<std::string> runs, labels;
   std::string output = "curves.svg", title;
   CurveOptions curve;
+  bool overwrite = false;
 };
 
 void run_plot(const PlotArgs& a) {
+  std::vector<std::string> inputs;  // the metrics files read (an SVG beside them is fine)
+  for (const std::string& r : a.runs)
+    inputs.push_back(std::filesystem::is_directory(r) ? r + "/metrics.jsonl" : r);
+  guard_output({"--output", a.output, OutputKind::File}, inputs, a.overwrite);
   if (!a.labels.empty() && a.labels.size() != a.runs.size())
     fail_usage("plot: {} labels for {} runs; give one label a run or none", a.labels.size(), a.runs.size());
   if (a.curve.smooth < 1) fail_usage("plot: --smooth must be >= 1 (got {})", a.curve.smooth);
@@ -60,6 +66,7 @@ void register_plot(CLI::App& app) {
   cmd->add_flag("!--no-teacher", a->curve.teacher, "Leave out the teacher's held-out value");
   cmd->add_option("--title", a->title, "Chart title");
   cmd->add_option("--output", a->output, "SVG file")->capture_default_str();
+  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output file");
   cmd->callback([a] { run_plot(*a); });
 }
 

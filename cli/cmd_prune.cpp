@@ -2,9 +2,11 @@
 //                   layers.svg beside it, a summary on the terminal).
 // minipuzzle prune: slice the parent to a target shape ranked by an importance file.
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "cli/format.h"
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/output_guard.h"
 #include "common/progress.h"
 #include "model/accounting.h"
 #include "model/checkpoint_io.h"
@@ -32,15 +34,18 @@ struct ScoreArgs {
   std::string metric = "mse_normed";
   int64_t samples = 1024, layer_samples = 128, seq_len = 1024, micro_batch = 4, stream_windows = 32;
   uint64_t seed = 1234;
-  bool stream = false, quiet = false;
+  bool stream = false, quiet = false, overwrite = false;
 };
 
 void run_score(const ScoreArgs& a) {
-  // The output folder is checked (made) before the long work, not after it.
-  std::filesystem::path out_dir = std::filesystem::path(a.output).parent_path();
-  std::error_code ec;
-  if (!out_dir.empty()) std::filesystem::create_directories(out_dir, ec);
-  if (ec) fail_input("{}: cannot create the output folder ({})", out_dir.string(), ec.message());
+  // Both outputs are checked, and their folder made, before the long work; a folder made here is
+  // removed again when the work fails.
+  const std::string svg_path = (std::filesystem::path(a.output).parent_path() / "layers.svg").string();
+  std::vector<std::string> inputs = token_data_files(a.data);
+  inputs.push_back(a.model);
+  guard_output({"--output", a.output, OutputKind::File}, inputs, a.overwrite);
+  guard_output({"--output (layers.svg beside it)", svg_path, OutputKind::File}, inputs, a.overwrite);
+  NewFolders out_dir(std::filesystem::path(a.output).parent_path().string());
   ScoreOptions o;
   o.model = a.model;
   o.data = a.data;
@@ -62,7 +67,8 @@ void run_score(const ScoreArgs& a) {
   o.quiet = a.quiet;
   ScoreResult r = score_model(o);
   save_importance(r.importance, a.output);
-  std::filesystem::path svg = std::filesystem::path(a.output).parent_path() / "layers.svg";
+  out_dir.keep();
+  std::filesystem::path svg = svg_path;
   write_file_atomic(svg.string(), layers_svg(r.importance, metric));
   if (!a.quiet) std::cout << importance_summary(r.importance, metric);
   std::string peak = r.peak_device_bytes ? fmt::format(", peak {} memory {}", a.device, gib(*r.peak_device_bytes)) : "";
@@ -73,7 +79,7 @@ void run_score(const ScoreArgs& a) {
 struct PruneArgs {
   std::string model, importance, output, shape, keep_layers, drop_layers, metric, dtype, max_shard = "5GB";
   int64_t hidden = 0, ffn = 0, heads = 0, mamba_heads = 0, mamba_head_dim = 0;
-  bool dry_run = false;
+  bool dry_run = false, overwrite = false;
   int64_t random_seed = -1;  // >= 0: the random-indices control experiment
 };
 
@@ -86,6 +92,10 @@ std::string shape_line(const ModelConfig& c) {
 }
 
 void run_prune(const PruneArgs& a) {
+  if (!a.dry_run) {
+    if (a.output.empty()) fail_usage("--output is required unless --dry-run");
+    guard_output({"--output", a.output, OutputKind::Folder}, {a.model, a.importance, a.shape}, a.overwrite);
+  }
   Importance imp = load_importance(a.importance);
   PruneTarget t = a.shape.empty() ? PruneTarget{} : load_target(a.shape);
   auto set = [](int64_t v, std::optional<int64_t>& out) {
@@ -118,7 +128,6 @@ void run_prune(const PruneArgs& a) {
   ModelConfig child = plan_config(parent, plan);
   Model m;
   if (!a.dry_run) {
-    if (a.output.empty()) fail_usage("--output is required unless --dry-run");
     m = load_model(a.model);
     check_importance_matches(imp, m.config, model_fingerprint(m.weights), a.importance, a.model);
   }
@@ -175,6 +184,7 @@ void register_score(CLI::App& app) {
                   "Metric for the summary and layers.svg: mse_hidden, mse_normed, kl, loss_delta, agreement, block_influence")
       ->capture_default_str();
   cmd->add_flag("--quiet", a->quiet, "No progress lines and no summary");
+  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output file and the layers.svg beside it");
   cmd->callback([a] { run_score(*a); });
 }
 
@@ -185,11 +195,13 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--importance", a->importance, "importance.json from `minipuzzle score` on this parent")->required();
   cmd->add_option("--output", a->output, "Output checkpoint folder");
   cmd->add_option("--shape", a->shape, "Target shape JSON (flags below override its fields)");
-  cmd->add_option("--hidden-size", a->hidden, "Hidden (embedding) channels to keep");
-  cmd->add_option("--ffn-hidden-size", a->ffn, "MLP neurons to keep (every MLP layer)");
-  cmd->add_option("--num-attention-heads", a->heads, "Query heads to keep (a multiple of the kv heads)");
-  cmd->add_option("--mamba-num-heads", a->mamba_heads, "Mamba heads to keep (a multiple of n_groups)");
-  cmd->add_option("--mamba-head-dim", a->mamba_head_dim, "Mamba head channels to keep");
+  cmd->add_option("--hidden-size", a->hidden, "Hidden (embedding) channels to keep")->check(positive_whole());
+  cmd->add_option("--ffn-hidden-size", a->ffn, "MLP neurons to keep (every MLP layer)")->check(positive_whole());
+  cmd->add_option("--num-attention-heads", a->heads, "Query heads to keep (a multiple of the kv heads)")
+      ->check(positive_whole());
+  cmd->add_option("--mamba-num-heads", a->mamba_heads, "Mamba heads to keep (a multiple of n_groups)")
+      ->check(positive_whole());
+  cmd->add_option("--mamba-head-dim", a->mamba_head_dim, "Mamba head channels to keep")->check(positive_whole());
   cmd->add_option("--drop-layers", a->drop_layers, "Layers to remove, e.g. 3,17,40");
   cmd->add_option("--keep-layers", a->keep_layers,
                   "Most important layers to keep per type, e.g. mamba=45,attention=5,mlp=48 (or indices 0,1,5)");
@@ -199,6 +211,7 @@ void register_prune(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype, "Output dtype: fp32, bf16 or fp16 (default: as stored)");
   cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB")->capture_default_str();
   cmd->add_flag("--dry-run", a->dry_run, "Print the resulting shape and parameter count; write nothing");
+  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output folder (never one holding an input)");
   cmd->add_option("--random-seed", a->random_seed,
                   "Control experiment: keep random indices and layers of the same shape instead of the most important");
   cmd->callback([a] { run_prune(*a); });

@@ -1,7 +1,9 @@
 // minipuzzle search: candidates that fit a deployment budget, ranked, with the trade-offs laid out.
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/flag_checks.h"
 #include "common/error.h"
+#include "common/output_guard.h"
 #include "model/config.h"
 #include "common/progress.h"
 #include "data/sampler.h"
@@ -23,6 +25,8 @@
 namespace mp::cli {
 namespace {
 
+constexpr int64_t kMaxTokens = int64_t{1} << 40;
+
 struct SearchArgs {
   std::string model, config, budget, output = "search-out";
   std::string mamba_layers, attention_layers, mlp_layers, ffn_grid, hidden_grid, attention_heads, mamba_heads,
@@ -35,11 +39,18 @@ struct SearchArgs {
   std::string importance, data, device = "cpu", dtype = "fp32", rank_by = "kl", layer_metric = "mse_normed";
   int64_t eval_tokens = 16384, seq_len = 512, top = 20, micro_batch = 4, finalists = 0;
   uint64_t seed = 4321;
-  bool quiet = false;
+  bool quiet = false, overwrite = false;
 };
 
 void run_search_cmd(const SearchArgs& a) {
   if (a.model.empty() == a.config.empty()) fail_usage("search: give exactly one of --model DIR or --config CONFIG.json");
+  {
+    std::vector<std::string> inputs = token_data_files(a.data);
+    for (const std::string& p : {a.model, a.config, a.budget, a.importance})
+      inputs.push_back(p);
+    if (a.throughput != "none" && a.throughput != "default") inputs.push_back(a.throughput);
+    guard_output({"--output", a.output, OutputKind::Folder}, inputs, a.overwrite);
+  }
   ModelConfig parent = load_config(a.model.empty() ? a.config : a.model);
   Budget budget = a.budget.empty() ? Budget{} : load_budget(a.budget);
   SearchSpace space = default_space(parent);
@@ -150,29 +161,36 @@ void register_search(CLI::App& app) {
   cmd->add_option("--mamba-heads", a->mamba_heads, "Mamba heads (default: the parent's)");
   cmd->add_option("--mamba-head-dim", a->mamba_head_dim, "Mamba head channels (default: the parent's)");
   cmd->add_option("--min-memory-gib", a->min_memory_gib, "Drop candidates below this memory (they waste the budget)")
-      ->capture_default_str();
-  cmd->add_option("--max-memory-gib", a->max_memory_gib, "Override the budget's limit");
-  cmd->add_option("--min-params", a->min_params, "Parameter range, in billions")->capture_default_str();
-  cmd->add_option("--max-params", a->max_params, "Parameter range, in billions");
+      ->capture_default_str()->check(finite_number());
+  cmd->add_option("--max-memory-gib", a->max_memory_gib, "Override the budget's limit")->check(finite_number());
+  cmd->add_option("--min-params", a->min_params, "Parameter range, in billions")->capture_default_str()
+      ->check(finite_number());
+  cmd->add_option("--max-params", a->max_params, "Parameter range, in billions")->check(finite_number());
   cmd->add_option("--min-speedup", a->min_speedup, "Minimum predicted generation speed-up over the parent (e.g. 1.2)")
-      ->capture_default_str();
+      ->capture_default_str()->check(finite_number());
   cmd->add_option("--throughput", a->throughput,
                   "Throughput model JSON (bench/bench_throughput); default configs/throughput/h200-bf16.json; 'none' "
                   "turns speed prediction off");
   cmd->add_option("--prompt-tokens", a->prompt_tokens, "Generation workload for predicted speed: prompt tokens")
-      ->capture_default_str();
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, kMaxTokens));
   cmd->add_option("--output-tokens", a->output_tokens, "Generation workload for predicted speed: new tokens")
-      ->capture_default_str();
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, kMaxTokens));
   cmd->add_option("--show", a->show, "Rows of the terminal table")->capture_default_str();
   cmd->add_option("--importance", a->importance, "importance.json of the parent (from minipuzzle score): keeps the most important layers");
   cmd->add_option("--data", a->data, "Held-out token data to rank candidates against the parent");
-  cmd->add_option("--eval-tokens", a->eval_tokens, "Held-out tokens for ranking")->capture_default_str();
-  cmd->add_option("--seq-len", a->seq_len, "Window length for ranking")->capture_default_str();
-  cmd->add_option("--top", a->top, "Candidates ranked (the largest by parameters)")->capture_default_str();
+  cmd->add_option("--eval-tokens", a->eval_tokens, "Held-out tokens for ranking")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, kMaxTokens));
+  cmd->add_option("--seq-len", a->seq_len, "Window length for ranking")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, kMaxTokens));
+  cmd->add_option("--top", a->top, "Candidates ranked (the largest by parameters)")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, kMaxTokens));
   cmd->add_option("--rank-by", a->rank_by, "kl, loss, accuracy or agreement")->capture_default_str();
   cmd->add_option("--layer-metric", a->layer_metric, "Layer importance metric for choosing layers")->capture_default_str();
-  cmd->add_option("--micro-batch", a->micro_batch, "Windows per forward pass")->capture_default_str();
-  cmd->add_option("--finalists", a->finalists, "Write the N best pruned checkpoints to OUTPUT/finalist-k")->capture_default_str();
+  cmd->add_option("--micro-batch", a->micro_batch, "Windows per forward pass")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, kMaxTokens));
+  cmd->add_option("--finalists", a->finalists, "Write the N best pruned checkpoints to OUTPUT/finalist-k")
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1000}));
+  cmd->add_flag("--overwrite", a->overwrite, "Write into an existing non-empty --output folder, replacing its files");
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Window selection seed")->capture_default_str();

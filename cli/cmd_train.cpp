@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -53,16 +54,16 @@ nlohmann::json flag_value(const ConfigKey& k, const std::string& text) {
     size_t used = 0;
     if (k.type == KeyType::Int) {
       const double d = std::stod(text, &used);  // accepts 7e9 for --tokens
-      if (used != text.size() || d != static_cast<double>(static_cast<int64_t>(d))) throw std::invalid_argument("");
+      if (used != text.size() || !(std::fabs(d) < 4.6e18) || d != std::floor(d)) throw std::invalid_argument("");
       return static_cast<int64_t>(d);
     }
     if (k.type == KeyType::Float) {
       const double d = std::stod(text, &used);
-      if (used != text.size()) throw std::invalid_argument("");
+      if (used != text.size() || !std::isfinite(d)) throw std::invalid_argument("");
       return d;
     }
   } catch (const std::exception&) {
-    fail_usage("{}: expected a {} number, got '{}'", flag, k.type == KeyType::Int ? "whole" : "", text);
+    fail_usage("{}: expected a {} number, got '{}'", flag, k.type == KeyType::Int ? "whole" : "finite", text);
   }
   return text;
 }

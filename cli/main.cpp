@@ -1,12 +1,15 @@
 // minipuzzle: compress hybrid Mamba-Transformer models (Nemotron-H) the MiniPuzzle way.
-// Errors from user input end in one line and exit code 2; runtime failures exit 1.
+// Errors from user input end in one line and exit code 2; runtime failures exit 1. Every error line
+// is printable text (control characters and bytes that are not UTF-8 escaped as \xNN).
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/printable.h"
 
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
 #include <cstdio>
+#include <new>
 #include <string>
 
 namespace mp::cli {
@@ -41,17 +44,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "minipuzzle: usage error: %s (see --help)\n", e.what());
+    std::fprintf(stderr, "minipuzzle: usage error: %s (see --help)\n", mp::printable(e.what()).c_str());
     return 2;
   } catch (const mp::Error& e) {
-    std::fprintf(stderr, "minipuzzle: error: %s\n", e.what());
+    std::fprintf(stderr, "minipuzzle: error: %s\n", mp::printable(e.what()).c_str());
     return e.exit_code();
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
-    std::fprintf(stderr, "minipuzzle: internal error: %s\n", msg.substr(0, msg.find('\n')).c_str());
+    std::fprintf(stderr, "minipuzzle: internal error: %s\n", mp::printable(msg.substr(0, msg.find('\n'))).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "minipuzzle: error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "minipuzzle: error: %s\n", e.what());
+    std::fprintf(stderr, "minipuzzle: error: %s\n", mp::printable(e.what()).c_str());
     return 1;
   }
   return 0;

@@ -1,13 +1,15 @@
 #include "common/atomic_output.h"
 
 #include "common/error.h"
+#include "common/input_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 namespace fs = std::filesystem;
 
@@ -94,19 +96,14 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
   AtomicFile out(path);
   {
     std::ofstream f(out.temp_path(), std::ios::binary);
+    if (!f) fail_runtime("{}: cannot create {}: {}", path, out.temp_path(), std::strerror(errno));
     f.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    if (!f) fail_runtime("{}: write failed", path);
+    f.flush();
+    if (!f) fail_runtime("{}: write failed: {}", path, std::strerror(errno));
   }
   out.commit();
 }
 
-std::string read_file(const std::string& path) {
-  if (!fs::exists(path)) fail_input("{}: file not found", path);
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail_input("{}: cannot open for reading", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string read_file(const std::string& path) { return read_regular_file(path); }
 
 }  // namespace mp

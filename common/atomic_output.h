@@ -41,6 +41,8 @@ class AtomicDir {
 
 // Writes a whole string to a file atomically.
 void write_file_atomic(const std::string& path, const std::string& contents);
-std::string read_file(const std::string& path);  // bad input naming the path when unreadable
+// The whole of a regular file (links followed; pipes and devices refused, see input_file.h); bad
+// input naming the path when missing or unreadable.
+std::string read_file(const std::string& path);
 
 }  // namespace mp

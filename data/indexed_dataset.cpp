@@ -20,6 +20,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -55,16 +56,10 @@ struct Mapping {
 };
 
 Mapping map_file(const std::string& path, const std::string& what) {
-  if (!fs::exists(path)) fail_input("{}: file not found ({})", path, what);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_input("{}: cannot open for reading: {}", path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail_input("{}: not a regular file ({})", path, what);
-  }
+  uint64_t size = 0;
+  const int fd = open_regular_file(path, &size, what.c_str());  // a pipe is refused, never waited on
   Mapping m;
-  m.size = static_cast<size_t>(st.st_size);
+  m.size = static_cast<size_t>(size);
   if (m.size > 0) {
     void* p = ::mmap(nullptr, m.size, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
@@ -94,8 +89,8 @@ T load(const unsigned char* p) {
 template <typename T>
 int64_t to_i64(T v) {
   if constexpr (std::is_floating_point_v<T>) {
-    // Float token files are unusual; ids are whole numbers. Non-finite or huge values become 0
-    // rather than undefined behaviour.
+    // Float token files are checked at open (check_float_tokens); this guard only keeps the
+    // conversion defined.
     if (!std::isfinite(v) || std::fabs(static_cast<double>(v)) >= 9.2e18) return 0;
   }
   return static_cast<int64_t>(v);
@@ -167,6 +162,27 @@ void put(std::string& s, T v) {
   char b[sizeof(T)];
   std::memcpy(b, &v, sizeof(T));
   s.append(b, sizeof(T));
+}
+
+}  // namespace
+
+namespace {
+
+// Float token files are rare; every value is checked once at open, so that NaN, infinities and
+// fractions are refused naming the file instead of being read as some token id.
+void check_float_tokens(TokenDType dtype, const unsigned char* base, const std::vector<int64_t>& lengths,
+                        const std::vector<int64_t>& pointers, const std::string& bin_path) {
+  const bool f64 = dtype == TokenDType::F64;
+  const int64_t isz = f64 ? 8 : 4;
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    for (int64_t i = 0; i < lengths[s]; ++i) {
+      const unsigned char* p = base + pointers[s] + i * isz;
+      const double v = f64 ? load<double>(p) : static_cast<double>(load<float>(p));
+      if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) > 9007199254740992.0)
+        fail_input("{}: sequence {} token {}: {} is not a whole-number token id ({} token data)", bin_path, s, i, v,
+                   f64 ? "float64" : "float32");
+    }
+  }
 }
 
 }  // namespace
@@ -298,6 +314,9 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
     prev_ptr = ptr;
   }
   ds->total_tokens_ = ds->seq_start_[S];
+  if (ds->dtype_ == TokenDType::F32 || ds->dtype_ == TokenDType::F64)
+    check_float_tokens(ds->dtype_, static_cast<const unsigned char*>(ds->bin_map_), ds->lengths_, ds->pointers_,
+                       bin_path);
 
   ds->doc_idx_.resize(D);
   for (uint64_t i = 0; i < D; ++i) {

@@ -3,7 +3,9 @@
 //   u64 document count D, i32 lengths[S], i64 byte pointers[S], i64 document indices[D]
 // (little-endian; document i spans sequences [doc[i], doc[i+1]); doc[0] == 0 and, as Megatron
 // writes it, the last entry == S).
-// Both files are memory-mapped; opening validates every field against the file sizes.
+// Both files are memory-mapped; opening validates every field against the file sizes before any
+// token is read. Both must be regular files (links followed; pipes and devices refused at once),
+// and float token data must hold whole, finite numbers.
 #pragma once
 
 #include <cstdint>

@@ -53,9 +53,9 @@ WindowSampler::WindowSampler(std::shared_ptr<IndexedDataset> data, int64_t seq_l
   if (!data_) fail_usage("WindowSampler: no dataset given");
   if (seq_len_ < 1) fail_usage("{}: sequence length must be >= 1, got {}", data_->prefix(), seq_len_);
   const int64_t total = data_->total_tokens();
-  if (total < seq_len_ + 1)
+  if (total <= seq_len_)  // written so that seq_len_ + 1 is never formed from a huge seq_len_
     fail_input("{}: too little data: {} tokens, a window of sequence length {} needs at least {}",
-               data_->prefix(), total, seq_len_, seq_len_ + 1);
+               data_->prefix(), total, seq_len_, fmt::format("{}", static_cast<uint64_t>(seq_len_) + 1));
   if (vocab_size > 0) {
     const int64_t mx = data_->max_token();
     if (mx >= vocab_size)

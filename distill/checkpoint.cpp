@@ -2,6 +2,9 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_file.h"
+#include "common/output_guard.h"
 #include "model/checkpoint_io.h"
 #include "model/companion_files.h"
 #include "model/config.h"
@@ -42,7 +45,7 @@ void save_training_checkpoint(const std::string& output, const Model& student, c
 std::optional<std::string> latest_checkpoint(const std::string& output) {
   const std::string pointer = output + "/latest";
   if (!fs::exists(pointer)) return std::nullopt;
-  std::string name = read_file(pointer);
+  std::string name = read_regular_file(pointer, 4096, "latest checkpoint pointer");
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   if (name.empty() || name.find('/') != std::string::npos)
     fail_input("{}: expected the name of a checkpoint folder, found '{}'", pointer, name);
@@ -55,14 +58,14 @@ std::optional<std::string> latest_checkpoint(const std::string& output) {
 
 TrainerState read_trainer_state(const std::string& checkpoint_dir) {
   const std::string path = checkpoint_dir + "/trainer_state.json";
-  nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) fail_input("{}: not a JSON object", path);
+  const nlohmann::json j = read_json_file(path);
+  if (!j.is_object()) fail_input("{}: not a JSON object", path);
   TrainerState s;
   for (const char* k : {"step", "tokens", "sampler_position", "optimizer_steps", "config"})
     if (!j.contains(k)) fail_input("{}: field '{}' is missing", path, k);
   for (const char* k : {"step", "tokens", "sampler_position", "optimizer_steps"})
     if (!j[k].is_number_integer() || j[k].get<int64_t>() < 0)
-      fail_input("{}: field '{}' must be a whole number >= 0, got {}", path, k, j[k].dump());
+      fail_input("{}: field '{}' must be a whole number >= 0, got {}", path, k, json_brief(j[k]));
   s.step = j["step"].get<int64_t>();
   s.tokens = j["tokens"].get<int64_t>();
   s.sampler_position = j["sampler_position"].get<uint64_t>();
@@ -86,10 +89,53 @@ void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt, int64_t
 void remove_partial_checkpoints(const std::string& output) {
   std::error_code ec;
   if (!fs::is_directory(output)) return;
+  std::vector<fs::path> doomed;
   for (const auto& e : fs::directory_iterator(output, ec)) {
     const std::string name = e.path().filename().string();
     const bool temp = name.find(".partial-") != std::string::npos || name.find(".old-") != std::string::npos;
-    if (name.rfind(".checkpoint-", 0) == 0 && temp) fs::remove_all(e.path(), ec);
+    if (name.rfind('.', 0) == 0 && temp) doomed.push_back(e.path());
+  }
+  for (const fs::path& p : doomed) fs::remove_all(p, ec);
+}
+
+namespace {
+bool is_nonempty_dir(const std::string& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec) && !fs::is_empty(p, ec);
+}
+}  // namespace
+
+std::optional<std::string> run_folder_start(const std::string& output, bool resume, bool overwrite,
+                                            const std::vector<std::string>& inputs, bool check_occupied) {
+  if (resume && overwrite) fail_usage("--resume continues the run in --output and --overwrite replaces it; give one");
+  // The overlap checks only: whether the folder may be written is decided below.
+  guard_output({"--output", output, OutputKind::Folder}, inputs, true);
+  if (!is_nonempty_dir(output) || overwrite) return std::nullopt;
+  if (!check_occupied) return resume ? latest_checkpoint(output) : std::nullopt;  // rank 0 decides the rest
+  const bool finished = fs::exists(output + "/final"), summarised = fs::exists(output + "/summary.json");
+  if (finished && summarised)
+    fail_input("--output {}: already holds a finished run (final/, summary.json); pass --overwrite to replace it or "
+               "choose another --output", output);
+  const std::optional<std::string> latest = latest_checkpoint(output);
+  const bool run_folder = latest || finished || fs::exists(output + "/train_config.json");
+  if (!run_folder)
+    fail_input("--output {}: exists, is not empty and holds no training run; pass --overwrite to replace it or "
+               "choose another --output", output);
+  if (!resume)
+    fail_input("--output {}: already holds an unfinished run{}; pass --resume to continue it, --overwrite to start "
+               "over, or choose another --output",
+               output, latest ? " (latest " + *latest + ")" : std::string());
+  return latest;
+}
+
+void clear_run_folder(const std::string& output) {
+  std::error_code ec;
+  if (!fs::is_directory(output, ec)) return;
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(output, ec)) entries.push_back(e.path());
+  for (const fs::path& p : entries) {
+    fs::remove_all(p, ec);
+    if (ec) fail_runtime("{}: cannot remove {} (--overwrite): {}", output, p.string(), ec.message());
   }
 }
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mp {
 
@@ -44,7 +45,24 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir);
 // Restores the optimizer (masters, moments, step count) from a checkpoint folder.
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt, int64_t optimizer_steps);
 
-// Removes temporary folders a killed save left behind (".checkpoint-*.partial-*", ".old-*").
+// Removes the temporaries a killed run left in OUTPUT: hidden ".NAME.partial-PID" and ".NAME.old-PID"
+// entries of any kind (checkpoint folders, latest, final/, train_config.json, metrics.jsonl, ...).
 void remove_partial_checkpoints(const std::string& output);
+
+// What an existing run folder means for a run about to start (reads only; call before any work).
+// Refuses (usage) an output equal to, inside or containing an input. Then (all of it only when
+// `check_occupied`, i.e. on rank 0; other ranks just follow OUTPUT/latest under `resume`):
+//   - absent or empty: a new run;
+//   - `resume`: the run continuing: from OUTPUT/latest when there is one, else from the start
+//     (a run killed before its first checkpoint, or between final/ and summary.json, which a
+//     resume finishes); a folder that is no run folder at all is refused;
+//   - `overwrite`: a new run replacing the folder's contents (clear_run_folder, after the inputs
+//     are checked);
+//   - otherwise refused, saying which of --resume or --overwrite applies.
+// Returns the checkpoint folder to resume from.
+std::optional<std::string> run_folder_start(const std::string& output, bool resume, bool overwrite,
+                                            const std::vector<std::string>& inputs, bool check_occupied);
+// Empties OUTPUT (for --overwrite).
+void clear_run_folder(const std::string& output);
 
 }  // namespace mp

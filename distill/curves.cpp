@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 
 #include <filesystem>
 #include <sstream>
@@ -40,17 +41,17 @@ RunRecords read_run_records(const std::string& path, const std::string& label) {
   for (std::string line; std::getline(in, line);) {
     ++n;
     if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      fail_input("{}:{}: not a JSON record (a metrics.jsonl line is one JSON object)", file, n);
-    }
+    const nlohmann::json j = parse_json_text(line, fmt::format("{}:{}", file, n));
     if (!j.is_object()) fail_input("{}:{}: not a JSON object", file, n);
-    const std::string type = j.value("type", "");
+    const std::string where = fmt::format("{}:{}", file, n);
+    const std::string type = j.contains("type") ? json_string(j["type"], "type", where) : "";
+    const std::string model = j.contains("model") ? json_string(j["model"], "model", where) : "student";
+    if (type != "train" && type != "eval") continue;
+    if (j.contains("step")) json_int(j["step"], "step", where, 0);
+    if (j.contains("tokens")) json_number(j["tokens"], "tokens", where, 0);
     if (type == "train") r.train.push_back(j);
-    else if (type == "eval" && j.value("model", "student") == "teacher") r.teacher_eval.push_back(j);
-    else if (type == "eval") r.eval.push_back(j);
+    else if (model == "teacher") r.teacher_eval.push_back(j);
+    else r.eval.push_back(j);
   }
   // Eval records carry the step; their token count is the train record's at that step.
   std::vector<std::pair<int64_t, double>> tokens_at;

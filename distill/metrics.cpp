@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 
 #include <filesystem>
 #include <sstream>
@@ -14,8 +15,13 @@ MetricsLog::MetricsLog(std::string path, int64_t keep_up_to_step) : path_(std::m
     std::istringstream in(read_file(path_));
     std::string line;
     while (std::getline(in, line)) {
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) continue;  // a line cut short by a kill
+      nlohmann::json j;
+      try {
+        j = parse_json_text(line, path_);
+      } catch (const Error&) {
+        continue;  // a line cut short by a kill
+      }
+      if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) continue;
       if (j.value("step", int64_t{0}) <= keep_up_to_step) kept += line + "\n";
     }
   }

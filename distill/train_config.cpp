@@ -2,10 +2,12 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 #include "distill/kd_loss.h"
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <set>
 #include <type_traits>
 
@@ -60,7 +62,8 @@ const std::vector<ConfigKey>& train_config_keys() {
       {"logit_slice", KeyType::Int, "both", "Tokens per LM-head slice inside the loss"},
       {"recompute", KeyType::Bool, "both", "Recompute each layer's activations in the backward (less memory, ~1/3 more compute)"},
       {"keep_ssd_states", KeyType::Bool, "both", "CUDA: keep each Mamba scan's chunk states for its backward (faster backward, more activation memory; on anyway per layer under --recompute)"},
-      {"resume", KeyType::Bool, "both", "Continue from OUTPUT/latest when present"},
+      {"resume", KeyType::Bool, "both", "Continue the run in OUTPUT (from OUTPUT/latest when present)"},
+      {"overwrite", KeyType::Bool, "both", "Replace an existing --output folder's contents (never one holding an input)"},
       {"quiet", KeyType::Bool, "both", "No progress lines"},
   };
   return keys;
@@ -84,6 +87,7 @@ void visit(C& c, F&& f) {
   f("eval_every", c.eval_every), f("eval_samples", c.eval_samples), f("save_every", c.save_every);
   f("seed", c.seed), f("device", c.device), f("dtype", c.dtype), f("logit_slice", c.logit_slice);
   f("recompute", c.recompute), f("keep_ssd_states", c.keep_ssd_states), f("resume", c.resume), f("quiet", c.quiet);
+  f("overwrite", c.overwrite);
 }
 
 const char* json_type(const nlohmann::json& v) { return v.type_name(); }
@@ -112,10 +116,14 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& s
       if (!v.is_boolean()) fail_input("{}: '{}' must be true or false, got {}", source, k, json_type(v));
       member = v.template get<bool>();
     } else if constexpr (std::is_integral_v<T>) {
-      // Integers may be written 7e9 in a recipe; accept whole numbers only.
-      if (!v.is_number() || (v.is_number_float() && v.template get<double>() != static_cast<double>(
-                                                                       static_cast<int64_t>(v.template get<double>()))))
-        fail_input("{}: '{}' must be a whole number, got {}", source, k, v.dump());
+      // Integers may be written 7e9 in a recipe; accept whole numbers only (within 2^62, so the
+      // conversion is defined).
+      const bool whole_float = v.is_number_float() && std::isfinite(v.template get<double>()) &&
+                               std::fabs(v.template get<double>()) <= 4.6e18 &&
+                               v.template get<double>() == std::floor(v.template get<double>());
+      if (!v.is_number() || (v.is_number_float() && !whole_float) ||
+          (v.is_number_unsigned() && v.template get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)))
+        fail_input("{}: '{}' must be a whole number, got {}", source, k, json_brief(v));
       if (v.is_number_float()) member = static_cast<T>(v.template get<double>());
       else member = v.template get<T>();
       if (std::is_unsigned_v<T> && v.is_number_integer() && v.template get<int64_t>() < 0)
@@ -123,6 +131,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& s
     } else {
       if (!v.is_number()) fail_input("{}: '{}' must be a number, got {}", source, k, json_type(v));
       member = v.template get<double>();
+      if (!std::isfinite(member)) fail_input("{}: '{}' must be a finite number, got {}", source, k, member);
     }
   });
   for (auto it = j.begin(); it != j.end(); ++it)
@@ -132,8 +141,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& s
 }
 
 TrainConfig load_recipe(const std::string& path, TrainConfig base) {
-  nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (j.is_discarded()) fail_input("{}: not valid JSON", path);
+  const nlohmann::json j = read_json_file(path);
   return train_config_from_json(j, path, std::move(base));
 }
 
@@ -149,9 +157,24 @@ void validate_train_config(const TrainConfig& c, int64_t world_size) {
       fail_usage("train needs exactly one of --config (random init) or --model (a checkpoint folder)");
   }
   if (c.steps < 0 || c.tokens < 0) fail_usage("--steps and --tokens must be >= 0");
+  // Bounds far above any real run keep every product (tokens per step, step counts) inside 64 bits.
+  constexpr int64_t kMaxLen = int64_t{1} << 24, kMaxBatch = int64_t{1} << 24, kMaxSteps = int64_t{1} << 40,
+                    kMaxTokens = int64_t{1} << 56;
   if (c.seq_len < 1 || c.micro_batch < 1 || c.global_batch < 1)
     fail_usage("--seq-len, --micro-batch and --global-batch must be >= 1 (got {}, {}, {})", c.seq_len, c.micro_batch,
                c.global_batch);
+  if (c.seq_len > kMaxLen || c.micro_batch > kMaxBatch || c.global_batch > kMaxBatch)
+    fail_usage("--seq-len, --micro-batch and --global-batch must be at most {}, {} and {} (got {}, {}, {})", kMaxLen,
+               kMaxBatch, kMaxBatch, c.seq_len, c.micro_batch, c.global_batch);
+  if (c.steps > kMaxSteps || c.tokens > kMaxTokens)
+    fail_usage("--steps must be at most {} and --tokens at most {} (got {}, {})", kMaxSteps, kMaxTokens,
+               c.steps, c.tokens);
+  for (const auto& [name, v] : {std::pair<const char*, double>{"--lr", c.lr}, {"--min-lr", c.min_lr},
+                                {"--weight-decay", c.weight_decay}, {"--beta1", c.beta1}, {"--beta2", c.beta2},
+                                {"--adam-eps", c.adam_eps}, {"--clip", c.clip}, {"--temperature", c.temperature},
+                                {"--hidden-weight", c.hidden_weight}})
+    if (!std::isfinite(v)) fail_usage("{}: expected a finite number, got {}", name, v);
+  if (c.lr > 1e3) fail_usage("--lr {} is not a learning rate (expected at most 1000)", c.lr);
   if (c.total_steps() < 1) fail_usage("nothing to do: give --steps or --tokens (> 0)");
   if (c.global_batch % (c.micro_batch * world_size) != 0)
     fail_input("global batch {} is not a multiple of micro batch {} x {} rank(s); choose a global batch of {} or {}",
@@ -173,6 +196,7 @@ void validate_train_config(const TrainConfig& c, int64_t world_size) {
   if (!distill && c.hidden_loss != "none") fail_usage("--hidden-loss needs a teacher (use distill)");
   if (c.eval_every < 0 || c.save_every < 0 || c.eval_samples < 1)
     fail_usage("--eval-every and --save-every must be >= 0, --eval-samples >= 1");
+  if (c.eval_samples > kMaxBatch) fail_usage("--eval-samples must be at most {}, got {}", kMaxBatch, c.eval_samples);
   if (c.eval_every > 0 && c.eval_data.empty()) fail_usage("--eval-every needs --eval-data");
   if (c.dtype != "auto" && c.dtype != "fp32" && c.dtype != "float32" && c.dtype != "bf16" && c.dtype != "bfloat16" &&
       c.dtype != "fp16" && c.dtype != "float16")
@@ -184,7 +208,7 @@ void validate_train_config(const TrainConfig& c, int64_t world_size) {
 
 bool resume_may_change(const std::string& key) {
   static const std::set<std::string> free = {"output", "eval_data", "eval_every", "eval_samples", "save_every",
-                                             "device", "dtype",     "logit_slice", "resume",      "quiet", "recompute",
+                                             "device", "dtype",     "logit_slice", "resume",      "quiet", "recompute", "overwrite",
                                              "keep_ssd_states"};
   return free.count(key) > 0;
 }

@@ -38,7 +38,7 @@ struct TrainConfig {
   int64_t logit_slice = 1024;                   // tokens per LM-head slice in the loss
   bool recompute = false;                       // recompute each layer's activations in the backward
   bool keep_ssd_states = false;                 // keep the SSD scans' chunk states for the backward (CUDA)
-  bool resume = false, quiet = false;
+  bool resume = false, quiet = false, overwrite = false;
 
   int64_t total_steps() const;
   int64_t tokens_per_step() const { return global_batch * seq_len; }

@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/output_guard.h"
 #include "common/progress.h"
 #include "data/sampler.h"
 #include "distill/checkpoint.h"
@@ -137,14 +138,11 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   // 1. Where to start (reads only).
   std::optional<std::string> resume_dir;
   TrainerState state;
-  if (fs::exists(cfg.output)) {
-    if (!fs::is_directory(cfg.output)) fail_input("{}: exists and is not a folder; --output must be a folder", cfg.output);
-    if (fs::exists(cfg.output + "/final"))
-      fail_input("{}: already holds a finished run (final/); choose another --output", cfg.output);
-    resume_dir = latest_checkpoint(cfg.output);
-    if (resume_dir && !cfg.resume)
-      fail_input("{}: already holds a run (latest {}); pass --resume to continue it or choose another --output",
-                 cfg.output, *resume_dir);
+  {
+    std::vector<std::string> inputs = {cfg.config, cfg.model, cfg.teacher, cfg.student};
+    for (const std::string& prefix : {cfg.data, cfg.eval_data})
+      for (const std::string& f : token_data_files(prefix)) inputs.push_back(f);
+    resume_dir = run_folder_start(cfg.output, cfg.resume, cfg.overwrite, inputs, main_rank);
     if (resume_dir) {
       state = read_trainer_state(*resume_dir);
       check_resume_config(state.config, cfg, *resume_dir + "/trainer_state.json");
@@ -203,6 +201,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   for (const at::Tensor& t : student.opt->masters()) sum.parameters += t.numel();
   std::unique_ptr<MetricsLog> log;
   if (main_rank) {
+    if (cfg.overwrite) clear_run_folder(cfg.output);
     fs::create_directories(cfg.output);
     remove_partial_checkpoints(cfg.output);
     write_file_atomic(cfg.output + "/train_config.json", train_config_to_json(cfg).dump(2) + "\n");

@@ -28,12 +28,12 @@ $MP info configs/demo/config.json --context 256 | head -3
 
 echo "== 3. score: importance of layers, channels, heads, neurons"
 $MP score --model "$RUN/teacher/final" --data "$RUN/tokens/train" --output "$RUN/importance/importance.json" \
-  --samples 128 --layer-samples 64 --seq-len 256 --quiet
+  --samples 128 --layer-samples 64 --seq-len 256 --quiet --overwrite
 
 echo "== 4. search: shapes with at most 60% of the teacher's parameters, ranked by KL to the teacher"
 $MP search --model "$RUN/teacher/final" --importance "$RUN/importance/importance.json" --data "$RUN/tokens/valid" \
   --eval-tokens 16384 --seq-len 256 --mamba-layers 1:3 --attention-layers 1 --mlp-layers 1:4 --ffn-grid 128:512:64 \
-  --max-params 0.000600 --top 100 --show 8 --quiet --output "$RUN/search" | tee "$RUN/search.txt"
+  --max-params 0.000600 --top 100 --show 8 --quiet --output "$RUN/search" --overwrite | tee "$RUN/search.txt"
 
 echo "== 5. prune the teacher to the best shape"
 rm -rf "$RUN/pruned"
@@ -61,7 +61,7 @@ row() {  # name, checkpoint, what
 }
 $MP plot "$RUN/distilled" "$RUN/finetuned" "$RUN/scratch" --labels distilled,"pruned + fine-tune","from scratch" \
   --field bits_per_token --title "Held-out bits/byte while recovering (teacher as a flat line)" \
-  --output "$RUN/recovery.svg" >/dev/null
+  --output "$RUN/recovery.svg" --overwrite >/dev/null
 {
   echo "# minipuzzle demo: MiniPuzzle at CPU scale"
   echo

@@ -5,6 +5,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 
 #include <c10/core/ScalarType.h>
 #include <nlohmann/json.hpp>
@@ -36,6 +37,15 @@ bool writable(at::ScalarType s) {
   }
 }
 
+// A shard is a plain file name inside the checkpoint folder: no folder part, no "..", not absolute.
+void check_shard_name(const std::string& index_path, const std::string& tensor, const std::string& shard) {
+  if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos ||
+      shard.find('\\') != std::string::npos || shard.find('\0') != std::string::npos)
+    fail_input("{}: weight_map entry for tensor '{}' names shard '{}'; expected a plain file name inside the "
+               "checkpoint folder (no folders, no '..', not absolute)",
+               index_path, tensor, shard);
+}
+
 }  // namespace
 
 CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir) {
@@ -52,12 +62,7 @@ CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir) {
     return;
   }
 
-  json index;
-  try {
-    index = json::parse(read_file(index_path));
-  } catch (const json::exception& e) {
-    fail_input("{}: not valid JSON: {}", index_path, e.what());
-  }
+  const json index = read_json_file(index_path);
   if (!index.is_object()) fail_input("{}: expected a JSON object, found {}", index_path, index.type_name());
   auto wm = index.find("weight_map");
   if (wm == index.end() || !wm->is_object())
@@ -72,8 +77,9 @@ CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir) {
                  it->type_name());
     const std::string shard = it->get<std::string>();
     if (shard_index.count(shard)) continue;
+    check_shard_name(index_path, it.key(), shard);
     const std::string shard_path = join_path(dir_, shard);
-    if (!fs::exists(shard_path))
+    if (!fs::exists(shard_path) && !fs::is_symlink(shard_path))
       fail_input("{}: shard '{}' (named for tensor '{}') not found in {}", index_path, shard, it.key(), dir_);
     shard_index[shard] = files_.size();
     shard_names.push_back(shard);

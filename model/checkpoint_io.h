@@ -17,7 +17,7 @@ namespace mp {
 class CheckpointReader {
  public:
   // Opens the folder. Checks: the folder exists; it holds model.safetensors or an index; every
-  // shard the index names exists and is a valid safetensors file; every tensor the index maps is
+  // shard the index names is a plain file name inside the folder (no folders, no "..") and exists and is a valid safetensors file; every tensor the index maps is
   // in the shard it is mapped to; no tensor appears in two shards. Bad input otherwise, naming
   // the folder/file/tensor.
   explicit CheckpointReader(const std::string& dir);

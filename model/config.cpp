@@ -2,6 +2,8 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -53,6 +55,8 @@ std::vector<LayerType> parse_pattern(const std::string& pattern, const std::stri
 
 namespace {
 
+constexpr uint64_t kMaxConfigBytes = uint64_t{16} << 20;  // 16 MiB; real ones are a few KB
+
 // Replaces bare Infinity / -Infinity / NaN tokens outside strings by {"__float__": "..."}
 // so that a strict JSON parser accepts the text (Python's json.dump writes them bare).
 std::string normalise_nonfinite(const std::string& text) {
@@ -84,7 +88,7 @@ std::string normalise_nonfinite(const std::string& text) {
 
 double as_double(const json& v, const std::string& field, const std::string& source) {
   if (v.is_number()) return v.get<double>();
-  if (v.is_object() && v.contains("__float__")) {
+  if (v.is_object() && v.contains("__float__") && v["__float__"].is_string()) {
     std::string s = v["__float__"].get<std::string>();
     if (s == "Infinity" || s == "inf") return std::numeric_limits<double>::infinity();
     if (s == "-Infinity" || s == "-inf") return -std::numeric_limits<double>::infinity();
@@ -93,7 +97,7 @@ double as_double(const json& v, const std::string& field, const std::string& sou
   if (v.is_string()) {
     try { return std::stod(v.get<std::string>()); } catch (...) {}
   }
-  fail_input("{}: field '{}' must be a number, got {}", source, field, v.dump());
+  fail_input("{}: field '{}' must be a number, got {}", source, field, json_brief(v));
 }
 
 // Reads the first present key among `names` into `out` (left unchanged when none is present).
@@ -103,16 +107,13 @@ bool read_field(const json& j, std::initializer_list<const char*> names, T* out,
     auto it = j.find(n);
     if (it == j.end() || it->is_null()) continue;
     if constexpr (std::is_same_v<T, bool>) {
-      if (!it->is_boolean()) fail_input("{}: field '{}' must be true or false, got {}", source, n, it->dump());
-      *out = it->get<bool>();
+      *out = json_bool(*it, n, source);
     } else if constexpr (std::is_integral_v<T>) {
-      if (!it->is_number_integer()) fail_input("{}: field '{}' must be an integer, got {}", source, n, it->dump());
-      *out = it->get<T>();
+      *out = json_int(*it, n, source);
     } else if constexpr (std::is_floating_point_v<T>) {
       *out = as_double(*it, n, source);
     } else {
-      if (!it->is_string()) fail_input("{}: field '{}' must be a string, got {}", source, n, it->dump());
-      *out = it->get<std::string>();
+      *out = json_string(*it, n, source);
     }
     return true;
   }
@@ -156,17 +157,28 @@ ModelConfig config_from_json(const json& j, const std::string& source) {
     fail_input("{}: neither layers_block_type nor hybrid_override_pattern is present", source);
   }
 
-  read_field(j, {"vocab_size"}, &c.vocab_size, source);
-  read_field(j, {"hidden_size"}, &c.hidden_size, source);
-  read_field(j, {"intermediate_size"}, &c.intermediate_size, source);
-  read_field(j, {"num_attention_heads"}, &c.num_attention_heads, source);
-  c.num_key_value_heads = c.num_attention_heads;
+  // The sizes that fix the weights' shapes are required: transformers documents defaults for them
+  // (those of the 8B model), but a config.json it writes always holds them, so a missing one is a
+  // damaged file, and a default would silently describe a different model. Settings that only
+  // shape initialisation or numerics keep transformers' documented defaults.
+  const bool mamba = c.count(LayerType::Mamba) > 0, attention = c.count(LayerType::Attention) > 0,
+             mlp = c.count(LayerType::Mlp) > 0;
+  auto size = [&](std::initializer_list<const char*> names, int64_t* out, bool required) {
+    if (!read_field(j, names, out, source) && required)
+      fail_input("{}: field '{}' is missing (the {} layers' weight shapes depend on it)", source, *names.begin(),
+                 c.pattern());
+  };
+  size({"vocab_size"}, &c.vocab_size, true);
+  size({"hidden_size"}, &c.hidden_size, true);
+  size({"intermediate_size"}, &c.intermediate_size, mlp);
+  size({"num_attention_heads"}, &c.num_attention_heads, attention);
+  c.num_key_value_heads = c.num_attention_heads;  // transformers: absent kv heads mean one per query head
   read_field(j, {"num_key_value_heads"}, &c.num_key_value_heads, source);
-  read_field(j, {"head_dim", "attention_head_dim"}, &c.head_dim, source);
-  read_field(j, {"mamba_num_heads"}, &c.mamba_num_heads, source);
-  read_field(j, {"mamba_head_dim"}, &c.mamba_head_dim, source);
-  read_field(j, {"ssm_state_size"}, &c.ssm_state_size, source);
-  read_field(j, {"n_groups", "mamba_n_groups"}, &c.n_groups, source);
+  size({"head_dim", "attention_head_dim"}, &c.head_dim, attention);
+  size({"mamba_num_heads"}, &c.mamba_num_heads, mamba);
+  size({"mamba_head_dim"}, &c.mamba_head_dim, mamba);
+  size({"ssm_state_size"}, &c.ssm_state_size, mamba);
+  size({"n_groups", "mamba_n_groups"}, &c.n_groups, mamba);
   read_field(j, {"conv_kernel", "mamba_d_conv"}, &c.conv_kernel, source);
   read_field(j, {"chunk_size", "mamba_chunk_size"}, &c.chunk_size, source);
   read_field(j, {"layer_norm_epsilon"}, &c.layer_norm_epsilon, source);
@@ -208,52 +220,73 @@ ModelConfig config_from_json(const json& j, const std::string& source) {
 }
 
 ModelConfig config_from_json_text(const std::string& text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(normalise_nonfinite(text));
-  } catch (const json::parse_error& e) {
-    fail_input("{}: not valid JSON ({})", source, e.what());
-  }
-  return config_from_json(j, source);
+  if (text.size() > kMaxConfigBytes)
+    fail_input("{}: {} bytes, more than the {} a config.json may have", source, text.size(), kMaxConfigBytes);
+  const json j = parse_json_text(normalise_nonfinite(text), source, JsonLimits{4 * kMaxConfigBytes, 16});
+  return with_json_source(source, [&] { return config_from_json(j, source); });
 }
 
 ModelConfig load_config(const std::string& path) {
   namespace fs = std::filesystem;
-  if (!fs::exists(path)) fail_input("{}: not found (expected a config.json or a checkpoint folder)", path);
-  std::string file = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
-  if (!fs::exists(file)) fail_input("{}: config.json missing in checkpoint folder", path);
-  return config_from_json_text(read_file(file), file);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail_input("{}: not found (expected a config.json or a checkpoint folder)", path);
+  std::string file = fs::is_directory(path, ec) ? (fs::path(path) / "config.json").string() : path;
+  if (!fs::exists(file, ec) && !fs::is_symlink(file, ec)) fail_input("{}: config.json missing in checkpoint folder", path);
+  return config_from_json_text(read_regular_file(file, kMaxConfigBytes, "config.json"), file);
 }
 
 void ModelConfig::validate(const std::string& source) const {
-  auto positive = [&](const char* name, int64_t v) {
+  // Each size positive and at most `cap`, so that every product the model and the accounting form
+  // fits 64 bits; the estimated parameter count is then bounded as a whole below.
+  auto positive = [&](const char* name, int64_t v, int64_t cap) {
     if (v <= 0) fail_input("{}: {} must be positive, got {}", source, name, v);
+    if (v > cap) fail_input("{}: {} is {}, more than the {} this tool supports", source, name, v, cap);
   };
+  constexpr int64_t k16 = int64_t{1} << 16, k20 = int64_t{1} << 20, k24 = int64_t{1} << 24, k31 = (int64_t{1} << 31) - 1;
   if (layers.empty()) fail_input("{}: the model has no layers", source);
-  positive("vocab_size", vocab_size);
-  positive("hidden_size", hidden_size);
-  positive("layer_norm_epsilon", layer_norm_epsilon > 0 ? 1 : 0);
-  if (count(LayerType::Mlp)) positive("intermediate_size", intermediate_size);
+  if (num_layers() > k16) fail_input("{}: {} layers, more than the {} this tool supports", source, num_layers(), k16);
+  positive("vocab_size", vocab_size, k31);
+  positive("hidden_size", hidden_size, k20);
+  if (!std::isfinite(layer_norm_epsilon) || layer_norm_epsilon <= 0 || layer_norm_epsilon >= 1)
+    fail_input("{}: layer_norm_epsilon must be a finite number in (0, 1), got {}", source, layer_norm_epsilon);
+  if (!std::isfinite(initializer_range) || initializer_range < 0)
+    fail_input("{}: initializer_range must be a finite number >= 0, got {}", source, initializer_range);
+  if (count(LayerType::Mlp)) positive("intermediate_size", intermediate_size, k24);
   if (count(LayerType::Attention)) {
-    positive("num_attention_heads", num_attention_heads);
-    positive("num_key_value_heads", num_key_value_heads);
-    positive("head_dim", head_dim);
+    positive("num_attention_heads", num_attention_heads, k16);
+    positive("num_key_value_heads", num_key_value_heads, k16);
+    positive("head_dim", head_dim, k16);
     if (num_attention_heads % num_key_value_heads != 0)
       fail_input("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
                  num_attention_heads, num_key_value_heads);
   }
   if (count(LayerType::Mamba)) {
-    positive("mamba_num_heads", mamba_num_heads);
-    positive("mamba_head_dim", mamba_head_dim);
-    positive("ssm_state_size", ssm_state_size);
-    positive("n_groups", n_groups);
-    positive("conv_kernel", conv_kernel);
-    positive("chunk_size", chunk_size);
+    positive("mamba_num_heads", mamba_num_heads, k16);
+    positive("mamba_head_dim", mamba_head_dim, k16);
+    positive("ssm_state_size", ssm_state_size, k16);
+    positive("n_groups", n_groups, k16);
+    positive("conv_kernel", conv_kernel, 1024);
+    positive("chunk_size", chunk_size, k20);
+    for (double v : {time_step_min, time_step_max, time_step_floor})
+      if (!std::isfinite(v) || v < 0)
+        fail_input("{}: time_step_min/max/floor must be finite numbers >= 0, got {}", source, v);
+    if (std::isnan(time_step_limit_lo) || std::isnan(time_step_limit_hi))
+      fail_input("{}: time_step_limit holds NaN", source);
     if (mamba_num_heads % n_groups != 0)
       fail_input("{}: mamba_num_heads {} is not a multiple of n_groups {}", source, mamba_num_heads, n_groups);
     if (time_step_limit_lo > time_step_limit_hi)
       fail_input("{}: time_step_limit [{}, {}] is empty", source, time_step_limit_lo, time_step_limit_hi);
   }
+  // The parameter count, estimated in floating point so it cannot overflow: at most 10^15.
+  const double H = static_cast<double>(hidden_size), V = static_cast<double>(vocab_size);
+  const double per_mamba = H * (2.0 * mamba_num_heads * mamba_head_dim + 2.0 * n_groups * ssm_state_size + mamba_num_heads) +
+                           H * mamba_num_heads * mamba_head_dim;
+  const double per_attention = 2.0 * H * num_attention_heads * head_dim + 2.0 * H * num_key_value_heads * head_dim;
+  const double per_mlp = 2.0 * H * intermediate_size;
+  const double params = 2.0 * V * H + count(LayerType::Mamba) * per_mamba + count(LayerType::Attention) * per_attention +
+                        count(LayerType::Mlp) * per_mlp;
+  if (params > 1e15)
+    fail_input("{}: the sizes describe about {:.3g} parameters, more than the 10^15 this tool supports", source, params);
 }
 
 bool operator==(const ModelConfig& a, const ModelConfig& b) {

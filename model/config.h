@@ -1,6 +1,9 @@
 // The hybrid model's configuration, as Hugging Face's NemotronH config.json describes it.
 // Reads every form formats.md lists (pattern string or block-type list, old field names,
-// Infinity spelled two ways); writes the canonical form that transformers loads.
+// Infinity spelled two ways); writes the canonical form that transformers loads. The sizes that
+// fix weight shapes are required (vocab and hidden size always; the MLP, attention and Mamba sizes
+// when such layers exist); other settings default as transformers documents. Every size is range
+// checked (so all products fit 64 bits) and every float must be finite where the model uses it.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>

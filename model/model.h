@@ -37,7 +37,8 @@ struct LoadOptions {
 // Reads config.json and the tensors; validates every tensor's presence and shape against the
 // config (bad input naming the file, the tensor, the expected and the found shape) and refuses
 // tensors the config does not imply. Accepts "model." for "backbone." and
-// "backbone.embedding.weight" for "backbone.embeddings.weight".
+// "backbone.embedding.weight" for "backbone.embeddings.weight". A tensor holding NaN or infinity
+// is refused naming it (checked per tensor as it is read: one extra pass over memory just written).
 Model load_model(const std::string& dir, const LoadOptions& opt = {});
 
 struct SaveOptions {

@@ -7,6 +7,8 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/json_file.h"
 
 #include <ATen/ops/empty.h>
 #include <c10/core/ScalarType.h>
@@ -32,6 +34,7 @@ namespace {
 using json = nlohmann::json;
 
 constexpr uint64_t kMaxHeaderBytes = 100000000;  // 100 MB, as the reference readers cap it
+constexpr int kMaxHeaderDepth = 8;
 
 struct DTypeRow {
   StDType dtype;
@@ -119,10 +122,10 @@ StTensorInfo parse_entry(const std::string& path, const std::string& name, const
   for (const json& d : *sh) {
     if (!d.is_number_unsigned())
       fail_input("{}: tensor '{}': shape {} has an entry that is not a non-negative integer", path, name,
-                 sh->dump());
+                 json_brief(*sh));
     uint64_t v = d.get<uint64_t>();
     if (v > static_cast<uint64_t>(INT64_MAX))
-      fail_input("{}: tensor '{}': shape {} has an entry too large", path, name, sh->dump());
+      fail_input("{}: tensor '{}': shape {} has an entry too large", path, name, json_brief(*sh));
     t.shape.push_back(static_cast<int64_t>(v));
   }
 
@@ -130,7 +133,7 @@ StTensorInfo parse_entry(const std::string& path, const std::string& name, const
   if (off == e.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
       !(*off)[1].is_number_unsigned())
     fail_input("{}: tensor '{}': \"data_offsets\" must be [begin, end] of non-negative integers, found {}", path,
-               name, off == e.end() ? std::string("nothing") : off->dump());
+               name, off == e.end() ? std::string("nothing") : json_brief(*off));
   t.begin = (*off)[0].get<uint64_t>();
   t.end = (*off)[1].get<uint64_t>();
   if (t.begin > t.end)
@@ -140,8 +143,14 @@ StTensorInfo parse_entry(const std::string& path, const std::string& name, const
                "file truncated?",
                path, name, t.begin, t.end, buffer_size);
 
+  // The element count must fit whatever order the dimensions are multiplied in (a zero dimension
+  // does not excuse [0, 2^62, 2^62]): checked over the non-zero dimensions.
+  std::vector<int64_t> nonzero;
+  for (int64_t d : t.shape)
+    if (d) nonzero.push_back(d);
   uint64_t expected = 0;
-  if (!byte_count(t.shape, st_dtype_size(t.dtype), &expected))
+  if (!byte_count(nonzero, st_dtype_size(t.dtype), &expected) || expected > static_cast<uint64_t>(INT64_MAX) ||
+      !byte_count(t.shape, st_dtype_size(t.dtype), &expected))
     fail_input("{}: tensor '{}': shape {} x {} overflows 64-bit byte count", path, name, shape_str(t.shape),
                st_dtype_name(t.dtype));
   if (t.end - t.begin != expected)
@@ -183,18 +192,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
 
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) fail_input("{}: file not found", path);
-    fail_input("{}: cannot open: {}", path, std::strerror(err));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail_input("{}: not a regular file", path);
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  uint64_t file_size = 0;
+  const int fd = open_regular_file(path, &file_size, "safetensors");  // never blocks on a pipe
   if (file_size < 8) {
     ::close(fd);
     fail_input("{}: file is {} bytes, too short for a safetensors file (expected at least the 8-byte header "
@@ -220,16 +219,24 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     fail_input("{}: header does not start with '{{' (found {}); not a safetensors file", path,
                n == 0 ? std::string("an empty header") : fmt::format("byte 0x{:02x}", bytes[8]));
 
-  // nlohmann keeps the last of duplicate keys silently, so count top-level keys as they are parsed.
-  std::set<std::string> seen;
+  // Bounded before parsing: the nesting depth is scanned first (a valid header nests 3 levels), so
+  // hostile nesting cannot exhaust the stack. nlohmann keeps the last of duplicate keys silently,
+  // so the keys of every object are counted as they are parsed.
+  const char* hb = reinterpret_cast<const char*>(bytes + 8);
+  const std::string header_text(hb, hb + n);
+  if (json_nesting_depth(header_text, kMaxHeaderDepth) > kMaxHeaderDepth)
+    fail_input("{}: header JSON nests deeper than {} levels; not a safetensors header", path, kMaxHeaderDepth);
+  std::vector<std::set<std::string>> seen;
   std::string duplicate;
+  bool duplicate_top = false;
   json header;
   try {
-    const char* hb = reinterpret_cast<const char*>(bytes + 8);
-    header = json::parse(hb, hb + n, [&](int depth, json::parse_event_t ev, json& parsed) {
-      if (ev == json::parse_event_t::key && depth == 1) {
+    header = json::parse(header_text, [&](int, json::parse_event_t ev, json& parsed) {
+      if (ev == json::parse_event_t::object_start) seen.emplace_back();
+      if (ev == json::parse_event_t::object_end && !seen.empty()) seen.pop_back();
+      if (ev == json::parse_event_t::key && !seen.empty()) {
         const std::string& k = parsed.get_ref<const std::string&>();
-        if (!seen.insert(k).second && duplicate.empty()) duplicate = k;
+        if (!seen.back().insert(k).second && duplicate.empty()) duplicate = k, duplicate_top = seen.size() == 1;
       }
       return true;
     });
@@ -239,7 +246,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   if (!header.is_object()) fail_input("{}: header JSON is {}, expected an object", path, header.type_name());
   if (!duplicate.empty())
     fail_input("{}: {} '{}' appears more than once in the header", path,
-               duplicate == "__metadata__" ? "key" : "tensor", duplicate);
+               !duplicate_top ? "field" : duplicate == "__metadata__" ? "key" : "tensor", duplicate);
 
   const uint64_t buffer_size = file_size - 8 - n;
   f->buffer_ = bytes + 8 + n;
@@ -349,7 +356,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   AtomicFile out(path);
   {
     std::ofstream f(out.temp_path(), std::ios::binary | std::ios::trunc);
-    if (!f) fail_runtime("{}: cannot create temporary file {}", path, out.temp_path());
+    if (!f) fail_runtime("{}: cannot create temporary file {}: {}", path, out.temp_path(), std::strerror(errno));
     char len[8];
     std::memcpy(len, &n, 8);
     f.write(len, 8);
@@ -358,10 +365,10 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
       at::Tensor c = t.cpu().contiguous();
       const uint64_t bytes = static_cast<uint64_t>(c.numel()) * c.element_size();
       if (bytes) f.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(bytes));
-      if (!f) fail_runtime("{}: write failed at tensor '{}' (disk full?)", path, name);
+      if (!f) fail_runtime("{}: write failed at tensor '{}': {}", path, name, std::strerror(errno));
     }
     f.flush();
-    if (!f) fail_runtime("{}: write failed (disk full?)", path);
+    if (!f) fail_runtime("{}: write failed: {}", path, std::strerror(errno));
   }
   out.commit();
 }

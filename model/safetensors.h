@@ -4,7 +4,9 @@
 // Every rule a valid file obeys is checked when the file is opened (see formats.md):
 // header length within the file and at most 100 MB, header starts with '{', known dtypes,
 // data_offsets inside the buffer, end - begin == prod(shape) * itemsize, offsets tile the buffer
-// exactly (no gap, no overlap, last end == buffer size), no duplicate names.
+// exactly (no gap, no overlap, last end == buffer size), no duplicate names or keys, the header
+// nests at most 8 levels (scanned before parsing), element counts fit 64 bits in any order of
+// multiplication, and the file is a regular file (links followed; a pipe is refused, never read).
 // A violation throws mp::Error (bad input) whose message names the file and the tensor.
 #pragma once
 

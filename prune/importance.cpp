@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 #include "prune/calibration.h"
 #include "prune/fingerprint.h"
 #include "prune/layer_importance.h"
@@ -144,7 +145,7 @@ std::vector<float> read_floats(const json& j, int64_t expected, const std::strin
   std::vector<float> v;
   v.reserve(j.size());
   for (const json& x : j) {
-    if (!x.is_number()) fail_input("{}: '{}' holds a non-number ({})", source, what, x.dump());
+    if (!x.is_number()) fail_input("{}: '{}' holds a non-number ({})", source, what, json_brief(x));
     v.push_back(static_cast<float>(x.get<double>()));
   }
   return v;
@@ -152,7 +153,7 @@ std::vector<float> read_floats(const json& j, int64_t expected, const std::strin
 
 double read_number(const json& j, const char* key, const std::string& where, const std::string& source) {
   const json& v = field(j, key, where, source);
-  if (!v.is_number()) fail_input("{}: '{}{}' must be a number, got {}", source, where, key, v.dump());
+  if (!v.is_number()) fail_input("{}: '{}{}' must be a number, got {}", source, where, key, json_brief(v));
   return v.get<double>();
 }
 
@@ -175,9 +176,10 @@ Importance importance_from_json(const json& j, const std::string& source) {
   imp.settings.samples = static_cast<int64_t>(read_number(s, "samples", "settings.", source));
   imp.settings.layer_samples = static_cast<int64_t>(read_number(s, "layer_samples", "settings.", source));
   imp.settings.seq_len = static_cast<int64_t>(read_number(s, "seq_len", "settings.", source));
-  imp.settings.seed = field(s, "seed", "settings.", source).get<uint64_t>();
-  imp.settings.aggregate_seq = field(s, "aggregate_seq", "settings.", source).get<std::string>();
-  imp.settings.aggregate_batch = field(s, "aggregate_batch", "settings.", source).get<std::string>();
+  imp.settings.seed = json_uint(field(s, "seed", "settings.", source), "settings.seed", source);
+  imp.settings.aggregate_seq = json_string(field(s, "aggregate_seq", "settings.", source), "settings.aggregate_seq", source);
+  imp.settings.aggregate_batch =
+      json_string(field(s, "aggregate_batch", "settings.", source), "settings.aggregate_batch", source);
   imp.settings.dtype = s.value("dtype", "");
   imp.settings.data = s.value("data", "");
   imp.settings.stream = s.value("stream", false);
@@ -241,19 +243,8 @@ void save_importance(const Importance& imp, const std::string& path) {
 }
 
 Importance load_importance(const std::string& path) {
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::parse_error& e) {
-    fail_input("{}: not valid JSON ({})", path, e.what());
-  } catch (const json::type_error& e) {
-    fail_input("{}: {}", path, e.what());
-  }
-  try {
-    return importance_from_json(j, path);
-  } catch (const json::exception& e) {
-    fail_input("{}: malformed importance file ({})", path, e.what());
-  }
+  const json j = read_json_file(path, JsonLimits{uint64_t{1} << 30, 16});  // per-channel scores of large models
+  return with_json_source(path, [&] { return importance_from_json(j, path); });
 }
 
 void check_importance_matches(const Importance& imp, const ModelConfig& model, uint64_t model_fp,

@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -170,7 +171,7 @@ PruneTarget target_from_json(const json& j, const std::string& source) {
   auto size = [&](const char* key, std::optional<int64_t>& out) {
     if (!j.contains(key)) return;
     if (!j[key].is_number_integer() || j[key].get<int64_t>() <= 0)
-      fail_input("{}: '{}' must be a positive integer, got {}", source, key, j[key].dump());
+      fail_input("{}: '{}' must be a positive integer, got {}", source, key, json_brief(j[key]));
     out = j[key].get<int64_t>();
   };
   auto list = [&](const char* key, std::optional<std::vector<int64_t>>& out) {
@@ -179,7 +180,7 @@ PruneTarget target_from_json(const json& j, const std::string& source) {
     std::vector<int64_t> v;
     for (const json& x : j[key]) {
       if (!x.is_number_integer() || x.get<int64_t>() < 0)
-        fail_input("{}: '{}' holds {}, expected layer indices", source, key, x.dump());
+        fail_input("{}: '{}' holds {}, expected layer indices", source, key, json_brief(x));
       v.push_back(x.get<int64_t>());
     }
     out = v;
@@ -215,16 +216,13 @@ PruneTarget target_from_json(const json& j, const std::string& source) {
   }
   if ((t.keep_layers.has_value() + t.drop_layers.has_value() + t.keep_counts.has_value()) > 1)
     fail_input("{}: give at most one of kept_layers, drop_layers and layers", source);
-  if (j.contains("layer_metric")) t.layer_metric = parse_layer_metric(j["layer_metric"].get<std::string>());
+  if (j.contains("layer_metric")) t.layer_metric = parse_layer_metric(json_string(j["layer_metric"], "layer_metric", source));
   return t;
 }
 
 PruneTarget load_target(const std::string& path) {
-  try {
-    return target_from_json(json::parse(read_file(path)), path);
-  } catch (const json::exception& e) {
-    fail_input("{}: not a valid shape file ({})", path, e.what());
-  }
+  const json j = read_json_file(path);
+  return with_json_source(path, [&] { return target_from_json(j, path); });
 }
 
 PruningPlan make_plan(const Importance& imp, const PruneTarget& t) {

@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -36,19 +37,12 @@ double format_bytes(NumberFormat f, double values) {
 }
 
 Budget load_budget(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail_input("{}: not valid JSON ({})", path, e.what());
-  }
+  const nlohmann::json j = read_json_file(path);
   if (!j.is_object()) fail_input("{}: expected a JSON object", path);
   Budget b;
   auto num = [&](const char* k, auto* out, double min) {
     if (!j.contains(k)) return;
-    if (!j[k].is_number()) fail_input("{}: field '{}' must be a number, got {}", path, k, j[k].dump());
-    double v = j[k].get<double>();
-    if (v < min) fail_input("{}: field '{}' is {}, must be at least {}", path, k, v, min);
+    const double v = json_number(j[k], k, path, min, 1e15);
     *out = static_cast<std::remove_pointer_t<decltype(out)>>(v);
   };
   auto fmt_field = [&](const char* k, NumberFormat* out) {

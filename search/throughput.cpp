@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 #include "search/nnls.h"
 
 #include <nlohmann/json.hpp>
@@ -242,7 +243,7 @@ ThroughputModel throughput_from_json(const nlohmann::json& j, const std::string&
       for (const auto& v : node[part_name(part)]) {
         if (!v.is_number() || v.get<double>() < 0 || !std::isfinite(v.get<double>()))
           fail_input("{}: seconds_per_unit.{}.{} holds {}; expected non-negative numbers", source, phase_name(ph),
-                     part_name(part), v.dump());
+                     part_name(part), json_brief(v));
         m.coefficients[phase_index(ph)][p].push_back(v.get<double>());
       }
     }
@@ -257,14 +258,8 @@ ThroughputModel throughput_from_json(const nlohmann::json& j, const std::string&
 }
 
 ThroughputModel load_throughput(const std::string& path) {
-  const std::string text = read_file(path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail_input("{}: not valid JSON ({})", path, e.what());
-  }
-  return throughput_from_json(j, path);
+  const nlohmann::json j = read_json_file(path);
+  return with_json_source(path, [&] { return throughput_from_json(j, path); });
 }
 
 nlohmann::json sample_to_json(const ThroughputSample& s) {

@@ -10,6 +10,7 @@
 #include "tests/distill_fixture.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -152,12 +153,21 @@ TEST_F(DistillFixture, NonFiniteGradientStopsAndKeepsTheLastGoodCheckpoint) {
 }
 
 TEST_F(DistillFixture, NanLossBeforeAnyCheckpointSaysSo) {
+  // A checkpoint holding NaN is refused as it loads, naming the tensor.
   mp::Model bad = mp::load_model(dir.file("student"));
   bad.weights["lm_head.weight"][0][0] = NAN;
   mp::save_model(bad, dir.file("nan_student"));
   mp::TrainConfig c = config("distill", "nan_loss");
   c.student = dir.file("nan_student");
-  std::string msg = expect_bad_input([&] { mp::run_training(c); }, "step 1: the loss is nan");
+  expect_bad_input([&] { mp::run_training(c); }, "tensor 'lm_head.weight' holds NaN");
+  // NaN arising in training (here written into the weights once they are bound) stops at step 1.
+  c.student = dir.file("student");
+  mp::TrainHooks poison;
+  poison.on_weights = [](const std::vector<at::Tensor>& w) {
+    at::NoGradGuard ng;
+    for (at::Tensor t : w) t.fill_(NAN);
+  };
+  std::string msg = expect_bad_input([&] { mp::run_training(c, poison); }, "step 1: the loss is nan");
   EXPECT_NE(msg.find("no checkpoint was written yet"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(c.output + "/final"));
 }

@@ -71,7 +71,8 @@ TEST_F(PruneCli, ScoreWritesImportanceSvgAndSummary) {
 }
 
 TEST_F(PruneCli, StreamingScoreGivesTheSameImportance) {
-  auto r = run_cli(score_args("parent", "streamed.json") + " --stream --stream-windows 6");
+  // Its layers.svg replaces the first score's, beside it: that takes --overwrite.
+  auto r = run_cli(score_args("parent", "streamed.json") + " --stream --stream-windows 6 --overwrite");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   nlohmann::json a = mp::importance_to_json(mp::load_importance(file("importance.json")));
   nlohmann::json b = mp::importance_to_json(mp::load_importance(file("streamed.json")));
@@ -123,9 +124,12 @@ TEST_F(PruneCli, RefusalsExitWithCodeTwo) {
   EXPECT_FALSE(fs::exists(file("never")));
   std::ofstream(file("bad.json")) << R"({"format": "minipuzzle-importance", "version": 7})";
   expect_refusal("prune --model " + file("parent") + " --importance " + file("bad.json") + " --dry-run", "'version' is 7");
-  expect_refusal("score --model " + file("parent") + " --data " + file("tokens") + " --output " + file("x.json") +
+  expect_refusal("score --model " + file("parent") + " --data " + file("tokens") + " --output " + file("fresh/x.json") +
                      " --aggregate-seq median",
                  "expected mean, l2 or var");
+  EXPECT_FALSE(fs::exists(file("fresh")));  // the folder made for the output is removed again
+  expect_refusal("score --model " + file("parent") + " --data " + file("tokens") + " --output " + file("x.json"),
+                 "layers.svg");  // another score's layers.svg is not replaced without --overwrite
 }
 
 TEST_F(PruneCli, HelpExists) {
