@@ -30,19 +30,28 @@ struct TrainerState {
 
 std::string checkpoint_dir_name(int64_t step);  // "checkpoint-STEP"
 
+// trainer_state.json's document, and back (bad input naming `source` and the field).
+nlohmann::json trainer_state_to_json(const TrainerState& s);
+TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string& source);
+
 // Writes OUTPUT/checkpoint-STEP atomically, then OUTPUT/latest. `student` is written as held.
 void save_training_checkpoint(const std::string& output, const Model& student, const AdamW& opt,
                               const TrainerState& state);
 
 // The folder OUTPUT/latest names, when there is one; bad input when latest names a folder that
-// is missing or incomplete.
+// is missing or incomplete. Sharded checkpoints (sharded_checkpoint.h) count as complete when
+// their manifest is there.
 std::optional<std::string> latest_checkpoint(const std::string& output);
 
+// From trainer_state.json, or from the manifest of a sharded checkpoint.
 TrainerState read_trainer_state(const std::string& checkpoint_dir);
-// Restores the optimizer (masters, moments, step count) from a checkpoint folder.
+// Restores the optimizer (masters, moments, step count) from a checkpoint folder; a sharded one
+// is assembled whole (its "weight" pieces become the masters).
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt, int64_t optimizer_steps);
 
-// Removes temporary folders a killed save left behind (".checkpoint-*.partial-*", ".old-*").
+// Removes temporary folders a killed save left behind (".checkpoint-*.partial-*", ".old-*"),
+// including the staging folders of uncommitted sharded saves. Call it on rank 0 before any rank
+// starts saving.
 void remove_partial_checkpoints(const std::string& output);
 
 }  // namespace mp
