@@ -409,7 +409,7 @@ TEST(Safetensors, StreamingWriterRefusesMismatchesAndLeavesNoFileUnfinished) {
     mp::SafetensorsWriter w(path, {{"a", mp::StDType::F32, {2, 3}}, {"b", mp::StDType::BF16, {4}}});
     expect_bad_input([&] { w.write(at::ones({3, 2})); }, {path, "tensor 'a'", "shape [3, 2]", "[2, 3]"});
     w.write(at::ones({2, 3}).t().contiguous().t());  // any layout of the right shape
-    expect_bad_input([&] { w.write(at::ones({4})); }, {path, "tensor 'b'", "BFloat16", "BF16"});
+    expect_bad_input([&] { w.write(at::ones({4})); }, {path, "tensor 'b'", "Float", "BF16"});
     expect_bad_input([&] { w.finish(); }, {path, "1 of 2", "tensor 'b'"});
   }
   EXPECT_TRUE(fs::is_empty(dir.path())) << "an unfinished writer leaves nothing behind";

@@ -328,7 +328,7 @@ TEST(ShardedCheckpoint, CommitRefusesOverlapsAndGaps) {
 TEST(ShardedCheckpoint, DamagedFilesAreOneLineBadInput) {
   ScratchDir dir;
   const Original o = make_original();
-  const std::string good = save(dir.path(), 2, 2, o, flat_layout(o));
+  const std::string good = save(dir.path(), 2, 2, o, per_tensor_layout(o));  // every tensor on both ranks
   const std::string t0 = o.specs[0].name;
   int n = 0;
   // A fresh copy of the checkpoint, damaged by `damage`; opening it must fail naming `needles`.
@@ -354,17 +354,25 @@ TEST(ShardedCheckpoint, DamagedFilesAreOneLineBadInput) {
     mp::write_file_atomic(ck + "/manifest.json", m.substr(0, m.size() / 2));
   }, {"manifest.json", "not valid JSON"});
   check([&](const std::string& ck) { fs::remove(ck + "/manifest.json"); }, {"manifest.json", "not found"});
-  // Hand-edited layouts: rank 1's first piece one element early (overlap) or late (gap).
+  // Hand-edited layouts: a piece of rank 1 one element early (overlap) or late (gap).
   for (int64_t shift : {-1, 1})
     check([&](const std::string& ck) {
-      edit_json(ck + "/manifest.json", [&](nlohmann::json& j) { j["ranks"][1]["pieces"][0]["begin"] = j["ranks"][1]["pieces"][0]["begin"].get<int64_t>() + shift; });
+      edit_json(ck + "/manifest.json", [&](nlohmann::json& j) {
+        for (auto& p : j["ranks"][1]["pieces"])
+          if (p["begin"].get<int64_t>() > 0) {  // a piece that starts inside its tensor
+            p["begin"] = p["begin"].get<int64_t>() + shift;
+            break;
+          }
+      });
     }, {"manifest.json", shift < 0 ? "both hold" : "held by no rank"});
   check([&](const std::string& ck) {
     edit_json(ck + "/manifest.json", [&](nlohmann::json& j) { j["tensors"][0]["shape"][0] = 1000; });
   }, {"manifest.json", t0, "held by no rank"});
   check([&](const std::string& ck) {  // the manifest's dtype disagrees with the rank file's
     edit_json(ck + "/manifest.json", [&](nlohmann::json& j) {
-      for (auto& p : j["ranks"][0]["pieces"]) if (p["kind"] == "weight") p["dtype"] = "BF16";
+      for (auto& r : j["ranks"])
+        for (auto& p : r["pieces"])
+          if (p["kind"] == "weight") p["dtype"] = "BF16";
     });
   }, {"rank-0-of-2.safetensors", t0, "is F32, expected BF16"});
   check([&](const std::string& ck) {
