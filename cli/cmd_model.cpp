@@ -3,6 +3,7 @@
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/output_guard.h"
+#include "distill/sharded_consolidate.h"
 #include "model/accounting.h"
 #include "model/checkpoint_io.h"
 #include "model/forward.h"
@@ -82,6 +83,14 @@ struct ConvertArgs {
 void run_convert(const ConvertArgs& a) {
   guard_output({"--output", a.output, OutputKind::Folder}, {a.model}, a.overwrite);
   uint64_t shard = parse_byte_size(a.max_shard);
+  if (is_sharded_checkpoint(a.model)) {  // a sharded training step: streamed, one tensor at a time
+    ConsolidateOptions co;
+    if (!a.dtype.empty()) co.dtype = parse_dtype(a.dtype);
+    co.max_shard_bytes = shard;
+    consolidate_sharded_checkpoint(a.model, a.output, co);
+    std::cerr << fmt::format("wrote {} (from sharded checkpoint {})\n", a.output, a.model);
+    return;
+  }
   LoadOptions lo;
   if (!a.dtype.empty()) lo.dtype = parse_dtype(a.dtype);
   Model m = load_model(a.model, lo);
@@ -121,9 +130,10 @@ void register_forward(CLI::App& app) {
 void register_convert(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();
   CLI::App* cmd = app.add_subcommand("convert", "Rewrite a checkpoint (dtype, sharding) in canonical HF form");
-  cmd->add_option("--model", a->model, "Input checkpoint folder")->required();
+  cmd->add_option("--model", a->model, "Input checkpoint folder (or a sharded training step, OUTPUT/checkpoint-STEP)")
+      ->required();
   cmd->add_option("--output", a->output, "Output checkpoint folder")->required();
-  cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16 (default: as stored)");
+  cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16 (default: as stored; a sharded step: the run's compute dtype)");
   cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB or 20KB")->capture_default_str();
   cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output folder (never one holding an input)");
   cmd->callback([a] { run_convert(*a); });

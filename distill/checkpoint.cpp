@@ -1,5 +1,6 @@
 #include "distill/checkpoint.h"
 
+#include "distill/sharded_checkpoint.h"
 #include "common/atomic_output.h"
 #include "common/error.h"
 #include "common/input_file.h"
@@ -18,47 +19,16 @@ namespace mp {
 
 std::string checkpoint_dir_name(int64_t step) { return "checkpoint-" + std::to_string(step); }
 
-void save_training_checkpoint(const std::string& output, const Model& student, const AdamW& opt,
-                              const TrainerState& state, const std::string& companions_from) {
-  const std::string final_dir = output + "/" + checkpoint_dir_name(state.step);
-  {
-    AtomicDir dir(final_dir);
-    write_file_atomic(dir.path_in_temp("config.json"), config_to_json_text(student.config));
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    for (auto& [n, t] : student.ordered()) tensors.emplace_back(n, t.detach());
-    write_checkpoint_tensors(dir.temp_path(), tensors, 0);
-    write_safetensors(dir.path_in_temp("optimizer.safetensors"), opt.state_tensors(),
-                      {{"optimizer", "adamw"}, {"steps", std::to_string(opt.steps_taken())}});
-    nlohmann::json j = {{"step", state.step},
-                        {"tokens", state.tokens},
-                        {"sampler_position", state.sampler_position},
-                        {"optimizer_steps", state.optimizer_steps},
-                        {"rng", "none (training draws no random numbers; data order is the sampler's)"},
-                        {"config", state.config}};
-    write_file_atomic(dir.path_in_temp("trainer_state.json"), j.dump(2) + "\n");
-    copy_companion_files(companions_from, dir.temp_path());
-    dir.commit();
-  }
-  write_file_atomic(output + "/latest", checkpoint_dir_name(state.step) + "\n");
+nlohmann::json trainer_state_to_json(const TrainerState& s) {
+  return {{"step", s.step},
+          {"tokens", s.tokens},
+          {"sampler_position", s.sampler_position},
+          {"optimizer_steps", s.optimizer_steps},
+          {"rng", "none (training draws no random numbers; data order is the sampler's)"},
+          {"config", s.config}};
 }
 
-std::optional<std::string> latest_checkpoint(const std::string& output) {
-  const std::string pointer = output + "/latest";
-  if (!fs::exists(pointer)) return std::nullopt;
-  std::string name = read_regular_file(pointer, 4096, "latest checkpoint pointer");
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-  if (name.empty() || name.find('/') != std::string::npos)
-    fail_input("{}: expected the name of a checkpoint folder, found '{}'", pointer, name);
-  const std::string dir = output + "/" + name;
-  if (!fs::exists(dir + "/trainer_state.json") || !fs::exists(dir + "/optimizer.safetensors"))
-    fail_input("{}: names {}, which is missing or incomplete (no trainer_state.json / optimizer.safetensors)", pointer,
-               dir);
-  return dir;
-}
-
-TrainerState read_trainer_state(const std::string& checkpoint_dir) {
-  const std::string path = checkpoint_dir + "/trainer_state.json";
-  const nlohmann::json j = read_json_file(path);
+TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) fail_input("{}: not a JSON object", path);
   TrainerState s;
   for (const char* k : {"step", "tokens", "sampler_position", "optimizer_steps", "config"})
@@ -74,7 +44,63 @@ TrainerState read_trainer_state(const std::string& checkpoint_dir) {
   return s;
 }
 
+void save_training_checkpoint(const std::string& output, const Model& student, const AdamW& opt,
+                              const TrainerState& state, const std::string& companions_from) {
+  const std::string final_dir = output + "/" + checkpoint_dir_name(state.step);
+  {
+    AtomicDir dir(final_dir);
+    write_file_atomic(dir.path_in_temp("config.json"), config_to_json_text(student.config));
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (auto& [n, t] : student.ordered()) tensors.emplace_back(n, t.detach());
+    write_checkpoint_tensors(dir.temp_path(), tensors, 0);
+    write_safetensors(dir.path_in_temp("optimizer.safetensors"), opt.state_tensors(),
+                      {{"optimizer", "adamw"}, {"steps", std::to_string(opt.steps_taken())}});
+    write_file_atomic(dir.path_in_temp("trainer_state.json"), trainer_state_to_json(state).dump(2) + "\n");
+    copy_companion_files(companions_from, dir.temp_path());
+    dir.commit();
+  }
+  write_file_atomic(output + "/latest", checkpoint_dir_name(state.step) + "\n");
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& output) {
+  const std::string pointer = output + "/latest";
+  if (!fs::exists(pointer)) return std::nullopt;
+  std::string name = read_regular_file(pointer, 4096, "latest checkpoint pointer");
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  if (name.empty() || name.find('/') != std::string::npos)
+    fail_input("{}: expected the name of a checkpoint folder, found '{}'", pointer, name);
+  const std::string dir = output + "/" + name;
+  if (is_sharded_checkpoint(dir)) return dir;
+  if (!fs::exists(dir + "/trainer_state.json") || !fs::exists(dir + "/optimizer.safetensors"))
+    fail_input("{}: names {}, which is missing or incomplete (no trainer_state.json / optimizer.safetensors)", pointer,
+               dir);
+  return dir;
+}
+
+TrainerState read_trainer_state(const std::string& checkpoint_dir) {
+  if (is_sharded_checkpoint(checkpoint_dir)) {
+    const std::string path = checkpoint_dir + "/" + kShardManifestName;
+    const nlohmann::json j = read_json_file(path);
+    if (!j.is_object() || !j.contains("trainer_state"))
+      fail_input("{}: not a JSON object with a 'trainer_state' (truncated or corrupt)", path);
+    return trainer_state_from_json(j["trainer_state"], path + " (trainer_state)");
+  }
+  const std::string path = checkpoint_dir + "/trainer_state.json";
+  return trainer_state_from_json(read_json_file(path), path);
+}
+
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt, int64_t optimizer_steps) {
+  if (is_sharded_checkpoint(checkpoint_dir)) {
+    ShardedCheckpointReader r(checkpoint_dir);
+    std::map<std::string, at::Tensor> state;
+    for (const std::string& n : opt.names()) {
+      state["master." + n] = r.read(n, kShardKindWeight).to(at::kFloat);
+      state["exp_avg." + n] = r.read(n, kShardKindExpAvg);
+      state["exp_avg_sq." + n] = r.read(n, kShardKindExpAvgSq);
+    }
+    opt.load_state(state, optimizer_steps, checkpoint_dir + "/" + kShardManifestName);
+    return;
+  }
   const std::string path = checkpoint_dir + "/optimizer.safetensors";
   auto f = SafetensorsFile::open(path);
   std::map<std::string, at::Tensor> state;

@@ -31,6 +31,10 @@ struct TrainerState {
 
 std::string checkpoint_dir_name(int64_t step);  // "checkpoint-STEP"
 
+// trainer_state.json's document, and back (bad input naming `source` and the field).
+nlohmann::json trainer_state_to_json(const TrainerState& s);
+TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string& source);
+
 // Writes OUTPUT/checkpoint-STEP atomically, then OUTPUT/latest. `student` is written as held.
 // `companions_from`: a checkpoint folder whose tokenizer and other non-weight files are copied
 // along (model/companion_files.h).
@@ -38,15 +42,20 @@ void save_training_checkpoint(const std::string& output, const Model& student, c
                               const TrainerState& state, const std::string& companions_from = "");
 
 // The folder OUTPUT/latest names, when there is one; bad input when latest names a folder that
-// is missing or incomplete.
+// is missing or incomplete. Sharded checkpoints (sharded_checkpoint.h) count as complete when
+// their manifest is there.
 std::optional<std::string> latest_checkpoint(const std::string& output);
 
+// From trainer_state.json, or from the manifest of a sharded checkpoint.
 TrainerState read_trainer_state(const std::string& checkpoint_dir);
-// Restores the optimizer (masters, moments, step count) from a checkpoint folder.
+// Restores the optimizer (masters, moments, step count) from a checkpoint folder; a sharded one
+// is assembled whole (its "weight" pieces become the masters).
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt, int64_t optimizer_steps);
 
 // Removes the temporaries a killed run left in OUTPUT: hidden ".NAME.partial-PID" and ".NAME.old-PID"
-// entries of any kind (checkpoint folders, latest, final/, train_config.json, metrics.jsonl, ...).
+// entries of any kind (checkpoint folders, latest, final/, train_config.json, metrics.jsonl, ...),
+// including the staging folders of uncommitted sharded saves. Call it on rank 0 before any rank
+// starts saving.
 void remove_partial_checkpoints(const std::string& output);
 
 // What an existing run folder means for a run about to start (reads only; call before any work).

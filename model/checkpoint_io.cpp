@@ -132,49 +132,68 @@ uint64_t CheckpointReader::total_bytes() const {
   return total;
 }
 
-void write_checkpoint_tensors(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                              uint64_t max_shard_bytes) {
+void write_checkpoint_tensors_streaming(const std::string& dir, const std::vector<StTensorSpec>& specs,
+                                        uint64_t max_shard_bytes,
+                                        const std::function<at::Tensor(size_t index)>& produce) {
   if (!fs::is_directory(dir)) fail_input("{}: output folder does not exist", dir);
   std::set<std::string> seen;
   std::vector<uint64_t> sizes;
   uint64_t total = 0;
-  for (const auto& [name, t] : tensors) {
-    if (!seen.insert(name).second) fail_input("{}: tensor '{}' given twice; names must be unique", dir, name);
-    if (!t.defined()) fail_input("{}: tensor '{}' is undefined", dir, name);
-    if (!writable(t.scalar_type()))
-      fail_input("{}: tensor '{}': dtype {} cannot be written to safetensors", dir, name,
-                 c10::toString(t.scalar_type()));
-    sizes.push_back(static_cast<uint64_t>(t.numel()) * t.element_size());
-    total += sizes.back();
+  for (const StTensorSpec& s : specs) {
+    if (!seen.insert(s.name).second) fail_input("{}: tensor '{}' given twice; names must be unique", dir, s.name);
+    uint64_t bytes = static_cast<uint64_t>(st_dtype_size(s.dtype));
+    for (int64_t d : s.shape) bytes *= static_cast<uint64_t>(d);
+    sizes.push_back(bytes);
+    total += bytes;
   }
+  auto write_file = [&](const std::string& file, size_t first, size_t last) {
+    SafetensorsWriter w(join_path(dir, file), std::vector<StTensorSpec>(specs.begin() + first, specs.begin() + last));
+    for (size_t i = first; i < last; ++i) w.write(produce(i));
+    w.finish();
+  };
 
   if (max_shard_bytes == 0 || total <= max_shard_bytes) {
-    write_safetensors(join_path(dir, kSingleName), tensors);
+    write_file(kSingleName, 0, specs.size());
     return;
   }
 
   // Greedy in the given order, as transformers does: start a new shard when the next tensor
   // would push the current one past the limit (a tensor above the limit sits alone).
-  std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
+  std::vector<size_t> starts = {0};  // first tensor of each shard
   uint64_t current = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    if (!shards.back().empty() && current + sizes[i] > max_shard_bytes) {
-      shards.emplace_back();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (i > starts.back() && current + sizes[i] > max_shard_bytes) {
+      starts.push_back(i);
       current = 0;
     }
-    shards.back().push_back(tensors[i]);
     current += sizes[i];
   }
+  starts.push_back(specs.size());
 
   json weight_map = json::object();
-  const size_t n = shards.size();
+  const size_t n = starts.size() - 1;
   for (size_t s = 0; s < n; ++s) {
     const std::string file = fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, n);
-    write_safetensors(join_path(dir, file), shards[s]);
-    for (const auto& kv : shards[s]) weight_map[kv.first] = file;
+    write_file(file, starts[s], starts[s + 1]);
+    for (size_t i = starts[s]; i < starts[s + 1]; ++i) weight_map[specs[i].name] = file;
   }
   json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   write_file_atomic(join_path(dir, kIndexName), index.dump(2) + "\n");  // last: shards exist before it
+}
+
+void write_checkpoint_tensors(const std::string& dir, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                              uint64_t max_shard_bytes) {
+  if (!fs::is_directory(dir)) fail_input("{}: output folder does not exist", dir);
+  std::vector<StTensorSpec> specs;
+  for (const auto& [name, t] : tensors) {
+    if (!t.defined()) fail_input("{}: tensor '{}' is undefined", dir, name);
+    StDType d;
+    if (!st_dtype_from_scalar_type(t.scalar_type(), &d))
+      fail_input("{}: tensor '{}': dtype {} cannot be written to safetensors", dir, name,
+                 c10::toString(t.scalar_type()));
+    specs.push_back({name, d, std::vector<int64_t>(t.sizes().begin(), t.sizes().end())});
+  }
+  write_checkpoint_tensors_streaming(dir, specs, max_shard_bytes, [&](size_t i) { return tensors[i].second; });
 }
 
 uint64_t parse_byte_size(const std::string& text) {

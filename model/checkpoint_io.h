@@ -6,6 +6,7 @@
 #include "model/safetensors.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -43,6 +44,13 @@ class CheckpointReader {
 void write_checkpoint_tensors(const std::string& dir,
                               const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                               uint64_t max_shard_bytes);
+
+// The same layout, written one tensor at a time: `produce(i)` returns the tensor for specs[i]
+// (its dtype and shape must match the spec) and is called once per tensor, in order, so only one
+// tensor needs to be in memory. Shards are planned from the specs exactly as above.
+void write_checkpoint_tensors_streaming(const std::string& dir, const std::vector<StTensorSpec>& specs,
+                                        uint64_t max_shard_bytes,
+                                        const std::function<at::Tensor(size_t index)>& produce);
 
 // "5GB", "20KB", "1.5GiB", "1000" (bytes) -> bytes; bad input for anything else.
 uint64_t parse_byte_size(const std::string& text);

@@ -51,40 +51,6 @@ constexpr DTypeRow kDTypes[] = {
 
 const char* kSupportedForLoad = "F16, BF16, F32, F64, I8, I16, I32, I64, U8, BOOL";
 
-// The ATen type a safetensors dtype loads as; false for types LibTorch 1.13 cannot hold
-// (F8, unsigned 16/32/64).
-bool to_scalar_type(StDType t, at::ScalarType* out) {
-  switch (t) {
-    case StDType::BOOL: *out = at::kBool; return true;
-    case StDType::U8: *out = at::kByte; return true;
-    case StDType::I8: *out = at::kChar; return true;
-    case StDType::I16: *out = at::kShort; return true;
-    case StDType::F16: *out = at::kHalf; return true;
-    case StDType::BF16: *out = at::kBFloat16; return true;
-    case StDType::I32: *out = at::kInt; return true;
-    case StDType::F32: *out = at::kFloat; return true;
-    case StDType::I64: *out = at::kLong; return true;
-    case StDType::F64: *out = at::kDouble; return true;
-    default: return false;
-  }
-}
-
-bool from_scalar_type(at::ScalarType s, StDType* out) {
-  switch (s) {
-    case at::kBool: *out = StDType::BOOL; return true;
-    case at::kByte: *out = StDType::U8; return true;
-    case at::kChar: *out = StDType::I8; return true;
-    case at::kShort: *out = StDType::I16; return true;
-    case at::kHalf: *out = StDType::F16; return true;
-    case at::kBFloat16: *out = StDType::BF16; return true;
-    case at::kInt: *out = StDType::I32; return true;
-    case at::kFloat: *out = StDType::F32; return true;
-    case at::kLong: *out = StDType::I64; return true;
-    case at::kDouble: *out = StDType::F64; return true;
-    default: return false;
-  }
-}
-
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -180,6 +146,38 @@ bool st_dtype_from_name(const std::string& name, StDType* out) {
       return true;
     }
   return false;
+}
+
+bool st_dtype_to_scalar_type(StDType t, at::ScalarType* out) {
+  switch (t) {
+    case StDType::BOOL: *out = at::kBool; return true;
+    case StDType::U8: *out = at::kByte; return true;
+    case StDType::I8: *out = at::kChar; return true;
+    case StDType::I16: *out = at::kShort; return true;
+    case StDType::F16: *out = at::kHalf; return true;
+    case StDType::BF16: *out = at::kBFloat16; return true;
+    case StDType::I32: *out = at::kInt; return true;
+    case StDType::F32: *out = at::kFloat; return true;
+    case StDType::I64: *out = at::kLong; return true;
+    case StDType::F64: *out = at::kDouble; return true;
+    default: return false;
+  }
+}
+
+bool st_dtype_from_scalar_type(at::ScalarType s, StDType* out) {
+  switch (s) {
+    case at::kBool: *out = StDType::BOOL; return true;
+    case at::kByte: *out = StDType::U8; return true;
+    case at::kChar: *out = StDType::I8; return true;
+    case at::kShort: *out = StDType::I16; return true;
+    case at::kHalf: *out = StDType::F16; return true;
+    case at::kBFloat16: *out = StDType::BF16; return true;
+    case at::kInt: *out = StDType::I32; return true;
+    case at::kFloat: *out = StDType::F32; return true;
+    case at::kLong: *out = StDType::I64; return true;
+    case at::kDouble: *out = StDType::F64; return true;
+    default: return false;
+  }
 }
 
 int64_t StTensorInfo::numel() const {
@@ -305,7 +303,7 @@ at::Tensor SafetensorsFile::load(const std::string& name) const {
   const StTensorInfo* t = find(name);
   if (!t) fail_input("{}: tensor '{}' not found", path_, name);
   at::ScalarType st;
-  if (!to_scalar_type(t->dtype, &st))
+  if (!st_dtype_to_scalar_type(t->dtype, &st))
     fail_input("{}: tensor '{}': dtype {} is not supported (supported: {})", path_, name,
                st_dtype_name(t->dtype), kSupportedForLoad);
   at::Tensor out = at::empty(t->shape, at::TensorOptions().dtype(st));
@@ -313,21 +311,27 @@ at::Tensor SafetensorsFile::load(const std::string& name) const {
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+struct SafetensorsWriter::Impl {
+  explicit Impl(const std::string& path) : out(path) {}
+  AtomicFile out;
+  std::ofstream f;
+};
+
+SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<StTensorSpec> specs,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(std::move(path)), specs_(std::move(specs)) {
   // Validate everything before touching the disk.
-  std::vector<StDType> dtypes;
   std::set<std::string> names;
-  for (const auto& [name, t] : tensors) {
-    if (name.empty()) fail_input("{}: cannot write a tensor with an empty name", path);
-    if (name == "__metadata__") fail_input("{}: '__metadata__' is reserved and cannot name a tensor", path);
-    if (!names.insert(name).second) fail_input("{}: tensor '{}' given twice; names must be unique", path, name);
-    if (!t.defined()) fail_input("{}: tensor '{}' is undefined", path, name);
-    StDType d;
-    if (!from_scalar_type(t.scalar_type(), &d))
-      fail_input("{}: tensor '{}': dtype {} cannot be written (supported: {})", path, name,
-                 c10::toString(t.scalar_type()), kSupportedForLoad);
-    dtypes.push_back(d);
+  for (const StTensorSpec& s : specs_) {
+    if (s.name.empty()) fail_input("{}: cannot write a tensor with an empty name", path_);
+    if (s.name == "__metadata__") fail_input("{}: '__metadata__' is reserved and cannot name a tensor", path_);
+    if (!names.insert(s.name).second) fail_input("{}: tensor '{}' given twice; names must be unique", path_, s.name);
+    at::ScalarType st;
+    if (!st_dtype_to_scalar_type(s.dtype, &st))
+      fail_input("{}: tensor '{}': dtype {} cannot be written (supported: {})", path_, s.name,
+                 st_dtype_name(s.dtype), kSupportedForLoad);
+    for (int64_t d : s.shape)
+      if (d < 0) fail_input("{}: tensor '{}': shape {} has a negative size", path_, s.name, shape_str(s.shape));
   }
 
   // Header: metadata first, then entries in the given order with sequential offsets.
@@ -337,40 +341,79 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   try {
     header = "{\"__metadata__\":" + json(meta).dump();
     uint64_t offset = 0;
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const at::Tensor& t = tensors[i].second;
-      std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    for (const StTensorSpec& s : specs_) {
       uint64_t bytes = 0;
-      byte_count(shape, st_dtype_size(dtypes[i]), &bytes);
-      json entry = {{"dtype", st_dtype_name(dtypes[i])}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
-      header += "," + json(tensors[i].first).dump() + ":" + entry.dump();
+      if (!byte_count(s.shape, st_dtype_size(s.dtype), &bytes) || offset + bytes < offset)
+        fail_input("{}: tensor '{}': shape {} overflows a 64-bit byte count", path_, s.name, shape_str(s.shape));
+      json entry = {{"dtype", st_dtype_name(s.dtype)}, {"shape", s.shape}, {"data_offsets", {offset, offset + bytes}}};
+      header += "," + json(s.name).dump() + ":" + entry.dump();
       offset += bytes;
     }
     header += "}";
   } catch (const json::exception& e) {  // e.g. a name or metadata value that is not valid UTF-8
-    fail_input("{}: cannot encode the header: {}", path, e.what());
+    fail_input("{}: cannot encode the header: {}", path_, e.what());
   }
   header.append((8 - header.size() % 8) % 8, ' ');  // data buffer starts 8-byte aligned
   const uint64_t n = header.size();
 
-  AtomicFile out(path);
-  {
-    std::ofstream f(out.temp_path(), std::ios::binary | std::ios::trunc);
-    if (!f) fail_runtime("{}: cannot create temporary file {}: {}", path, out.temp_path(), std::strerror(errno));
-    char len[8];
-    std::memcpy(len, &n, 8);
-    f.write(len, 8);
-    f.write(header.data(), static_cast<std::streamsize>(n));
-    for (const auto& [name, t] : tensors) {
-      at::Tensor c = t.cpu().contiguous();
-      const uint64_t bytes = static_cast<uint64_t>(c.numel()) * c.element_size();
-      if (bytes) f.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(bytes));
-      if (!f) fail_runtime("{}: write failed at tensor '{}': {}", path, name, std::strerror(errno));
-    }
-    f.flush();
-    if (!f) fail_runtime("{}: write failed: {}", path, std::strerror(errno));
+  impl_ = std::make_unique<Impl>(path_);
+  impl_->f.open(impl_->out.temp_path(), std::ios::binary | std::ios::trunc);
+  if (!impl_->f) fail_runtime("{}: cannot create temporary file {}", path_, impl_->out.temp_path());
+  char len[8];
+  std::memcpy(len, &n, 8);
+  impl_->f.write(len, 8);
+  impl_->f.write(header.data(), static_cast<std::streamsize>(n));
+  if (!impl_->f) fail_runtime("{}: write failed in the header (disk full?)", path_);
+}
+
+SafetensorsWriter::~SafetensorsWriter() = default;  // an unfinished AtomicFile removes its temporary
+
+void SafetensorsWriter::write(const at::Tensor& t) {
+  if (!impl_) fail_runtime("{}: write after finish()", path_);
+  if (next_ >= specs_.size())
+    fail_input("{}: all {} tensors are written already; no room for another", path_, specs_.size());
+  const StTensorSpec& s = specs_[next_];
+  StDType d;
+  if (!t.defined()) fail_input("{}: tensor '{}' is undefined", path_, s.name);
+  if (!st_dtype_from_scalar_type(t.scalar_type(), &d) || d != s.dtype)
+    fail_input("{}: tensor '{}' is {}, the header says {}", path_, s.name, c10::toString(t.scalar_type()),
+               st_dtype_name(s.dtype));
+  if (std::vector<int64_t>(t.sizes().begin(), t.sizes().end()) != s.shape)
+    fail_input("{}: tensor '{}' has shape {}, the header says {}", path_, s.name,
+               shape_str(std::vector<int64_t>(t.sizes().begin(), t.sizes().end())), shape_str(s.shape));
+  at::Tensor c = t.cpu().contiguous();
+  const uint64_t bytes = static_cast<uint64_t>(c.numel()) * c.element_size();
+  if (bytes) impl_->f.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(bytes));
+  if (!impl_->f) fail_runtime("{}: write failed at tensor '{}' (disk full?)", path_, s.name);
+  ++next_;
+}
+
+void SafetensorsWriter::finish() {
+  if (!impl_) fail_runtime("{}: finish() called twice", path_);
+  if (next_ != specs_.size())
+    fail_input("{}: {} of {} tensors written; tensor '{}' and the rest are missing", path_, next_, specs_.size(),
+               specs_[next_].name);
+  impl_->f.flush();
+  if (!impl_->f) fail_runtime("{}: write failed (disk full?)", path_);
+  impl_->f.close();
+  impl_->out.commit();
+  impl_.reset();
+}
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<StTensorSpec> specs;
+  for (const auto& [name, t] : tensors) {
+    if (!t.defined()) fail_input("{}: tensor '{}' is undefined", path, name);
+    StDType d;
+    if (!st_dtype_from_scalar_type(t.scalar_type(), &d))
+      fail_input("{}: tensor '{}': dtype {} cannot be written (supported: {})", path, name,
+                 c10::toString(t.scalar_type()), kSupportedForLoad);
+    specs.push_back({name, d, std::vector<int64_t>(t.sizes().begin(), t.sizes().end())});
   }
-  out.commit();
+  SafetensorsWriter w(path, std::move(specs), metadata);
+  for (const auto& kv : tensors) w.write(kv.second);
+  w.finish();
 }
 
 }  // namespace mp

@@ -27,6 +27,11 @@ const char* st_dtype_name(StDType t);
 int st_dtype_size(StDType t);
 // Parses "BF16" etc.; false when unknown.
 bool st_dtype_from_name(const std::string& name, StDType* out);
+// The ATen type a safetensors dtype loads as; false for types LibTorch 1.13 cannot hold (F8,
+// unsigned 16/32/64).
+bool st_dtype_to_scalar_type(StDType t, at::ScalarType* out);
+// The safetensors dtype an ATen tensor is written as; false for types safetensors cannot hold.
+bool st_dtype_from_scalar_type(at::ScalarType s, StDType* out);
 
 struct StTensorInfo {
   std::string name;
@@ -63,6 +68,45 @@ class SafetensorsFile {
   std::vector<StTensorInfo> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
+};
+
+// One tensor of a file about to be written: what its header entry says.
+struct StTensorSpec {
+  std::string name;
+  StDType dtype;
+  std::vector<int64_t> shape;
+};
+
+// Streams a safetensors file one tensor at a time: the header, with every offset computed from
+// the specs, is written first; then write() appends each tensor's bytes in spec order, so only
+// the tensor being written needs to be in memory. finish() renames the file into place; a writer
+// destroyed before finish() removes its temporary file and leaves nothing at `path`.
+// Invariant: the bytes appended so far are exactly those of specs()[0 .. written()).
+class SafetensorsWriter {
+ public:
+  // Validates the specs (non-empty unique names, not "__metadata__", dtypes loadable by
+  // SafetensorsFile) before touching the disk: bad input naming `path` and the tensor.
+  // Metadata gets {"format":"pt"} added.
+  SafetensorsWriter(std::string path, std::vector<StTensorSpec> specs,
+                    const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  const std::vector<StTensorSpec>& specs() const { return specs_; }
+  size_t written() const { return next_; }
+  // Appends specs()[written()]; `t` (any device, any layout) must have its dtype and shape:
+  // bad input naming the file and the tensor otherwise, and when every tensor was written.
+  void write(const at::Tensor& t);
+  // Every tensor written: flush, fsync and rename into place. Bad input when some are missing.
+  void finish();
+
+ private:
+  struct Impl;
+  std::string path_;
+  std::vector<StTensorSpec> specs_;
+  size_t next_ = 0;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Writes tensors (any of F16/BF16/F32/I32/I64/U8/BOOL; made contiguous and moved to CPU as needed)

@@ -380,3 +380,39 @@ TEST(Safetensors, DtypeNames) {
   EXPECT_EQ(mp::st_dtype_size(mp::StDType::F8_E5M2), 1);
   EXPECT_EQ(mp::st_dtype_size(mp::StDType::U64), 8);
 }
+
+// --- streaming writer --------------------------------------------------------------------------
+
+TEST(Safetensors, StreamingWriterMatchesWholeWriter) {
+  ScratchDir dir;
+  const auto tensors = sample_tensors();
+  mp::write_safetensors(dir.file("whole.safetensors"), tensors, {{"k", "v"}});
+  std::vector<mp::StTensorSpec> specs;
+  for (const auto& [name, t] : tensors) {
+    mp::StDType d;
+    ASSERT_TRUE(mp::st_dtype_from_scalar_type(t.scalar_type(), &d)) << name;
+    specs.push_back({name, d, t.sizes().vec()});
+  }
+  mp::SafetensorsWriter w(dir.file("stream.safetensors"), specs, {{"k", "v"}});
+  for (const auto& kv : tensors) {
+    EXPECT_FALSE(fs::exists(dir.file("stream.safetensors"))) << "appears only when finished";
+    w.write(kv.second);
+  }
+  w.finish();
+  EXPECT_EQ(read_all(dir.file("stream.safetensors")), read_all(dir.file("whole.safetensors")));
+}
+
+TEST(Safetensors, StreamingWriterRefusesMismatchesAndLeavesNoFileUnfinished) {
+  ScratchDir dir;
+  const std::string path = dir.file("out.safetensors");
+  {
+    mp::SafetensorsWriter w(path, {{"a", mp::StDType::F32, {2, 3}}, {"b", mp::StDType::BF16, {4}}});
+    expect_bad_input([&] { w.write(at::ones({3, 2})); }, {path, "tensor 'a'", "shape [3, 2]", "[2, 3]"});
+    w.write(at::ones({2, 3}).t().contiguous().t());  // any layout of the right shape
+    expect_bad_input([&] { w.write(at::ones({4})); }, {path, "tensor 'b'", "Float", "BF16"});
+    expect_bad_input([&] { w.finish(); }, {path, "1 of 2", "tensor 'b'"});
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path())) << "an unfinished writer leaves nothing behind";
+  expect_bad_input([&] { mp::SafetensorsWriter w(path, {{"a", mp::StDType::U16, {2}}}); }, {path, "U16"});
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
