@@ -259,7 +259,7 @@ void Membership::monitor_loop() {
       if (rank_ != 0) monitor_store_->add(beat_key(rank_), 1);
       if (monitor_store_->check({kReason})) {
         const std::string reason = text(monitor_store_->get(kReason));
-        monitor_store_->add(kReasonSeen, 1);
+        if (!seen_reason_.exchange(true)) monitor_store_->add(kReasonSeen, 1);
         const size_t nl = reason.find('\n');
         code = std::atoi(reason.substr(0, nl).c_str());
         line = nl == std::string::npos ? reason : reason.substr(nl + 1);
@@ -294,10 +294,8 @@ bool Membership::await_loss(double seconds) {
 void Membership::post_reason(const std::string& line, int code) noexcept {
   if (world_ == 1 || !store_) return;
   try {
-    if (store_->add(kReasonClaim, 1) == 1) {
-      store_->set(kReason, bytes(fmt::format("{}\n{}", code, line)));
-      store_->add(kReasonSeen, 1);
-    }
+    if (store_->add(kReasonClaim, 1) == 1) store_->set(kReason, bytes(fmt::format("{}\n{}", code, line)));
+    if (!seen_reason_.exchange(true)) store_->add(kReasonSeen, 1);  // this rank knows why the job stops
     if (rank_ != 0) return;
     const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(kLinger));
     while (store_->add(kReasonSeen, 0) < world_ - lost_ranks_ && Clock::now() < until)

@@ -98,6 +98,7 @@ class Membership {
   std::vector<std::chrono::steady_clock::time_point> beat_seen_;
   std::chrono::steady_clock::time_point last_look_;
   int64_t lost_ranks_ = 0;
+  std::atomic<bool> seen_reason_{false};  // this rank counted itself among those that read the reason
   LostFn on_lost_;
   TickFn tick_;
   std::thread monitor_;
