@@ -51,8 +51,6 @@ std::string host_key() {
   return fmt::format("{}|{}|{}", name, first_line_of_file("/proc/sys/kernel/random/boot_id"), ns);
 }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 // The store's own timeout bounds its connect and blocking reads; waiting for ranks has its own
 // deadlines here, so a short MP_DIST_TIMEOUT must not cut rank 0's connection to itself short.
 c10d::TCPStoreOptions store_options(int port, bool server, double timeout_s) {
