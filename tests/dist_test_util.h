@@ -5,7 +5,7 @@
 
 #include "distill/dist/communicator.h"
 #include "distill/dist/dist_env.h"
-#include "distill/dist/socket.h"
+#include "distill/dist/net.h"
 
 #include <ATen/ATen.h>
 

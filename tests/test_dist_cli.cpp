@@ -1,9 +1,10 @@
-// Data-parallel `train` / `distill` through the binary, on the CPU (TCP all-reduce):
+// Data-parallel `train` / `distill` through the binary, on the CPU (c10d's Gloo):
 // --nproc 2 against one process at the same global batch (loss curve and final weights), only
 // rank 0 writing, a rank that dies (the test-only MP_TEST_DIE=RANK:STEP fault) stopping the
-// others within seconds with one clear line, and bad launcher settings refused with exit 2.
+// others within seconds with one clear line, ranks started with other settings and bad launcher
+// settings refused with exit 2.
 #include "common/atomic_output.h"
-#include "distill/dist/socket.h"
+#include "distill/dist/net.h"
 #include "model/model.h"
 #include "tests/distill_fixture.h"
 #include "tests/test_util.h"
@@ -147,11 +148,29 @@ TEST_F(DistCli, ADeadRankStopsTheOthersWithinSeconds) {
   const auto t = Clock::now();
   EXPECT_EQ(wait_for(p0, 60), 1) << mp::read_file(dir.file("rank0.log"));
   const double took = std::chrono::duration<double>(Clock::now() - t).count();
-  EXPECT_LT(took, 20.0) << "rank 0 should stop within seconds, not wait for the 120 s timeout";
+  EXPECT_LT(took, 10.0) << "rank 0 should stop within seconds, not wait for the 120 s timeout";
   const std::string log = mp::read_file(dir.file("rank0.log"));
   EXPECT_EQ(log, "minipuzzle: error: rank 1 (pid " + std::to_string(p1) +
                      ") died or lost connection after step 2; stopping\n");
   std::printf("[ observed ] rank 0 stopped %.2f s after rank 1 died\n", took);
+}
+
+// Ranks started by hand with other settings (here the seed): both refuse at start-up, one line,
+// exit 2, nothing written.
+TEST_F(DistCli, RanksStartedWithOtherSettingsAreRefused) {
+  const int port = mp::dist::find_free_port();
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
+                          " WORLD_SIZE=2 MP_DIST_TIMEOUT=60 OMP_NUM_THREADS=1";
+  const pid_t p0 = spawn_cli("RANK=0 " + env, train("run", 3), dir.file("rank0.log"));
+  const pid_t p1 = spawn_cli("RANK=1 " + env, train("run", 3) + " --seed 5", dir.file("rank1.log"));
+  EXPECT_EQ(wait_for(p0, 60), 2) << mp::read_file(dir.file("rank0.log"));
+  EXPECT_EQ(wait_for(p1, 60), 2) << mp::read_file(dir.file("rank1.log"));
+  const std::string expected = "minipuzzle: error: rank 1 (pid " + std::to_string(p1) +
+                               ") was started with other training settings than rank 0 (data, batch, steps, learning "
+                               "rate, ...); start every rank with the same command\n";
+  EXPECT_EQ(mp::read_file(dir.file("rank0.log")), expected);
+  EXPECT_EQ(mp::read_file(dir.file("rank1.log")), expected);
+  EXPECT_FALSE(fs::exists(dir.file("run/final")));
 }
 
 // Through --nproc: rank 0 dies; rank 1 says so and the launcher names the rank and exits 1.

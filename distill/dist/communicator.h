@@ -32,8 +32,9 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int64_t rank() const = 0;
   virtual int64_t world_size() const = 0;
-  virtual std::string name() const = 0;  // "nccl", "tcp"
-  // Where the small sums run (a CUDA device for NCCL, the CPU for TCP).
+  virtual std::string name() const = 0;  // "gloo", "nccl"
+  // Where the small sums run (a CUDA device for NCCL, the CPU for Gloo). The c10d
+  // implementation (c10d_communicator.h) takes tensors on this device only.
   virtual at::Device device() const = 0;
   // Starts summing `flat` (1-D, contiguous) over all ranks, in place.
   virtual std::shared_ptr<CommWork> start_all_reduce_sum(const at::Tensor& flat) = 0;

@@ -14,7 +14,7 @@ namespace mp::dist {
 // Makes CUDA device `index` the current one of this process (contexts, NCCL, default allocations).
 void use_cuda_device(int index);
 
-// Rank 0 draws the NCCL id that every rank then receives over the control channel.
+// Rank 0 draws the NCCL id that every rank then receives through the job's store (membership.h).
 std::string nccl_unique_id();
 // Joins the NCCL communicator of `world_size` ranks on CUDA device `device` (blocking until all
 // ranks have joined; the liveness monitor must already run, so a rank dying here is noticed).

@@ -1,10 +1,11 @@
 #include "distill/dist/data_parallel.h"
 
 #include "common/error.h"
-#include "distill/dist/control_channel.h"
+#include "distill/dist/c10d_communicator.h"
+#include "distill/dist/c10d_compat.h"
 #include "distill/dist/cuda_support.h"
 #include "distill/dist/grad_buckets.h"
-#include "distill/dist/tcp_communicator.h"
+#include "distill/dist/membership.h"
 #include "model/model.h"
 
 #include <ATen/ATen.h>
@@ -50,34 +51,35 @@ uint64_t weights_checksum(const std::vector<at::Tensor>& weights) {
 class Session {
  public:
   Session(const DistEnv& env, at::Device dev, const std::string& backend, uint64_t fingerprint)
-      : env_(env), channel_(env, fingerprint) {
+      : env_(env), members_(env, fingerprint) {
     if (const char* die = std::getenv("MP_TEST_DIE")) {
       if (std::sscanf(die, "%ld:%ld", &die_rank_, &die_step_) != 2)
         fail_usage("MP_TEST_DIE: expected RANK:STEP (a test-only fault), got '{}'", die);
     }
     std::string id;
-    if (backend == "nccl") {
+    if (backend == "nccl-raw") {
 #if defined(MP_WITH_NCCL)
-      id = channel_.broadcast(env.rank == 0 ? nccl_unique_id() : std::string());
+      id = members_.broadcast(env.rank == 0 ? nccl_unique_id() : std::string());
 #endif
     }
-    channel_.start_monitor([this](const std::string& line, int code) { fatal(line, code); },
+    // The monitor runs before the process group forms, so a rank dying while the others wait
+    // for it there is noticed too.
+    members_.start_monitor([this](const std::string& line, int code) { fatal(line, code); },
                            [this]() -> std::string {
                              Communicator* c = comm_ptr_.load();
                              return c ? c->poll_error() : std::string();
                            });
-    if (backend == "nccl") {
+    if (backend == "nccl-raw") {
 #if defined(MP_WITH_NCCL)
       comm_ = make_nccl_communicator(env.rank, env.world_size, dev.index(), id);
 #endif
     } else {
-      comm_ = std::make_unique<TcpCommunicator>(env.rank, env.world_size, channel_.data_peers(), env.timeout_s,
-                                                [this](int64_t r) { return channel_.pid_of(r); });
+      comm_ = make_c10d_communicator(backend, members_, dev);
     }
     comm_ptr_ = comm_.get();
   }
   ~Session() {
-    channel_.stop_monitor();
+    members_.stop_monitor();
     comm_ptr_ = nullptr;
     buckets_.reset();
     comm_.reset();
@@ -104,7 +106,7 @@ class Session {
     };
     h.after_backward = [this, then = base.after_backward](int64_t step, const std::vector<at::Tensor>& grads) {
       guarded([&] { buckets_->finish(grads); });
-      channel_.set_steps_done(step + 1);  // every collective of this step is complete
+      members_.set_steps_done(step + 1);  // every collective of this step is complete
       if (then) then(step, grads);
     };
     return h;
@@ -112,18 +114,21 @@ class Session {
 
   void finish() {
     comm_->finish();
-    channel_.finish();
+    members_.finish();
   }
-  void fail(int exit_code) noexcept { channel_.announce_failure(exit_code); }
+  void fail(int exit_code) noexcept { members_.announce_failure(exit_code); }
 
  private:
-  // A collective failed (a rank went missing, a timeout): stop the whole job now.
+  // A collective failed (a rank went missing, a timeout): stop the whole job now. Usually a rank
+  // went: the monitor then names it, which takes up to the heartbeat timeout.
   template <typename F>
   void guarded(F&& f) {
     try {
       f();
     } catch (const Error& e) {
-      fatal(fmt::format("{} {}; stopping", e.what(), channel_.progress()), 1);
+      if (members_.await_loss(env_.heartbeat_timeout_s + 2.0))  // the monitor is stopping the process
+        std::this_thread::sleep_for(std::chrono::seconds(20));
+      fatal(fmt::format("{} {}; stopping", e.what(), members_.progress()), 1);
     }
   }
 
@@ -140,7 +145,7 @@ class Session {
       std::this_thread::sleep_for(std::chrono::seconds(10));
       ::_exit(code);
     }).detach();
-    channel_.relay_abort(line, code);
+    members_.relay_abort(line, code);
     if (Communicator* c = comm_ptr_.load()) c->abort();
     ::_exit(code);
   }
@@ -164,7 +169,7 @@ class Session {
   }
 
   DistEnv env_;
-  ControlChannel channel_;
+  Membership members_;
   std::unique_ptr<Communicator> comm_;
   std::atomic<Communicator*> comm_ptr_{nullptr};
   std::unique_ptr<GradBuckets> buckets_;
@@ -172,6 +177,33 @@ class Session {
   long die_rank_ = -1, die_step_ = -1;
   bool first_step_ = true;
 };
+
+// The collective library for this device (MP_DIST_BACKEND, dist_env.h), checked against what
+// this build has before any connection is made.
+std::string choose_backend(std::string backend, at::Device dev, const std::string& device) {
+  if (backend == "auto") {
+    if (!dev.is_cuda()) backend = "gloo";
+    else if (compat::have_nccl()) backend = "nccl";
+    else if (kHaveNccl) backend = "nccl-raw";
+    else
+      fail_usage("data parallel on {} needs NCCL, which this build lacks (a CUDA LibTorch >= 2.3 with "
+                 "ProcessGroupNCCL, or nccl.h, when it was configured; see docs/distributed.md)", device);
+  }
+  if (backend == "gloo" && dev.is_cuda())
+    fail_usage("MP_DIST_BACKEND=gloo runs on the CPU, not on {}; use nccl for CUDA devices", device);
+  if ((backend == "nccl" || backend == "nccl-raw") && !dev.is_cuda())
+    fail_usage("MP_DIST_BACKEND={} needs a CUDA --device (got {}); use gloo for the CPU", backend, device);
+  if (backend == "gloo" && !compat::have_gloo())
+    fail_usage("data parallel on the CPU needs Gloo, which this build lacks (LibTorch's ProcessGroupGloo.hpp or "
+               "Gloo's headers were not found when it was configured; see docs/distributed.md)");
+  if (backend == "nccl" && !compat::have_nccl())
+    fail_usage("MP_DIST_BACKEND=nccl: this build has no ProcessGroupNCCL (it needs a CUDA LibTorch >= 2.3 when "
+               "configured; see docs/distributed.md)");
+  if (backend == "nccl-raw" && !kHaveNccl)
+    fail_usage("MP_DIST_BACKEND=nccl-raw: this build has no NCCL (nccl.h was not found when it was configured; see "
+               "docs/distributed.md)");
+  return backend;
+}
 
 }  // namespace
 
@@ -190,25 +222,18 @@ TrainSummary run_data_parallel(TrainConfig c, const DistEnv& env, TrainHooks hoo
   validate_train_config(c, env.world_size);
   if (c.device == "cuda") c.device = "cuda:" + std::to_string(env.local_rank);
   const at::Device dev = parse_device(c.device);
-  std::string backend = env.backend;
-  if (backend == "auto") backend = dev.is_cuda() && kHaveNccl ? "nccl" : "tcp";
-  if (backend == "nccl" && !dev.is_cuda())
-    fail_usage("MP_DIST_BACKEND=nccl needs a CUDA --device (got {}); use tcp for the CPU", c.device);
-  if (backend == "nccl" && !kHaveNccl)
-    fail_usage("MP_DIST_BACKEND=nccl: this build has no NCCL (nccl.h was not found when it was configured; see "
-               "docs/distributed.md)");
+  const std::string backend = choose_backend(env.backend, dev, c.device);
 #if defined(MP_WITH_TORCH_CUDA)
   if (dev.is_cuda()) use_cuda_device(dev.index());
 #endif
   Session session(env, dev, backend, job_fingerprint(c));
   if (env.rank == 0 && !c.quiet) {
-    std::string how = backend;
+    std::string how = "c10d " + backend + " (LibTorch " + compat::torch_version() + ")";
 #if defined(MP_WITH_NCCL)
-    if (backend == "nccl") how += " " + nccl_version();
+    if (backend == "nccl-raw") how = "NCCL " + nccl_version() + " called directly";
 #endif
-    std::fprintf(stderr, "data parallel: %ld ranks, %s all-reduce, gradient buckets of %ld MiB%s\n",
-                 static_cast<long>(env.world_size), how.c_str(), static_cast<long>(env.bucket_bytes >> 20),
-                 dev.is_cuda() && backend == "tcp" ? " (no NCCL in this build: slow)" : "");
+    std::fprintf(stderr, "data parallel: %ld ranks, %s, gradient buckets of %ld MiB\n",
+                 static_cast<long>(env.world_size), how.c_str(), static_cast<long>(env.bucket_bytes >> 20));
   }
   try {
     TrainSummary s = run_training(c, session.hooks(std::move(hooks)));

@@ -8,8 +8,9 @@
 // checksum is compared across ranks at the first step and every MP_DIST_CHECK_EVERY steps
 // (runtime error on a mismatch). Only rank 0 writes files, evaluates and prints; the others'
 // error messages start with "rank N: ".
-// Collectives: NCCL for CUDA devices (rank r uses cuda:LOCAL_RANK when --device is "cuda"), TCP
-// for the CPU (dist_env.h: MP_DIST_BACKEND).
+// Collectives: LibTorch's c10d, ProcessGroupNCCL for CUDA devices (rank r uses cuda:LOCAL_RANK
+// when --device is "cuda") and ProcessGroupGloo for the CPU, joined through c10d's TCPStore
+// (membership.h; dist_env.h: MP_DIST_BACKEND).
 // Failure: when a rank dies or stops with an error, every other rank prints one line naming it
 // and the step ("rank 1 (pid 4242) died or lost connection after step 2; stopping"), aborts its
 // collectives and exits: code 1, or the failing rank's own code when it reported one. Nobody

@@ -61,12 +61,13 @@ DistEnv dist_env_from(const std::function<const char*(const char*)>& get) {
     fail_usage("{} {} is out of range for {} {} (expected 0..{})", e.rank_var, e.rank, e.world_var, e.world_size,
                e.world_size - 1);
   e.timeout_s = positive(get, "MP_DIST_TIMEOUT", e.timeout_s);
+  e.heartbeat_timeout_s = positive(get, "MP_DIST_HEARTBEAT_TIMEOUT", e.heartbeat_timeout_s);
   e.bucket_bytes = whole(get, "MP_DIST_BUCKET_MB", 25, 1) << 20;
   e.check_every = whole(get, "MP_DIST_CHECK_EVERY", e.check_every, 0);
   if (const char* b = get("MP_DIST_BACKEND")) {
     e.backend = b;
-    if (e.backend != "auto" && e.backend != "nccl" && e.backend != "tcp")
-      fail_usage("MP_DIST_BACKEND: expected auto, nccl or tcp, got '{}'", e.backend);
+    if (e.backend != "auto" && e.backend != "nccl" && e.backend != "gloo" && e.backend != "nccl-raw")
+      fail_usage("MP_DIST_BACKEND: expected auto, nccl, gloo or nccl-raw, got '{}'", e.backend);
   }
   if (!e.distributed()) return e;
   const char* addr = get("MASTER_ADDR");

@@ -1,7 +1,7 @@
 #include "distill/dist/local_launch.h"
 
 #include "common/error.h"
-#include "distill/dist/socket.h"
+#include "distill/dist/net.h"
 
 #include <chrono>
 #include <csignal>
