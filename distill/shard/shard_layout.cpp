@@ -63,7 +63,8 @@ std::vector<OwnedRange> ShardLayout::owned_ranges() const {
     const int64_t lo = rank_ * u.shard, hi = lo + u.shard;
     for (const FlatTensor& t : u.tensors) {
       const int64_t a = std::clamp(lo, t.offset, t.offset + t.numel), b = std::clamp(hi, t.offset, t.offset + t.numel);
-      out.push_back({t.name, static_cast<int64_t>(k), a - t.offset, b - t.offset, a - lo});
+      // An empty range (the tensor lies wholly outside the shard) sits at a valid shard offset.
+      out.push_back({t.name, static_cast<int64_t>(k), a - t.offset, b - t.offset, std::clamp(a - lo, int64_t{0}, u.shard)});
     }
   }
   return out;
