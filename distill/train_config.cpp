@@ -62,6 +62,7 @@ const std::vector<ConfigKey>& train_config_keys() {
       {"logit_slice", KeyType::Int, "both", "Tokens per LM-head slice inside the loss"},
       {"recompute", KeyType::Bool, "both", "Recompute each layer's activations in the backward (less memory, ~1/3 more compute)"},
       {"keep_ssd_states", KeyType::Bool, "both", "CUDA: keep each Mamba scan's chunk states for its backward (faster backward, more activation memory; on anyway per layer under --recompute)"},
+      {"shard", KeyType::String, "both", "Data-parallel sharding: none (replicas), optimizer (masters, moments and gradients split over ranks) or full (weights too, gathered per layer; implies per-layer recomputation; the teacher is sharded as well)"},
       {"resume", KeyType::Bool, "both", "Continue the run in OUTPUT (from OUTPUT/latest when present)"},
       {"overwrite", KeyType::Bool, "both", "Replace an existing --output folder's contents (never one holding an input)"},
       {"quiet", KeyType::Bool, "both", "No progress lines"},
@@ -86,8 +87,8 @@ void visit(C& c, F&& f) {
   f("hidden_loss", c.hidden_loss), f("hidden_weight", c.hidden_weight), f("hidden_map", c.hidden_map);
   f("eval_every", c.eval_every), f("eval_samples", c.eval_samples), f("save_every", c.save_every);
   f("seed", c.seed), f("device", c.device), f("dtype", c.dtype), f("logit_slice", c.logit_slice);
-  f("recompute", c.recompute), f("keep_ssd_states", c.keep_ssd_states), f("resume", c.resume), f("quiet", c.quiet);
-  f("overwrite", c.overwrite);
+  f("recompute", c.recompute), f("keep_ssd_states", c.keep_ssd_states), f("shard", c.shard);
+  f("resume", c.resume), f("quiet", c.quiet), f("overwrite", c.overwrite);
 }
 
 const char* json_type(const nlohmann::json& v) { return v.type_name(); }
@@ -202,6 +203,8 @@ void validate_train_config(const TrainConfig& c, int64_t world_size) {
       c.dtype != "fp16" && c.dtype != "float16")
     fail_usage("--dtype: expected auto, fp32, bf16 or fp16, got '{}'", c.dtype);
   if (c.logit_slice < 1) fail_usage("--logit-slice must be >= 1");
+  if (c.shard != "none" && c.shard != "optimizer" && c.shard != "full")
+    fail_usage("--shard: expected none, optimizer or full, got '{}'", c.shard);
   if (c.recompute && c.hidden_loss != "none")
     fail_usage("--recompute cannot be combined with --hidden-loss (the hidden-state loss needs the kept activations)");
 }
@@ -209,7 +212,7 @@ void validate_train_config(const TrainConfig& c, int64_t world_size) {
 bool resume_may_change(const std::string& key) {
   static const std::set<std::string> free = {"output", "eval_data", "eval_every", "eval_samples", "save_every",
                                              "device", "dtype",     "logit_slice", "resume",      "quiet", "recompute", "overwrite",
-                                             "keep_ssd_states"};
+                                             "keep_ssd_states", "shard"};
   return free.count(key) > 0;
 }
 

@@ -38,6 +38,7 @@ struct TrainConfig {
   int64_t logit_slice = 1024;                   // tokens per LM-head slice in the loss
   bool recompute = false;                       // recompute each layer's activations in the backward
   bool keep_ssd_states = false;                 // keep the SSD scans' chunk states for the backward (CUDA)
+  std::string shard = "none";                   // none | optimizer | full (distill/shard/sharded_model.h)
   bool resume = false, quiet = false, overwrite = false;
 
   int64_t total_steps() const;

@@ -13,6 +13,7 @@
 #include "distill/optim.h"
 #include "distill/schedule.h"
 #include "model/device_memory.h"
+#include "distill/shard/sharded_model.h"
 #include "model/forward.h"
 #include "model/weights.h"
 
@@ -97,6 +98,16 @@ struct Student {
       if (!shares_masters) w.copy_(opt->masters()[i]);
     }
   }
+  // Weights (when not the masters), masters, moments and a whole gradient in the compute dtype.
+  int64_t held_bytes() const {
+    int64_t b = 0;
+    for (size_t i = 0; i < opt->names().size(); ++i) {
+      const at::Tensor& w = model.weights.at(opt->names()[i]);
+      const int64_t wb = w.numel() * static_cast<int64_t>(w.element_size());
+      b += 3 * opt->masters()[i].numel() * 4 + wb + (shares_masters ? 0 : wb);
+    }
+    return b;
+  }
   Model detached() const {
     Model m;
     m.config = model.config;
@@ -115,6 +126,7 @@ nlohmann::json TrainSummary::to_json() const {
   nlohmann::json j = {{"mode", mode}, {"start_step", start_step}, {"steps_done", steps_done},
                       {"total_steps", total_steps}, {"tokens", tokens}, {"parameters", parameters},
                       {"seconds", seconds}, {"tokens_per_s", tokens_per_s}, {"seconds_per_step", seconds_per_step},
+                      {"shard", shard}, {"state_bytes_per_rank", state_bytes_per_rank},
                       {"last_train", {{"loss", last_loss}, {"kl", last_kl}, {"ce", last_ce}}},
                       {"finished", finished}, {"output", output_dir}};
   if (eval_start) j["eval_start"] = stats_json(*eval_start);
@@ -134,6 +146,10 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   const at::Device dev = parse_device(cfg.device);
   const at::ScalarType dt = compute_dtype(cfg, dev);
   const int64_t L = cfg.seq_len, accum = cfg.global_batch / (cfg.micro_batch * hooks.world_size);
+  // At world size 1 there is nothing to split: every mode runs as none.
+  const shard::ShardMode smode = hooks.world_size > 1 ? shard::parse_shard_mode(cfg.shard) : shard::ShardMode::None;
+  if (smode != shard::ShardMode::None && !hooks.comm)
+    fail_runtime("--shard {}: rank {} of {} has no communicator", cfg.shard, hooks.rank, hooks.world_size);
 
   // 1. Where to start (reads only).
   std::optional<std::string> resume_dir;
@@ -190,6 +206,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
     student.rebind(dt);
     sampler.set_position(state.sampler_position);
   }
+  const int64_t base_layers = base.config.num_layers();
   base = Model();  // the masters hold the weights now
 
   // 3. Output folder and records.
@@ -222,6 +239,24 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
     sum.eval_start = evaluate(0, student.model, "student");
   }
 
+  // The sharded student (and teacher) replace the whole replicas from here on.
+  std::unique_ptr<shard::ShardedStudent> sharded;
+  std::unique_ptr<shard::ShardedTeacher> sharded_teacher;
+  const int64_t teacher_layers = teacher ? teacher->config.num_layers() : 1;
+  if (smode != shard::ShardMode::None) {
+    sharded = std::make_unique<shard::ShardedStudent>(*student.opt, student.model.config, smode, dt, *hooks.comm);
+    student = Student();
+    if (teacher && smode == shard::ShardMode::Full) {
+      sharded_teacher = std::make_unique<shard::ShardedTeacher>(*teacher, *hooks.comm);
+      teacher.reset();
+    }
+  }
+  sum.shard = shard::shard_mode_name(smode);
+  sum.state_bytes_per_rank = sharded ? sharded->held_bytes() : student.held_bytes();
+  // Collective when sharded: every rank calls it; the whole model lands on rank 0 only.
+  auto whole_student = [&]() { return sharded ? sharded->gather_model(main_rank) : student.detached(); };
+  const bool evaluating = !cfg.eval_data.empty();
+
   // 4. The loop.
   KdLossOptions ko;
   ko.kind = kind, ko.temperature = cfg.temperature, ko.slice_tokens = cfg.logit_slice;
@@ -234,8 +269,8 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   std::string last_good = resume_dir ? *resume_dir : "";
   int64_t step = state.step;
   int64_t last_saved = resume_dir ? step : -1;
-  ResidualRecorder rec_s(student.model.config.num_layers()), rec_t(teacher ? teacher->config.num_layers() : 1);
-  if (hooks.on_weights) hooks.on_weights(student.weights());
+  ResidualRecorder rec_s(base_layers), rec_t(teacher_layers);
+  if (hooks.on_weights && !sharded) hooks.on_weights(student.weights());
 
   while (step < total && !(hooks.stop_at > 0 && step >= hooks.stop_at)) {
     const auto t_step = std::chrono::steady_clock::now();
@@ -251,16 +286,50 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
       if (!pairs.empty()) fs_opt.observer = &rec_s.observer(), ft_opt.observer = &rec_t.observer();
       fs_opt.recompute = cfg.recompute;
       fs_opt.keep_ssd_states = cfg.keep_ssd_states;
-      at::Tensor hs = apply_final_norm(student.model, forward_hidden(student.model, ids, fs_opt));
-      at::Tensor ht;
-      if (teacher) {
-        at::NoGradGuard no_grad;
-        ht = apply_final_norm(*teacher, forward_hidden(*teacher, ids, ft_opt));
-        ht = ht.reshape({B * L, ht.size(-1)});
+      KdLossResult r;
+      at::Tensor loss;
+      if (!sharded) {
+        at::Tensor hs = apply_final_norm(student.model, forward_hidden(student.model, ids, fs_opt));
+        at::Tensor ht;
+        if (teacher) {
+          at::NoGradGuard no_grad;
+          ht = apply_final_norm(*teacher, forward_hidden(*teacher, ids, ft_opt));
+          ht = ht.reshape({B * L, ht.size(-1)});
+        }
+        r = kd_loss(hs.reshape({B * L, hs.size(-1)}), student.model.w(kLmHeadName), ht,
+                    teacher ? teacher->w(kLmHeadName) : at::Tensor(), targets, ko);
+        loss = r.loss;
+      } else {
+        sharded->begin_micro();
+        at::Tensor h = sharded->runner().forward_hidden(ids, fs_opt.observer, cfg.recompute, cfg.keep_ssd_states);
+        at::Tensor t_hidden;
+        if (distill) {
+          at::NoGradGuard no_grad;
+          t_hidden = sharded_teacher ? sharded_teacher->runner().forward_hidden(ids, ft_opt.observer, false, false)
+                                     : forward_hidden(*teacher, ids, ft_opt);
+        }
+        // The student's head unit: final norm, LM head and the fused loss (with the teacher's
+        // head, gathered for the while when the teacher is sharded).
+        loss = sharded->runner().head(h, [&](const Model& v, const at::Tensor& x) {
+          at::Tensor hs = apply_final_norm(v, x);
+          hs = hs.reshape({B * L, hs.size(-1)});
+          auto with_teacher = [&](const Model& tm) {
+            at::Tensor ht;
+            {
+              at::NoGradGuard no_grad;
+              ht = apply_final_norm(tm, t_hidden);
+              ht = ht.reshape({B * L, ht.size(-1)});
+            }
+            r = kd_loss(hs, v.w(kLmHeadName), ht, tm.w(kLmHeadName), targets, ko);
+            return r.loss;
+          };
+          if (!distill) {
+            r = kd_loss(hs, v.w(kLmHeadName), at::Tensor(), at::Tensor(), targets, ko);
+            return r.loss;
+          }
+          return sharded_teacher ? sharded_teacher->runner().with_head(with_teacher) : with_teacher(*teacher);
+        });
       }
-      KdLossResult r = kd_loss(hs.reshape({B * L, hs.size(-1)}), student.model.w(kLmHeadName), ht,
-                               teacher ? teacher->w(kLmHeadName) : at::Tensor(), targets, ko);
-      at::Tensor loss = r.loss;
       if (!pairs.empty()) {
         at::Tensor h = cosine_hidden_loss(rec_s, rec_t, pairs);
         sl.hidden += h.item<double>() / accum;
@@ -276,9 +345,13 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
       hooks.average(v);
       sl.loss = v[0], sl.kl = v[1], sl.ce = v[2], sl.hidden = v[3];
     }
-    std::vector<at::Tensor> grads = student.grads();
+    if (sharded) sharded->finish_grads();
+    std::vector<at::Tensor> grads = sharded ? sharded->grads() : student.grads();
     if (hooks.after_backward) hooks.after_backward(step, grads);
-    const double gnorm = std::isfinite(sl.loss) ? clip_grad_norm(grads, cfg.clip) : sl.loss;
+    // The loss is the ranks' mean, so every rank takes the same branch (the sharded norm is a collective).
+    const double gnorm = !std::isfinite(sl.loss) ? sl.loss
+                         : sharded             ? sharded->clip(cfg.clip)
+                                               : clip_grad_norm(grads, cfg.clip);
     if (!std::isfinite(sl.loss) || !std::isfinite(gnorm)) {
       auto word = [](double x) { return std::isnan(x) ? std::string("nan") : x > 0 ? "inf" : "-inf"; };
       const std::string what = std::isfinite(sl.loss) ? "the gradient norm is " + word(gnorm)
@@ -290,8 +363,12 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
       record({{"type", "error"}, {"step", step + 1}, {"message", msg}});
       fail_input("{}", msg);
     }
-    student.opt->step(grads, lr);
-    student.after_step();
+    if (sharded) {
+      sharded->step(lr);
+    } else {
+      student.opt->step(grads, lr);
+      student.after_step();
+    }
     ++step;
     sum.tokens += cfg.tokens_per_step();
     const double dt_step = seconds_since(t_step);
@@ -306,12 +383,27 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
                      distill ? fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", step, total,
                                            sl.loss, sl.kl, sl.ce, lr)
                              : fmt::format("step {}/{} | loss {:.4f} | lr {:.2e}", step, total, sl.loss, lr));
-    if (eval_windows.defined() && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total)
-      sum.eval_end = evaluate(step, student.model, "student");
+    if (evaluating && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) {
+      if (!sharded) {
+        if (eval_windows.defined()) sum.eval_end = evaluate(step, student.model, "student");
+      } else {
+        Model whole = whole_student();
+        if (eval_windows.defined()) sum.eval_end = evaluate(step, whole, "student");
+      }
+    }
     const bool stopping = hooks.stop_at > 0 && step >= hooks.stop_at && step < total;
-    if (main_rank && ((cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) || stopping)) {
-      TrainerState st{step, sum.tokens, sampler.position(), student.opt->steps_taken(), train_config_to_json(cfg)};
-      save_training_checkpoint(cfg.output, student.detached(), *student.opt, st, companions);
+    if ((cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) || stopping) {
+      // Sharded runs gather the whole student and optimizer onto rank 0 and write the usual checkpoint.
+      if (sharded) {
+        Model whole = whole_student();
+        std::unique_ptr<AdamW> opt = sharded->gather_optimizer(main_rank);
+        TrainerState st{step, sum.tokens, sampler.position(), sharded->optimizer().steps_taken(),
+                        train_config_to_json(cfg)};
+        if (main_rank) save_training_checkpoint(cfg.output, whole, *opt, st, companions);
+      } else if (main_rank) {
+        TrainerState st{step, sum.tokens, sampler.position(), student.opt->steps_taken(), train_config_to_json(cfg)};
+        save_training_checkpoint(cfg.output, student.detached(), *student.opt, st, companions);
+      }
       last_good = cfg.output + "/" + checkpoint_dir_name(step);
       last_saved = step;
     }
@@ -324,7 +416,9 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   sum.seconds_per_step = sum.steps_done ? sum.seconds / sum.steps_done : 0.0;
   sum.tokens_per_s = sum.steps_done * cfg.tokens_per_step() / std::max(sum.seconds, 1e-9);
   sum.finished = step >= total;
-  if (sum.finished && eval_windows.defined()) sum.eval_end = evaluate(step, student.model, "student");
+  Model final_student;
+  if (sum.finished) final_student = whole_student();
+  if (sum.finished && eval_windows.defined()) sum.eval_end = evaluate(step, final_student, "student");
   progress.finish(fmt::format("loss {:.4f}", sum.last_loss));
   sum.output_dir = sum.finished ? cfg.output + "/final" : last_good;
   sum.peak_gpu_bytes = peak_memory_bytes(dev), sum.peak_gpu_reserved_bytes = peak_reserved_bytes(dev);
@@ -332,7 +426,7 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
     if (sum.finished) {
       SaveOptions so;
       so.companions_from = companions;
-      save_model(student.detached(), cfg.output + "/final", so);
+      save_model(final_student, cfg.output + "/final", so);
     }
     write_file_atomic(cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
     write_file_atomic(cfg.output + "/loss.svg",

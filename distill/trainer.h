@@ -6,7 +6,10 @@
 // student (and the teacher without grad), form the loss, backward (scaled by 1 / micro-batches).
 // Then: hooks.average(losses) and hooks.after_backward(grads) (data parallel: means over ranks,
 // distill/dist/data_parallel.h), a finite check of loss and gradient norm, clipping, AdamW on
-// fp32 masters, copy masters into the compute-dtype student. Records go to OUTPUT/metrics.jsonl; checkpoints every save_every steps
+// fp32 masters, copy masters into the compute-dtype student. With --shard optimizer|full and
+// more than one rank, the student (and with full the teacher) is sharded instead
+// (distill/shard/sharded_model.h): gradients are reduce-scattered during the backward, clipping
+// uses the norm over all shards, and each rank updates its shard. Records go to OUTPUT/metrics.jsonl; checkpoints every save_every steps
 // (checkpoint.h); the trained student to OUTPUT/final; a summary to OUTPUT/summary.json.
 //
 // Invariants: on CPU the same config gives bit-identical weights, and a run stopped after a
@@ -29,6 +32,10 @@
 #include <string>
 #include <vector>
 
+namespace mp::dist {
+class Communicator;
+}
+
 namespace mp {
 
 // Seams for data parallelism (distill/dist/data_parallel.h) and tests. Steps are 0-based here
@@ -36,6 +43,10 @@ namespace mp {
 // and evaluates; every rank runs the same steps.
 struct TrainHooks {
   int64_t rank = 0, world_size = 1;
+  // The ranks' collectives; needed by --shard optimizer|full at world size > 1 (the trainer then
+  // reduce-scatters and gathers itself, and neither calls on_weights nor hands after_backward
+  // whole gradients: it gets this rank's fp32 gradient shards instead).
+  dist::Communicator* comm = nullptr;
   // Once, before the first step: the student's weight tensors in parameter order. They stay the
   // same tensors (updated in place) for the whole run, so autograd hooks may be put on them.
   std::function<void(const std::vector<at::Tensor>& weights)> on_weights;
@@ -56,6 +67,10 @@ struct TrainSummary {
   double seconds = 0.0, tokens_per_s = 0.0, seconds_per_step = 0.0;
   double last_loss = 0.0, last_kl = 0.0, last_ce = 0.0;
   std::optional<LmStats> eval_start, eval_end, teacher_eval;
+  // Bytes of weights, gradients and optimizer state this rank keeps at the optimizer step (for
+  // --shard none the whole gradient counts, whether held in .grad or in the all-reduce buckets).
+  int64_t state_bytes_per_rank = 0;
+  std::string shard = "none";  // the sharding that ran (none at world size 1)
   bool finished = false;    // reached total_steps and wrote OUTPUT/final
   std::string output_dir;   // OUTPUT/final when finished, else the last checkpoint
   // CUDA only: the caching allocator's peaks over the process (allocated, and held from the card).

@@ -88,6 +88,7 @@ class Session {
   TrainHooks hooks(TrainHooks base) {
     TrainHooks h = base;
     h.rank = env_.rank, h.world_size = env_.world_size;
+    h.comm = comm_.get();  // sharded runs (--shard) do their own collectives; then no buckets exist
     h.on_weights = [this](const std::vector<at::Tensor>& w) {
       weights_ = w;
       buckets_ = std::make_unique<GradBuckets>(w, env_.bucket_bytes, *comm_);
@@ -95,17 +96,19 @@ class Session {
     h.before_backward = [this](int64_t step, int64_t micro, bool last) {
       if (micro == 0) {
         if (env_.rank == die_rank_ && step + 1 == die_step_) ::raise(SIGKILL);
-        if (env_.check_every > 0 && (first_step_ || step % env_.check_every == 0)) check_replicas(step + 1);
+        // Sharded runs (--shard) hand over no replicated weights: nothing to compare.
+        if (env_.check_every > 0 && !weights_.empty() && (first_step_ || step % env_.check_every == 0))
+          check_replicas(step + 1);
         first_step_ = false;
       }
-      if (last) buckets_->arm();
+      if (last && buckets_) buckets_->arm();
     };
     h.average = [this](std::vector<double>& v) {
       guarded([&] { comm_->all_reduce_sum(v); });
       for (double& x : v) x /= static_cast<double>(env_.world_size);
     };
     h.after_backward = [this, then = base.after_backward](int64_t step, const std::vector<at::Tensor>& grads) {
-      guarded([&] { buckets_->finish(grads); });
+      if (buckets_) guarded([&] { buckets_->finish(grads); });
       members_.set_steps_done(step + 1);  // every collective of this step is complete
       if (then) then(step, grads);
     };
@@ -211,7 +214,7 @@ uint64_t job_fingerprint(const TrainConfig& config) {
   nlohmann::json shaped = nlohmann::json::object();
   const nlohmann::json all = train_config_to_json(config);
   for (auto it = all.begin(); it != all.end(); ++it)
-    if (!resume_may_change(it.key()) || it.key() == "dtype") shaped[it.key()] = it.value();
+    if (!resume_may_change(it.key()) || it.key() == "dtype" || it.key() == "shard") shaped[it.key()] = it.value();
   uint64_t h = 1469598103934665603ull;
   for (unsigned char ch : shaped.dump()) h = (h ^ ch) * 1099511628211ull;
   return h;
