@@ -4,7 +4,8 @@
 #   scripts/fetch_tokenizers.sh [DEST] [NAME...]
 #     DEST defaults to .tokenizers (git-ignored); NAMEs default to the ones the tests use
 #     (gpt2 qwen3 llama2); "all" adds llama3, deepseek_v3 and gemma3.
-#   -> DEST/NAME/tokenizer.json + tokenizer_config.json, DEST/node_modules/@anush008/tokenizers
+#   -> DEST/NAME/tokenizer.json + tokenizer_config.json, DEST/node_modules/@anush008/tokenizers,
+#      DEST/text/sotu/*.txt (the State of the Union addresses some fixtures are built from)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:-.tokenizers}
@@ -59,4 +60,5 @@ if [ "$(uname -m)" = x86_64 ] && [ "$(uname -s)" = Linux ]; then
   fetch "@anush008/tokenizers@0.6.0" tokenizers "$dest/node_modules/@anush008/tokenizers"
   fetch "@anush008/tokenizers-linux-x64-gnu@0.6.0" tokenizers-linux-x64-gnu "$dest/node_modules/@anush008/tokenizers-linux-x64-gnu"
 fi
+bash scripts/fetch_text.sh "$dest/text"
 echo "fetch_tokenizers: ${names[*]} in $dest"
