@@ -33,7 +33,7 @@ echo "corpus: $(wc -l < "$work/files.txt") files, $(cat $(cat "$work/files.txt")
 export NODE_PATH=$PWD/.tokenizers/node_modules
 status=0
 for n in "${names[@]}"; do
-  ./build/minipuzzle data from-text $(cat "$work/files.txt") --tokenizer ".tokenizers/$n" --no-eod --quiet \
+  "${MP_BIN:-./build/minipuzzle}" data from-text $(cat "$work/files.txt") --tokenizer ".tokenizers/$n" --no-eod --quiet \
     --output "$work/$n" 2>/dev/null
   node scripts/tokenizer_reference.js compare ".tokenizers/$n/tokenizer.json" "$work/$n" $(cat "$work/files.txt") || status=1
 done
