@@ -1,9 +1,11 @@
-// minipuzzle data from-text | info: token data in Megatron's indexed format.
+// minipuzzle data from-text | from-jsonl | info: token data in Megatron's indexed format.
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "common/output_guard.h"
 #include "data/indexed_dataset.h"
 #include "data/text_dataset.h"
+#include "data/tokenize_corpus.h"
+#include "data/tokenizer/tokenizer.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -16,30 +18,86 @@ namespace {
 
 struct FromTextArgs {
   std::vector<std::string> files;
-  std::string output;
-  bool overwrite = false;
+  std::string output, tokenizer, json_key = "text";
+  bool overwrite = false, no_eod = false, add_special_tokens = false, quiet = false;
+  int threads = 0;
 };
 
 struct DataInfoArgs {
   std::string prefix;
 };
 
+// Options shared by from-text and from-jsonl.
+void add_corpus_options(CLI::App* cmd, FromTextArgs& a, bool tokenizer_note) {
+  cmd->add_option("--output", a.output, "Output prefix (PREFIX.bin + PREFIX.idx)")->required();
+  cmd->add_option("--tokenizer", a.tokenizer,
+                  tokenizer_note ? "Hugging Face tokenizer.json, or a checkpoint folder holding one (default: UTF-8 bytes, vocab 256)"
+                                 : "Hugging Face tokenizer.json, or a checkpoint folder holding one");
+  cmd->add_flag("--no-eod", a.no_eod, "Do not append the tokenizer's EOS token to each document");
+  cmd->add_flag("--add-special-tokens", a.add_special_tokens,
+                "Apply the tokenizer's post-processor to each document (e.g. a leading BOS)");
+  cmd->add_option("--threads", a.threads, "Tokenizer threads (0: all cores)")->capture_default_str();
+  cmd->add_flag("--quiet", a.quiet, "No progress lines");
+  cmd->add_flag("--overwrite", a.overwrite, "Replace existing PREFIX.bin/.idx (never an input)");
+}
+
+// PREFIX.bin and PREFIX.idx: never an input, never an existing file unless --overwrite.
+void guard_token_outputs(const FromTextArgs& a) {
+  std::vector<std::string> inputs = a.files;
+  if (!a.tokenizer.empty()) inputs.push_back(a.tokenizer);
+  for (const std::string& out : token_data_files(a.output))
+    guard_output({"--output", out, OutputKind::File}, inputs, a.overwrite);
+}
+
+CorpusOptions corpus_options(const FromTextArgs& a) {
+  CorpusOptions o;
+  o.append_eod = !a.no_eod;
+  o.add_special_tokens = a.add_special_tokens;
+  o.threads = a.threads;
+  o.json_key = a.json_key;
+  o.quiet = a.quiet;
+  return o;
+}
+
+void print_stats(const std::string& prefix, const CorpusStats& s, const std::string& what) {
+  std::cerr << fmt::format("wrote {}.bin/.idx: {} documents, {} tokens ({}, {}), {:.1f} MB of text in {:.1f}s\n", prefix,
+                           s.documents, s.tokens, s.dtype, what, s.bytes / 1e6, s.seconds);
+}
+
 }  // namespace
 
 void register_data(CLI::App& app) {
-  CLI::App* data = app.add_subcommand("data", "Token data: build from text, inspect");
+  CLI::App* data = app.add_subcommand("data", "Token data: build from text or JSONL, inspect");
   data->require_subcommand(1);
 
   auto ft = std::make_shared<FromTextArgs>();
-  CLI::App* from_text = data->add_subcommand("from-text", "UTF-8 text files -> byte-level token data (vocab 256)");
+  CLI::App* from_text = data->add_subcommand(
+      "from-text", "UTF-8 text files -> token data, one document per file (byte-level ids without --tokenizer)");
   from_text->add_option("files", ft->files, "Text files (one document each)")->required();
-  from_text->add_option("--output", ft->output, "Output prefix (PREFIX.bin + PREFIX.idx)")->required();
-  from_text->add_flag("--overwrite", ft->overwrite, "Replace existing PREFIX.bin/.idx (never an input)");
+  add_corpus_options(from_text, *ft, true);
   from_text->callback([ft] {
-    for (const std::string& out : token_data_files(ft->output))
-      guard_output({"--output", out, OutputKind::File}, ft->files, ft->overwrite);
-    TextToTokensStats s = bytes_dataset_from_text(ft->files, ft->output);
-    std::cerr << fmt::format("wrote {}.bin/.idx: {} documents, {} tokens (bytes)\n", ft->output, s.documents, s.tokens);
+    guard_token_outputs(*ft);
+    if (ft->tokenizer.empty()) {
+      TextToTokensStats s = bytes_dataset_from_text(ft->files, ft->output);
+      std::cerr << fmt::format("wrote {}.bin/.idx: {} documents, {} tokens (bytes)\n", ft->output, s.documents, s.tokens);
+      return;
+    }
+    auto tok = Tokenizer::load(ft->tokenizer);
+    print_stats(ft->output, tokenize_text_files(ft->files, ft->output, *tok, corpus_options(*ft)), tok->path());
+  });
+
+  auto fj = std::make_shared<FromTextArgs>();
+  CLI::App* from_jsonl = data->add_subcommand(
+      "from-jsonl", "JSONL files -> token data, one document per line (byte-level ids without --tokenizer)");
+  from_jsonl->add_option("files", fj->files, "JSONL files (one JSON object a line)")->required();
+  from_jsonl->add_option("--json-key", fj->json_key, "Key of the document text in each object")->capture_default_str();
+  add_corpus_options(from_jsonl, *fj, true);
+  from_jsonl->callback([fj] {
+    guard_token_outputs(*fj);
+    std::shared_ptr<const Tokenizer> tok;
+    if (!fj->tokenizer.empty()) tok = Tokenizer::load(fj->tokenizer);
+    CorpusStats s = tokenize_jsonl_files(fj->files, fj->output, tok.get(), corpus_options(*fj));
+    print_stats(fj->output, s, tok ? tok->path() : std::string("bytes"));
   });
 
   auto di = std::make_shared<DataInfoArgs>();

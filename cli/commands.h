@@ -22,6 +22,7 @@ void register_eval(CLI::App& app);
 void register_generate(CLI::App& app);  // cmd_generate.cpp
 void register_convert(CLI::App& app);
 void register_data(CLI::App& app);
+void register_tokenize(CLI::App& app);  // cmd_tokenize.cpp
 void register_search(CLI::App& app);
 void register_score(CLI::App& app);
 void register_prune(CLI::App& app);

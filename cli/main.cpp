@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   mp::cli::register_generate(app);
   mp::cli::register_convert(app);
   mp::cli::register_data(app);
+  mp::cli::register_tokenize(app);
   mp::cli::register_search(app);
   mp::cli::register_score(app);
   mp::cli::register_prune(app);

