@@ -90,3 +90,12 @@ inline mp::dist::DistEnv thread_rank_env(int64_t rank, int64_t world, int port, 
 }
 
 }  // namespace mp::test
+
+#include "distill/dist/c10d_compat.h"
+
+// Data parallel on the CPU runs on Gloo, which only some LibTorch builds carry (Debian's has it,
+// the CUDA wheel's headers lack it): tests that start CPU ranks skip themselves without it.
+#define MP_SKIP_WITHOUT_GLOO()                                                        \
+  do {                                                                                \
+    if (!mp::dist::compat::have_gloo()) GTEST_SKIP() << "this build has no Gloo (CPU data parallel)"; \
+  } while (0)

@@ -174,10 +174,17 @@ void expect_collectives_match_reference(int64_t W) {
   }
 }
 
-TEST(DistC10d, CollectivesMatchAReferenceAtTwoRanks) { expect_collectives_match_reference(2); }
-TEST(DistC10d, CollectivesMatchAReferenceAtFourRanks) { expect_collectives_match_reference(4); }
+TEST(DistC10d, CollectivesMatchAReferenceAtTwoRanks) {
+  MP_SKIP_WITHOUT_GLOO();
+  expect_collectives_match_reference(2);
+}
+TEST(DistC10d, CollectivesMatchAReferenceAtFourRanks) {
+  MP_SKIP_WITHOUT_GLOO();
+  expect_collectives_match_reference(4);
+}
 
 TEST(DistC10d, BadShapesAreClearErrors) {
+  MP_SKIP_WITHOUT_GLOO();
   const int port = mp::dist::find_free_port();
   auto errors = run_ranks(2, [&](int64_t r) {
     Membership m(thread_rank_env(r, 2, port), 1);
@@ -274,6 +281,7 @@ TEST(DistC10d, OrderlyFinishWithMonitorsIsNotALoss) {
 // A peer that is gone (its process group closed) makes the collective fail at once; one that is
 // silent makes it fail at the timeout; abort() ends a wait at once.
 TEST(DistC10d, CollectivesFailClearlyWhenAPeerIsGoneOrSilent) {
+  MP_SKIP_WITHOUT_GLOO();
   for (const char* how : {"gone", "silent", "abort"}) {
     const int port = mp::dist::find_free_port();
     std::string error;

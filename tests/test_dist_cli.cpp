@@ -5,6 +5,7 @@
 // settings refused with exit 2.
 #include "common/atomic_output.h"
 #include "distill/dist/net.h"
+#include "tests/dist_test_util.h"
 #include "model/model.h"
 #include "tests/distill_fixture.h"
 #include "tests/test_util.h"
@@ -112,6 +113,7 @@ class DistCli : public ::testing::Test {
 };
 
 TEST_F(DistCli, TwoRanksMatchOneRankAtTheSameGlobalBatch) {
+  MP_SKIP_WITHOUT_GLOO();
   auto r1 = run_cli(train("one", 5) + " --save-every 3");
   ASSERT_EQ(r1.exit_code, 0) << r1.output;
   auto r2 = run_cli_env("MP_DIST_CHECK_EVERY=1", train("two", 5) + " --save-every 3 --nproc 2");
@@ -139,6 +141,7 @@ TEST_F(DistCli, TwoRanksMatchOneRankAtTheSameGlobalBatch) {
 
 // Ranks started by hand, as torchrun would: rank 1 dies at step 3, rank 0 notices on its own.
 TEST_F(DistCli, ADeadRankStopsTheOthersWithinSeconds) {
+  MP_SKIP_WITHOUT_GLOO();
   const int port = mp::dist::find_free_port();
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
                           " WORLD_SIZE=2 MP_TEST_DIE=1:3 MP_DIST_TIMEOUT=120 OMP_NUM_THREADS=1";
@@ -158,6 +161,7 @@ TEST_F(DistCli, ADeadRankStopsTheOthersWithinSeconds) {
 // Ranks started by hand with other settings (here the seed): both refuse at start-up, one line,
 // exit 2, nothing written.
 TEST_F(DistCli, RanksStartedWithOtherSettingsAreRefused) {
+  MP_SKIP_WITHOUT_GLOO();
   const int port = mp::dist::find_free_port();
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
                           " WORLD_SIZE=2 MP_DIST_TIMEOUT=60 OMP_NUM_THREADS=1";
@@ -175,6 +179,7 @@ TEST_F(DistCli, RanksStartedWithOtherSettingsAreRefused) {
 
 // Through --nproc: rank 0 dies; rank 1 says so and the launcher names the rank and exits 1.
 TEST_F(DistCli, ALauncherStopsWhenARankDies) {
+  MP_SKIP_WITHOUT_GLOO();
   const auto t = Clock::now();
   auto r = run_cli_env("MP_TEST_DIE=0:2 MP_DIST_TIMEOUT=120", train("run", 500) + " --nproc 2");
   const double took = std::chrono::duration<double>(Clock::now() - t).count();
@@ -190,6 +195,7 @@ TEST_F(DistCli, ALauncherStopsWhenARankDies) {
 // An error every rank meets at once (a NaN loss, bad input) keeps its exit code 2 through the
 // launcher, and nothing is left that looks finished.
 TEST_F(DistCli, ANanLossStopsEveryRankWithExitTwo) {
+  MP_SKIP_WITHOUT_GLOO();
   auto r = run_cli("init --config " + dir.file("config.json") + " --output " + dir.file("model") + " --dtype fp32");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   mp::Model m = mp::load_model(dir.file("model"));

@@ -4,6 +4,7 @@
 // hidden-state losses, gradient accumulation and --recompute; the bytes each rank keeps; a
 // sharded run stopped and resumed at another world size and mode; and the settings check.
 #include "model/model.h"
+#include "tests/dist_test_util.h"
 #include "tests/distill_fixture.h"
 #include "tests/test_util.h"
 
@@ -77,6 +78,7 @@ class ShardCli : public ::testing::Test {
 
 // train: accumulation (8 sequences = micro-batch 1 x W ranks x 8 / W micro-batches).
 TEST_F(ShardCli, TrainAtOneTwoAndFourRanksMatchesOneProcess) {
+  MP_SKIP_WITHOUT_GLOO();
   run_ok(train("one", 4));
   for (const char* mode : {"optimizer", "full"})
     for (int n : {1, 2, 4}) {
@@ -92,6 +94,7 @@ TEST_F(ShardCli, TrainAtOneTwoAndFourRanksMatchesOneProcess) {
 
 // distill: KL + CE, the hidden-state loss and the fused loss, the teacher sharded with the student.
 TEST_F(ShardCli, DistillWithHiddenLossMatchesOneProcess) {
+  MP_SKIP_WITHOUT_GLOO();
   run_ok(train("t", 3));
   run_ok(train("s", 2, "--seed 9"));
   const std::string losses = "--loss kl+ce --hidden-loss cosine --hidden-weight 0.5 --logit-slice 16";
@@ -108,6 +111,7 @@ TEST_F(ShardCli, DistillWithHiddenLossMatchesOneProcess) {
 // Weights, gradients and optimizer state kept per rank: full sharding at 4 ranks keeps at most
 // 0.3 x what an unsharded rank keeps (fp32: 16 bytes a parameter against 16 / 4 plus padding).
 TEST_F(ShardCli, FullShardingAtFourRanksKeepsUnderAThirdOfTheBytes) {
+  MP_SKIP_WITHOUT_GLOO();
   run_ok(train("none4", 1, "--nproc 4"));
   run_ok(train("full4", 1, "--shard full --nproc 4"));
   run_ok(train("opt4", 1, "--shard optimizer --nproc 4"));
@@ -125,6 +129,7 @@ TEST_F(ShardCli, FullShardingAtFourRanksKeepsUnderAThirdOfTheBytes) {
 // A run stopped at 2 ranks (full) and resumed at 4 (optimizer), and one resumed at 1 process,
 // end like an unbroken run (checkpoints are gathered whole, so any world size and mode resumes).
 TEST_F(ShardCli, StoppedShardedRunsResumeAtAnotherWorldSize) {
+  MP_SKIP_WITHOUT_GLOO();
   run_ok(train("whole", 4, "--save-every 2"));
   run_ok(train("a", 4, "--save-every 2 --shard full --nproc 2 --stop-at 2"));
   run_ok(train("a", 4, "--save-every 2 --shard optimizer --nproc 4 --resume"));
@@ -136,6 +141,7 @@ TEST_F(ShardCli, StoppedShardedRunsResumeAtAnotherWorldSize) {
 
 // A NaN loss stops every rank alike (the loss and the gradient norm are global), exit 2.
 TEST_F(ShardCli, ANanLossStopsEveryShardedRankWithExitTwo) {
+  MP_SKIP_WITHOUT_GLOO();
   auto r = run_cli("init --config " + dir.file("config.json") + " --output " + dir.file("model") + " --dtype fp32");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   mp::Model m = mp::load_model(dir.file("model"));

@@ -4,6 +4,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/json_file.h"
 #include "data/tokenizer/added_vocabulary.h"
 #include "data/tokenizer/bpe.h"
 #include "data/tokenizer/decoders.h"
@@ -38,17 +39,8 @@ Tokenizer::~Tokenizer() = default;
 
 namespace {
 
-Json parse_json_file(const std::string& path) {
-  const std::string text = read_file(path);
-  try {
-    return Json::parse(text);
-  } catch (const Json::exception& e) {
-    std::string msg = e.what();
-    for (char& c : msg)
-      if (c == '\n' || c == '\r') c = ' ';
-    fail_input("{}: not valid JSON ({})", path, msg);
-  }
-}
+// Bounded like every JSON the tool reads (common/json_file.h): size, nesting depth, duplicate keys.
+Json parse_json_file(const std::string& path) { return read_json_file(path); }
 
 // A token named in tokenizer_config.json: a string or {"content": "..."}.
 std::optional<std::string> config_token(const Json& config, const char* key) {
