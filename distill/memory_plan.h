@@ -48,6 +48,7 @@
 #pragma once
 
 #include "distill/kd_loss.h"
+#include "distill/shard/shard_mode.h"
 #include "model/config.h"
 
 #include <cstdint>
@@ -57,10 +58,10 @@
 
 namespace mp {
 
-enum class ShardMode { None, Optimizer, Full };
-ShardMode parse_shard_mode(const std::string& name);  // none | optimizer | full; usage error otherwise
-const char* shard_mode_name(ShardMode m);
-const std::vector<ShardMode>& all_shard_modes();
+using shard::ShardMode;  // the planner speaks the trainer's shard modes
+using shard::all_shard_modes;
+using shard::parse_shard_mode;
+using shard::shard_mode_name;
 
 // Constants of the model (bytes). Measured figures are compared against the plan by
 // scripts/gpu_plan_check.sh.

@@ -4,6 +4,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "model/companion_files.h"
 
 #include <ATen/ops/empty.h>
 #include <c10/core/TensorOptions.h>
@@ -303,6 +304,7 @@ std::string commit_sharded_checkpoint(const std::string& output, const ShardedCo
                    {"ranks", ranks},
                    {"config", config_to_json(c.config)},
                    {"trainer_state", trainer_state_to_json(c.state)}};
+  copy_companion_files(c.companions_from, staging);
   write_file_atomic(staging + "/" + kShardManifestName, manifest.dump(1) + "\n");
   move_folder_into_place(staging, final_dir);
   write_file_atomic(output + "/latest", checkpoint_dir_name(step) + "\n");

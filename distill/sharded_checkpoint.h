@@ -76,6 +76,7 @@ struct ShardedCommit {
   std::vector<TensorSpec> tensors;   // every tensor's name and full shape, in checkpoint order
   ModelConfig config;                // the student's; config.dtype is the compute dtype
   TrainerState state;                // state.step is the step saved
+  std::string companions_from;       // a folder whose tokenizer and other non-weight files are copied in
 };
 
 // Phase 2, on rank 0 after every rank's write_rank_shard returned: checks the staging folder

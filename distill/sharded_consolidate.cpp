@@ -6,6 +6,7 @@
 #include "common/atomic_output.h"
 #include "common/error.h"
 #include "model/checkpoint_io.h"
+#include "model/companion_files.h"
 #include "model/weights.h"
 
 #include <ATen/core/Tensor.h>
@@ -58,6 +59,7 @@ void consolidate_sharded_checkpoint(const std::string& dir, const std::string& o
   write_checkpoint_tensors_streaming(out.temp_path(), specs, opt.max_shard_bytes, [&](size_t i) {
     return reader.read(specs[i].name, kShardKindWeight).to(dtype);
   });
+  copy_companion_files(opt.companions_from, out.temp_path());
   out.commit();
 }
 

@@ -18,6 +18,7 @@ Model load_sharded_model(const ShardedCheckpointReader& reader, const LoadOption
 struct ConsolidateOptions {
   std::optional<at::ScalarType> dtype;  // default: the config's dtype (the run's compute dtype)
   uint64_t max_shard_bytes = 5000000000ull;
+  std::string companions_from;  // a folder whose tokenizer and other non-weight files are copied along
 };
 
 // Writes a Hugging Face checkpoint folder (config.json, model.safetensors or shards + index) from

@@ -13,7 +13,11 @@
 #include "distill/optim.h"
 #include "distill/schedule.h"
 #include "model/device_memory.h"
+#include "distill/dist/solo_communicator.h"
+#include "distill/shard/shard_source.h"
 #include "distill/shard/sharded_model.h"
+#include "distill/sharded_checkpoint.h"
+#include "distill/sharded_consolidate.h"
 #include "model/forward.h"
 #include "model/weights.h"
 
@@ -146,9 +150,16 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   const at::Device dev = parse_device(cfg.device);
   const at::ScalarType dt = compute_dtype(cfg, dev);
   const int64_t L = cfg.seq_len, accum = cfg.global_batch / (cfg.micro_batch * hooks.world_size);
-  // At world size 1 there is nothing to split: every mode runs as none.
-  const shard::ShardMode smode = hooks.world_size > 1 ? shard::parse_shard_mode(cfg.shard) : shard::ShardMode::None;
-  if (smode != shard::ShardMode::None && !hooks.comm)
+  // At world size 1 a sharded mode runs over the one-rank communicator: nothing is split, but the
+  // unit gathers, recomputation and sharded checkpoints run as they do at any size.
+  const shard::ShardMode smode = shard::parse_shard_mode(cfg.shard);
+  dist::Communicator* comm = hooks.comm;
+  std::unique_ptr<dist::SoloCommunicator> solo;
+  if (smode != shard::ShardMode::None && !comm && hooks.world_size == 1) {
+    solo = std::make_unique<dist::SoloCommunicator>(dev);
+    comm = solo.get();
+  }
+  if (smode != shard::ShardMode::None && !comm)
     fail_runtime("--shard {}: rank {} of {} has no communicator", cfg.shard, hooks.rank, hooks.world_size);
 
   // 1. Where to start (reads only).
@@ -165,49 +176,78 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
     }
   }
 
-  // 2. Models and data, all checked before anything is written.
-  Model base = resume_dir ? load_model(*resume_dir)
-               : distill  ? load_model(cfg.student)
-               : cfg.model.empty() ? make_random_model(load_config(cfg.config), cfg.seed, at::kFloat)
-                                   : load_model(cfg.model);
+  // 2. Models and data, all checked before anything is written. A sharded run reads only the
+  // ranges of the weights (and optimizer state) that this rank owns; an unsharded one holds all.
+  const bool is_sharded = smode != shard::ShardMode::None;
+  const bool shard_teacher = distill && smode == shard::ShardMode::Full;
+  std::unique_ptr<shard::ShardSource> source, teacher_source;
+  Model base;
+  if (is_sharded) {
+    source = resume_dir           ? shard::checkpoint_source(*resume_dir, state.optimizer_steps)
+             : distill            ? shard::model_folder_source(cfg.student)
+             : cfg.model.empty() ? shard::model_source(make_random_model(load_config(cfg.config), cfg.seed, at::kFloat))
+                                  : shard::model_folder_source(cfg.model);
+  } else {
+    base = resume_dir ? (is_sharded_checkpoint(*resume_dir) ? load_sharded_model(ShardedCheckpointReader(*resume_dir))
+                                                             : load_model(*resume_dir))
+           : distill  ? load_model(cfg.student)
+           : cfg.model.empty() ? make_random_model(load_config(cfg.config), cfg.seed, at::kFloat)
+                               : load_model(cfg.model);
+  }
+  const ModelConfig student_config = is_sharded ? source->config() : base.config;
   // Tokenizer and other non-weight files of the model trained follow it into every checkpoint.
   const std::string companions = distill ? cfg.student : cfg.model;
   std::optional<Model> teacher;
+  std::optional<ModelConfig> teacher_config;
   if (distill) {
-    LoadOptions lo;
-    lo.device = dev;
-    lo.dtype = dt;
-    teacher = load_model(cfg.teacher, lo);
-    if (teacher->config.vocab_size != base.config.vocab_size)
+    if (shard_teacher) {
+      teacher_source = shard::model_folder_source(cfg.teacher);
+      teacher_config = teacher_source->config();
+    } else {
+      LoadOptions lo;
+      lo.device = dev;
+      lo.dtype = dt;
+      teacher = load_model(cfg.teacher, lo);
+      teacher_config = teacher->config;
+    }
+    if (teacher_config->vocab_size != student_config.vocab_size)
       fail_input("{}: teacher vocabulary {} differs from the student's {} ({}); distillation needs one vocabulary",
-                 cfg.teacher, teacher->config.vocab_size, base.config.vocab_size, cfg.student);
+                 cfg.teacher, teacher_config->vocab_size, student_config.vocab_size, cfg.student);
   }
-  const int64_t vocab = base.config.vocab_size;
+  const int64_t vocab = student_config.vocab_size;
   WindowSampler sampler(IndexedDataset::open(cfg.data), L, cfg.seed, vocab);
-  at::Tensor eval_windows;
-  if (!cfg.eval_data.empty() && main_rank) {
+  at::Tensor eval_windows;  // on every rank of a sharded run (its evaluation is a collective)
+  if (!cfg.eval_data.empty() && (main_rank || is_sharded)) {
     WindowSampler ev(IndexedDataset::open(cfg.eval_data), L, cfg.seed, vocab);
     eval_windows = ev.fixed_windows(std::min(cfg.eval_samples, ev.num_windows()));
   }
   LayerPairs pairs;
   if (cfg.hidden_loss == "cosine") {
-    pairs = match_layers(base.config.num_layers(), teacher->config.num_layers(), cfg.hidden_map);
-    if (base.config.hidden_size != teacher->config.hidden_size)
-      fail_input("--hidden-loss cosine: student hidden size {} differs from the teacher's {}", base.config.hidden_size,
-                 teacher->config.hidden_size);
+    pairs = match_layers(student_config.num_layers(), teacher_config->num_layers(), cfg.hidden_map);
+    if (student_config.hidden_size != teacher_config->hidden_size)
+      fail_input("--hidden-loss cosine: student hidden size {} differs from the teacher's {}", student_config.hidden_size,
+                 teacher_config->hidden_size);
   }
 
   AdamWOptions ao;
   ao.beta1 = cfg.beta1, ao.beta2 = cfg.beta2, ao.eps = cfg.adam_eps, ao.weight_decay = cfg.weight_decay;
   Student student;
-  student.bind(base, dev, dt, ao);
-  if (resume_dir) {
-    load_optimizer_state(*resume_dir, *student.opt, state.optimizer_steps);
-    student.rebind(dt);
-    sampler.set_position(state.sampler_position);
+  std::unique_ptr<shard::ShardedStudent> sharded;
+  std::unique_ptr<shard::ShardedTeacher> sharded_teacher;
+  if (is_sharded) {
+    sharded = std::make_unique<shard::ShardedStudent>(*source, smode, dt, ao, *comm, dev);
+    if (teacher_source) sharded_teacher = std::make_unique<shard::ShardedTeacher>(*teacher_source, dt, *comm, dev);
+    source.reset(), teacher_source.reset();
+  } else {
+    student.bind(base, dev, dt, ao);
+    if (resume_dir) {
+      load_optimizer_state(*resume_dir, *student.opt, state.optimizer_steps);
+      student.rebind(dt);
+    }
+    base = Model();  // the masters hold the weights now
   }
-  const int64_t base_layers = base.config.num_layers();
-  base = Model();  // the masters hold the weights now
+  if (resume_dir) sampler.set_position(state.sampler_position);
+  const int64_t base_layers = student_config.num_layers();
 
   // 3. Output folder and records.
   TrainSummary sum;
@@ -215,7 +255,9 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   sum.start_step = state.step;
   sum.total_steps = total;
   sum.tokens = state.tokens;
-  for (const at::Tensor& t : student.opt->masters()) sum.parameters += t.numel();
+  sum.parameters = sharded ? sharded->parameters() : 0;
+  if (!sharded)
+    for (const at::Tensor& t : student.opt->masters()) sum.parameters += t.numel();
   std::unique_ptr<MetricsLog> log;
   if (main_rank) {
     if (cfg.overwrite) clear_run_folder(cfg.output);
@@ -224,37 +266,34 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
     write_file_atomic(cfg.output + "/train_config.json", train_config_to_json(cfg).dump(2) + "\n");
     log = std::make_unique<MetricsLog>(cfg.output + "/metrics.jsonl", resume_dir ? state.step : -1);
   }
+  if (sharded) {
+    // No rank writes into the folder before rank 0 has cleaned it.
+    std::vector<double> sync = {0.0};
+    comm->all_reduce_sum(sync);
+  }
   auto record = [&](const nlohmann::json& j) {
     if (log) log->append(j);
   };
-  auto evaluate = [&](int64_t step, const Model& m, const char* who) {
-    LmStats s = lm_stats(m, eval_windows, cfg.micro_batch);
+  auto record_eval = [&](int64_t step, const LmStats& s, const char* who) {
     nlohmann::json j = stats_json(s);
     j["type"] = "eval", j["step"] = step, j["model"] = who;
     record(j);
     return s;
   };
+  // Sharded evaluation is a collective on every rank; whole models are evaluated on rank 0 only.
+  auto evaluate_student = [&](int64_t step) -> std::optional<LmStats> {
+    if (!eval_windows.defined()) return std::nullopt;
+    return record_eval(step, sharded ? sharded->evaluate(eval_windows, cfg.micro_batch)
+                                     : lm_stats(student.model, eval_windows, cfg.micro_batch), "student");
+  };
   if (eval_windows.defined() && !resume_dir) {
-    if (teacher) sum.teacher_eval = evaluate(0, *teacher, "teacher");
-    sum.eval_start = evaluate(0, student.model, "student");
-  }
-
-  // The sharded student (and teacher) replace the whole replicas from here on.
-  std::unique_ptr<shard::ShardedStudent> sharded;
-  std::unique_ptr<shard::ShardedTeacher> sharded_teacher;
-  const int64_t teacher_layers = teacher ? teacher->config.num_layers() : 1;
-  if (smode != shard::ShardMode::None) {
-    sharded = std::make_unique<shard::ShardedStudent>(*student.opt, student.model.config, smode, dt, *hooks.comm);
-    student = Student();
-    if (teacher && smode == shard::ShardMode::Full) {
-      sharded_teacher = std::make_unique<shard::ShardedTeacher>(*teacher, *hooks.comm);
-      teacher.reset();
-    }
+    if (sharded_teacher) sum.teacher_eval = record_eval(0, sharded_teacher->evaluate(eval_windows, cfg.micro_batch), "teacher");
+    else if (teacher && main_rank) sum.teacher_eval = record_eval(0, lm_stats(*teacher, eval_windows, cfg.micro_batch), "teacher");
+    sum.eval_start = evaluate_student(0);
   }
   sum.shard = shard::shard_mode_name(smode);
   sum.state_bytes_per_rank = sharded ? sharded->held_bytes() : student.held_bytes();
-  // Collective when sharded: every rank calls it; the whole model lands on rank 0 only.
-  auto whole_student = [&]() { return sharded ? sharded->gather_model(main_rank) : student.detached(); };
+  const int64_t teacher_layers = teacher_config ? teacher_config->num_layers() : 1;
   const bool evaluating = !cfg.eval_data.empty();
 
   // 4. The loop.
@@ -268,7 +307,6 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   };
   std::string last_good = resume_dir ? *resume_dir : "";
   int64_t step = state.step;
-  int64_t last_saved = resume_dir ? step : -1;
   ResidualRecorder rec_s(base_layers), rec_t(teacher_layers);
   if (hooks.on_weights && !sharded) hooks.on_weights(student.weights());
 
@@ -383,32 +421,22 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
                      distill ? fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", step, total,
                                            sl.loss, sl.kl, sl.ce, lr)
                              : fmt::format("step {}/{} | loss {:.4f} | lr {:.2e}", step, total, sl.loss, lr));
-    if (evaluating && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) {
-      if (!sharded) {
-        if (eval_windows.defined()) sum.eval_end = evaluate(step, student.model, "student");
-      } else {
-        Model whole = whole_student();
-        if (eval_windows.defined()) sum.eval_end = evaluate(step, whole, "student");
-      }
-    }
+    if (evaluating && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total)
+      if (auto e = evaluate_student(step)) sum.eval_end = e;
     const bool stopping = hooks.stop_at > 0 && step >= hooks.stop_at && step < total;
     if ((cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) || stopping) {
-      // Sharded runs gather the whole student and optimizer onto rank 0 and write the usual checkpoint.
+      // Sharded runs write one file per rank (sharded_checkpoint.h); nothing is gathered.
       if (sharded) {
-        Model whole = whole_student();
-        std::unique_ptr<AdamW> opt = sharded->gather_optimizer(main_rank);
         TrainerState st{step, sum.tokens, sampler.position(), sharded->optimizer().steps_taken(),
                         train_config_to_json(cfg)};
-        if (main_rank) save_training_checkpoint(cfg.output, whole, *opt, st, companions);
+        sharded->save_checkpoint(cfg.output, st, companions);
       } else if (main_rank) {
         TrainerState st{step, sum.tokens, sampler.position(), student.opt->steps_taken(), train_config_to_json(cfg)};
         save_training_checkpoint(cfg.output, student.detached(), *student.opt, st, companions);
       }
       last_good = cfg.output + "/" + checkpoint_dir_name(step);
-      last_saved = step;
     }
   }
-  (void)last_saved;
 
   // 5. The end: final student, last evaluation, summary.
   sum.steps_done = step - state.step;
@@ -416,17 +444,31 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   sum.seconds_per_step = sum.steps_done ? sum.seconds / sum.steps_done : 0.0;
   sum.tokens_per_s = sum.steps_done * cfg.tokens_per_step() / std::max(sum.seconds, 1e-9);
   sum.finished = step >= total;
-  Model final_student;
-  if (sum.finished) final_student = whole_student();
-  if (sum.finished && eval_windows.defined()) sum.eval_end = evaluate(step, final_student, "student");
+  if (sum.finished)
+    if (auto e = evaluate_student(step)) sum.eval_end = e;
   progress.finish(fmt::format("loss {:.4f}", sum.last_loss));
   sum.output_dir = sum.finished ? cfg.output + "/final" : last_good;
   sum.peak_gpu_bytes = peak_memory_bytes(dev), sum.peak_gpu_reserved_bytes = peak_reserved_bytes(dev);
+  // A sharded run's final student: every rank writes its weights into a hidden sharded
+  // checkpoint, which rank 0 consolidates into a Hugging Face folder one tensor at a time and then
+  // removes (a run killed meanwhile leaves a ".final.partial-" folder that --resume cleans).
+  const std::string final_shards = cfg.output + "/.final.partial-shards";
+  std::string final_step;
+  if (sum.finished && sharded) {
+    TrainerState st{step, sum.tokens, sampler.position(), sharded->optimizer().steps_taken(), train_config_to_json(cfg)};
+    final_step = sharded->save_checkpoint(final_shards, st, "", false);
+  }
   if (main_rank) {
-    if (sum.finished) {
+    if (sum.finished && sharded) {
+      ConsolidateOptions co;
+      co.dtype = dt;
+      co.companions_from = companions;
+      consolidate_sharded_checkpoint(final_step, cfg.output + "/final", co);
+      fs::remove_all(final_shards);
+    } else if (sum.finished) {
       SaveOptions so;
       so.companions_from = companions;
-      save_model(final_student, cfg.output + "/final", so);
+      save_model(student.detached(), cfg.output + "/final", so);
     }
     write_file_atomic(cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
     write_file_atomic(cfg.output + "/loss.svg",

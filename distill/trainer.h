@@ -70,7 +70,7 @@ struct TrainSummary {
   // Bytes of weights, gradients and optimizer state this rank keeps at the optimizer step (for
   // --shard none the whole gradient counts, whether held in .grad or in the all-reduce buckets).
   int64_t state_bytes_per_rank = 0;
-  std::string shard = "none";  // the sharding that ran (none at world size 1)
+  std::string shard = "none";  // the sharding that ran
   bool finished = false;    // reached total_steps and wrote OUTPUT/final
   std::string output_dir;   // OUTPUT/final when finished, else the last checkpoint
   // CUDA only: the caching allocator's peaks over the process (allocated, and held from the card).

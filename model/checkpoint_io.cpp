@@ -125,6 +125,12 @@ at::Tensor CheckpointReader::load(const std::string& name) const {
   return files_[it->second]->load(name);
 }
 
+at::Tensor CheckpointReader::load_range(const std::string& name, int64_t begin, int64_t end) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) fail_input("{}: tensor '{}' not found in the checkpoint", dir_, name);
+  return files_[it->second]->load_range(name, begin, end);
+}
+
 uint64_t CheckpointReader::total_bytes() const {
   uint64_t total = 0;
   for (const auto& f : files_)

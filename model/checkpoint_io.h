@@ -28,6 +28,8 @@ class CheckpointReader {
   bool has(const std::string& name) const;
   const StTensorInfo& info(const std::string& name) const;  // bad input if missing
   at::Tensor load(const std::string& name) const;           // bad input if missing
+  // Elements [begin, end) of the flattened tensor, 1-D, stored dtype (SafetensorsFile::load_range).
+  at::Tensor load_range(const std::string& name, int64_t begin, int64_t end) const;
   uint64_t total_bytes() const;
 
  private:

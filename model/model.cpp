@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "model/checkpoint_io.h"
 #include "model/companion_files.h"
+#include "model/model_folder.h"
 #include "model/weights.h"
 
 #include <ATen/ATen.h>
@@ -40,59 +41,12 @@ std::vector<std::pair<std::string, at::Tensor>> Model::ordered() const {
 }
 
 
-namespace {
-
-// Whether every value is finite, checked in slices while the tensor is still in the CPU cache
-// after its copy out of the file (one extra read pass; the temporary is at most 16 MB).
-bool all_finite(const at::Tensor& t) {
-  if (!c10::isFloatingType(t.scalar_type())) return true;
-  const at::Tensor flat = t.reshape({-1});
-  const int64_t n = flat.numel();
-  constexpr int64_t kSlice = int64_t{1} << 24;
-  for (int64_t i = 0; i < n; i += kSlice)
-    if (!at::isfinite(flat.slice(0, i, std::min(n, i + kSlice))).all().item<bool>()) return false;
-  return true;
-}
-
-}  // namespace
-
 Model load_model(const std::string& dir, const LoadOptions& opt) {
-  namespace fs = std::filesystem;
-  if (!fs::is_directory(dir)) fail_input("{}: checkpoint folder not found", dir);
+  ModelFolder folder(dir);
   Model m;
-  m.config = load_config(dir);
-  CheckpointReader reader(dir);
-
-  std::map<std::string, std::string> on_disk;  // canonical -> stored name
-  for (const std::string& n : reader.names()) {
-    std::string c = canonical_tensor_name(n);
-    if (c.rfind("mtp.", 0) == 0) continue;  // multi-token-prediction heads: not part of the model
-    if (!on_disk.emplace(c, n).second)
-      fail_input("{}: tensor '{}' is stored twice (as '{}' and '{}')", dir, c, on_disk[c], n);
-  }
-  std::set<std::string> expected;
-  for (const TensorSpec& spec : expected_tensors(m.config)) {
-    expected.insert(spec.name);
-    auto it = on_disk.find(spec.name);
-    if (it == on_disk.end())
-      fail_input("{}: tensor '{}' is missing; config.json ({} layers, pattern {}) implies it with shape {}", dir,
-                 spec.name, m.config.num_layers(), m.config.pattern(), shape_string(spec.shape));
-    const StTensorInfo& info = reader.info(it->second);
-    if (info.shape != spec.shape)
-      fail_input("{}: tensor '{}' has shape {}, config.json implies {}", dir, it->second, shape_string(info.shape),
-                 shape_string(spec.shape));
-    if (info.dtype != StDType::F32 && info.dtype != StDType::BF16 && info.dtype != StDType::F16)
-      fail_input("{}: tensor '{}' has dtype {}; model weights must be F32, BF16 or F16", dir, it->second,
-                 st_dtype_name(info.dtype));
-  }
-  for (const auto& [canon, stored] : on_disk)
-    if (!expected.count(canon))
-      fail_input("{}: unexpected tensor '{}' (not implied by config.json, pattern {})", dir, stored,
-                 m.config.pattern());
-  for (const TensorSpec& spec : expected_tensors(m.config)) {
-    at::Tensor t = reader.load(on_disk[spec.name]);
-    if (!all_finite(t))
-      fail_input("{}: tensor '{}' holds NaN or infinite values; the checkpoint is damaged", dir, on_disk[spec.name]);
+  m.config = folder.config();
+  for (const TensorSpec& spec : folder.tensors()) {
+    at::Tensor t = folder.read(spec.name);
     if (opt.dtype) t = t.to(*opt.dtype);
     m.weights[spec.name] = t.to(opt.device);
   }

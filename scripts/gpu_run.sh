@@ -3,7 +3,7 @@
 # inside the machine's torch, regenerate the transformers parity fixtures, run the whole test
 # suite (GPU tests included), check that transformers loads what we write, run the benchmarks.
 #   scripts/gpu_run.sh [build] [fixtures] [tests] [reverse] [bench] [throughput] [mfu] ...
-#   (default: build tests reverse prune distill bench)
+#   [shard] [plan] (default: build tests reverse prune distill bench)
 # Logs and results go to $OUT (the device tool brings that folder back).
 set -u
 # Device code for sm_90a (the SSD kernels' wgmma): LibTorch's CMake takes the architectures from
@@ -65,6 +65,16 @@ for step in $steps; do
       $B/bench/bench_kd_loss --tokens 4096 --card "$card" --out "$OUT/bench_kd_loss_4k.json" 2>&1 | tee -a "$OUT/summary.txt"
       $B/bench/bench_eval --config configs/nemotron-h-8b/config.json --seq-len 4096 --batch 1 \
         --card "$card" --out "$OUT/bench_eval_8b.json" 2>&1 | tee -a "$OUT/summary.txt"
+      ;;
+    shard)
+      # --shard full against none at world size 1: tokens/s, peak memory, loss curves.
+      bash bench/shard_one_gpu.sh $B/minipuzzle "$OUT/shard_one_gpu" 2>&1 | tee "$OUT/shard_one_gpu.log" | tail -8
+      note "shard-one-gpu rc=${PIPESTATUS[0]}"
+      ;;
+    plan)
+      # The memory planner against measured peaks (three students, --recompute off and on).
+      SKIP_BUILD=1 bash scripts/gpu_plan_check.sh 2>&1 | tee "$OUT/plan_check.log" | tail -12
+      note "plan-check rc=${PIPESTATUS[0]}"
       ;;
     throughput)
       # Fit the throughput model on this card, then check it on whole candidates (docs/search.md).

@@ -71,9 +71,10 @@ TEST(ShardAdamW, ShardsEqualTheWholeTensorUpdate) {
   std::vector<std::unique_ptr<ShardedAdamW>> shards;
   for (int64_t r = 0; r < W; ++r) {
     lays.push_back(std::make_unique<ShardLayout>(m, W, r));
-    std::vector<at::Tensor> flats;
-    for (const Unit& u : lays.back()->units()) flats.push_back(flatten_unit(m, u, at::kFloat));
-    shards.push_back(std::make_unique<ShardedAdamW>(*lays.back(), flats, ao));
+    std::vector<at::Tensor> own;
+    for (const Unit& u : lays.back()->units())
+      own.push_back(flatten_unit(m, u, at::kFloat).narrow(0, r * u.shard, u.shard).clone());
+    shards.push_back(std::make_unique<ShardedAdamW>(*lays.back(), own, ao));
   }
   at::manual_seed(11);
   for (int step = 0; step < 3; ++step) {
@@ -138,7 +139,7 @@ void expect_step_matches(ShardMode mode, int64_t W) {
     threads.emplace_back([&, r] {
       mp::test::LocalComm comm(group, r);
       mp::AdamW full(params, ao);
-      ShardedStudent s(full, cfg, mode, at::kFloat, comm);
+      ShardedStudent s(*mp::shard::optimizer_source(full, cfg), mode, at::kFloat, ao, comm, at::kCPU);
       s.begin_micro();
       at::Tensor rows = ids.slice(0, r, B, W);
       std::vector<at::Tensor> seen;

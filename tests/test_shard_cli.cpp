@@ -85,7 +85,7 @@ TEST_F(ShardCli, TrainAtOneTwoAndFourRanksMatchesOneProcess) {
       const std::string out = std::string(mode) + std::to_string(n);
       run_ok(train(out, 4, std::string("--shard ") + mode + (n > 1 ? " --nproc " + std::to_string(n) : "")));
       expect_same_run("one", out, 1e-5);
-      EXPECT_EQ(summary_of(dir.file(out))["shard"], n > 1 ? mode : "none");
+      EXPECT_EQ(summary_of(dir.file(out))["shard"], mode);  // one rank runs the sharded path too
     }
   // --recompute under optimizer sharding takes the model's own recomputation path.
   run_ok(train("opt_rc", 4, "--shard optimizer --recompute --nproc 2"));
@@ -127,11 +127,20 @@ TEST_F(ShardCli, FullShardingAtFourRanksKeepsUnderAThirdOfTheBytes) {
 }
 
 // A run stopped at 2 ranks (full) and resumed at 4 (optimizer), and one resumed at 1 process,
-// end like an unbroken run (checkpoints are gathered whole, so any world size and mode resumes).
+// end like an unbroken run: every rank writes its own shards of the checkpoint and a resumed run
+// reads the ranges it owns at its own world size (no rank ever holds the whole state).
 TEST_F(ShardCli, StoppedShardedRunsResumeAtAnotherWorldSize) {
   MP_SKIP_WITHOUT_GLOO();
   run_ok(train("whole", 4, "--save-every 2"));
   run_ok(train("a", 4, "--save-every 2 --shard full --nproc 2 --stop-at 2"));
+  {
+    std::ifstream in(dir.file("a/checkpoint-2/manifest.json"));
+    ASSERT_TRUE(in.good()) << "a sharded run writes a sharded checkpoint";
+    const nlohmann::json m = nlohmann::json::parse(in);
+    EXPECT_EQ(m["world_size"], 2);
+    EXPECT_EQ(m["shard_mode"], "full");
+    EXPECT_TRUE(std::ifstream(dir.file("a/checkpoint-2/rank-1-of-2.safetensors")).good());
+  }
   run_ok(train("a", 4, "--save-every 2 --shard optimizer --nproc 4 --resume"));
   expect_same_run("whole", "a", 1e-5);
   run_ok(train("b", 4, "--save-every 2 --shard full --nproc 4 --stop-at 2"));

@@ -6,49 +6,57 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <map>
 
 namespace mp::shard {
 
-ShardMode parse_shard_mode(const std::string& name) {
-  if (name == "none") return ShardMode::None;
-  if (name == "optimizer") return ShardMode::Optimizer;
-  if (name == "full") return ShardMode::Full;
-  fail_usage("--shard: expected none, optimizer or full, got '{}'", name);
+namespace {
+
+std::vector<TensorSpec> specs_of(const Model& m) {
+  std::vector<TensorSpec> out;
+  for (const auto& [name, t] : m.weights) out.push_back({name, t.sizes().vec()});
+  return out;
 }
 
-const char* shard_mode_name(ShardMode m) {
-  switch (m) {
-    case ShardMode::None: return "none";
-    case ShardMode::Optimizer: return "optimizer";
-    case ShardMode::Full: return "full";
-  }
-  return "?";
-}
+}  // namespace
 
-ShardLayout::ShardLayout(const Model& m, int64_t world_size, int64_t rank) : world_(world_size), rank_(rank) {
+ShardLayout::ShardLayout(const Model& m, int64_t world_size, int64_t rank)
+    : ShardLayout(m.config, specs_of(m), world_size, rank) {}
+
+ShardLayout::ShardLayout(const ModelConfig& config, const std::vector<TensorSpec>& tensors, int64_t world_size,
+                         int64_t rank)
+    : world_(world_size), rank_(rank) {
   if (world_size < 1 || rank < 0 || rank >= world_size)
     fail_runtime("shard layout: rank {} of world size {} is out of range", rank, world_size);
-  auto add = [&](Unit& u, const std::string& name) {
-    const at::Tensor& t = m.w(name);
-    u.tensors.push_back({name, t.sizes().vec(), u.numel, t.numel()});
-    u.numel += t.numel();
+  std::map<std::string, std::vector<int64_t>> shapes;  // by name: a layer's tensors in name order
+  for (const TensorSpec& t : tensors) shapes[t.name] = t.shape;
+  auto add = [&](Unit& u, const std::string& name, const std::vector<int64_t>& shape) {
+    int64_t numel = 1;
+    for (int64_t d : shape) numel *= d;
+    u.tensors.push_back({name, shape, u.numel, numel});
+    u.numel += numel;
+  };
+  auto add_named = [&](Unit& u, const std::string& name) {
+    auto it = shapes.find(name);
+    if (it == shapes.end()) fail_runtime("shard layout: the model has no tensor '{}'", name);
+    add(u, name, it->second);
   };
   Unit emb;
   emb.name = "embedding";
-  add(emb, kEmbeddingName);
+  add_named(emb, kEmbeddingName);
   units_.push_back(emb);
-  for (int64_t i = 0; i < m.config.num_layers(); ++i) {
+  for (int64_t i = 0; i < config.num_layers(); ++i) {
     Unit u;
     u.name = "layer " + std::to_string(i);
     const std::string prefix = layer_prefix(i);
-    for (auto it = m.weights.lower_bound(prefix); it != m.weights.end() && it->first.rfind(prefix, 0) == 0; ++it)
-      add(u, it->first);
+    for (auto it = shapes.lower_bound(prefix); it != shapes.end() && it->first.rfind(prefix, 0) == 0; ++it)
+      add(u, it->first, it->second);
     units_.push_back(u);
   }
   Unit head;
   head.name = "head";
-  add(head, kFinalNormName);
-  add(head, kLmHeadName);
+  add_named(head, kFinalNormName);
+  add_named(head, kLmHeadName);
   units_.push_back(head);
   for (Unit& u : units_) {
     u.padded = (u.numel + world_ - 1) / world_ * world_;

@@ -14,17 +14,15 @@
 // read in these terms.
 #pragma once
 
+#include "distill/shard/shard_mode.h"
 #include "model/model.h"
+#include "model/weights.h"
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace mp::shard {
-
-enum class ShardMode { None, Optimizer, Full };
-ShardMode parse_shard_mode(const std::string& name);  // "none", "optimizer", "full"; usage error otherwise
-const char* shard_mode_name(ShardMode m);
 
 struct FlatTensor {
   std::string name;
@@ -48,6 +46,8 @@ struct OwnedRange {
 class ShardLayout {
  public:
   ShardLayout(const Model& m, int64_t world_size, int64_t rank);
+  // From the tensors' names and shapes alone (no weights needed).
+  ShardLayout(const ModelConfig& config, const std::vector<TensorSpec>& tensors, int64_t world_size, int64_t rank);
   const std::vector<Unit>& units() const { return units_; }
   int64_t num_units() const { return static_cast<int64_t>(units_.size()); }
   int64_t embedding_unit() const { return 0; }

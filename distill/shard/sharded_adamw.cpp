@@ -6,15 +6,16 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <utility>
 
 namespace mp::shard {
 
-ShardedAdamW::ShardedAdamW(const ShardLayout& layout, const std::vector<at::Tensor>& full_fp32, AdamWOptions opt)
-    : layout_(layout), opt_(opt) {
+ShardedAdamW::ShardedAdamW(const ShardLayout& layout, std::vector<at::Tensor> master_shards, AdamWOptions opt)
+    : layout_(layout), opt_(opt), master_(std::move(master_shards)) {
   at::NoGradGuard no_grad;
   const std::vector<Unit>& units = layout.units();
-  if (full_fp32.size() != units.size())
-    fail_runtime("sharded AdamW: {} flat units for a layout of {}", full_fp32.size(), units.size());
+  if (master_.size() != units.size())
+    fail_runtime("sharded AdamW: {} unit shards for a layout of {}", master_.size(), units.size());
   decay_.resize(units.size());
   for (const OwnedRange& r : layout.owned_ranges()) {
     const Unit& u = units[r.unit];
@@ -23,11 +24,11 @@ ShardedAdamW::ShardedAdamW(const ShardLayout& layout, const std::vector<at::Tens
         decay_[r.unit].emplace_back(r.shard_offset, r.end - r.begin);
   }
   for (size_t k = 0; k < units.size(); ++k) {
-    const Unit& u = units[k];
-    master_.push_back(full_fp32[k].narrow(0, layout.rank() * u.shard, u.shard).to(at::kFloat).clone());
-    m_.push_back(at::zeros_like(master_.back()));
-    v_.push_back(at::zeros_like(master_.back()));
-    grad_.push_back(at::zeros_like(master_.back()));
+    if (master_[k].numel() != units[k].shard || master_[k].scalar_type() != at::kFloat)
+      fail_runtime("sharded AdamW: the master shard of {} is not {} fp32 elements", units[k].name, units[k].shard);
+    m_.push_back(at::zeros_like(master_[k]));
+    v_.push_back(at::zeros_like(master_[k]));
+    grad_.push_back(at::zeros_like(master_[k]));
   }
 }
 

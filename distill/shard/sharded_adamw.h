@@ -32,9 +32,9 @@ struct OwnedState {
 
 class ShardedAdamW {
  public:
-  // `full_fp32[u]`: unit u flattened and padded (flatten_unit), fp32, on the training device;
-  // this rank's shard of each is copied.
-  ShardedAdamW(const ShardLayout& layout, const std::vector<at::Tensor>& full_fp32, AdamWOptions opt);
+  // `master_shards[u]`: this rank's shard of unit u (unit.shard elements, fp32, on the training
+  // device), taken as the masters; moments and gradients start at 0.
+  ShardedAdamW(const ShardLayout& layout, std::vector<at::Tensor> master_shards, AdamWOptions opt);
 
   // The accumulated gradient shards (fp32, one per unit), summed into by the reduce-scatter.
   const std::vector<at::Tensor>& grads() const { return grad_; }

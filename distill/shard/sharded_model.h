@@ -16,11 +16,14 @@
 #pragma once
 
 #include "distill/dist/communicator.h"
+#include "distill/checkpoint.h"
 #include "distill/optim.h"
 #include "distill/shard/shard_layout.h"
+#include "distill/shard/shard_source.h"
 #include "distill/shard/sharded_adamw.h"
 #include "distill/shard/unit_comm.h"
 #include "distill/shard/unit_runner.h"
+#include "model/lm_eval.h"
 #include "model/model.h"
 
 #include <memory>
@@ -29,9 +32,10 @@ namespace mp::shard {
 
 class ShardedStudent {
  public:
-  // Takes over the whole optimizer's state (masters, moments, step count): this rank's shards of it.
-  ShardedStudent(const AdamW& full, const ModelConfig& config, ShardMode mode, at::ScalarType dtype,
-                 dist::Communicator& comm);
+  // This rank's shards of the masters (and of the moments and step count when `src` has them),
+  // read from `src` range by range; compute weights of `dtype` on `device`.
+  ShardedStudent(const ShardSource& src, ShardMode mode, at::ScalarType dtype, const AdamWOptions& options,
+                 dist::Communicator& comm, at::Device device);
   ShardedStudent(const ShardedStudent&) = delete;  // the parts refer to layout_
   ShardedStudent& operator=(const ShardedStudent&) = delete;
 
@@ -51,11 +55,21 @@ class ShardedStudent {
   Model gather_model(bool keep);
   std::unique_ptr<AdamW> gather_optimizer(bool keep);
 
+  // Collective: every rank writes its masters and moments as one file of a sharded checkpoint
+  // (sharded_checkpoint.h), then rank 0 commits OUTPUT/checkpoint-STEP. Returns the folder.
+  // Without `optimizer_state`, only the weights, in the compute dtype (what a final model needs).
+  std::string save_checkpoint(const std::string& output, const TrainerState& state,
+                              const std::string& companions_from, bool optimizer_state = true);
+  // Collective: language-model statistics over `windows` (every rank passes the same ones),
+  // the student run unit by unit without gradients.
+  LmStats evaluate(const at::Tensor& windows, int64_t micro_batch);
+
   int64_t parameters() const;
   int64_t held_bytes() const;  // weights, gradients and optimizer state this rank keeps between steps
 
  private:
   ModelConfig config_;
+  std::vector<TensorSpec> tensors_;  // checkpoint order
   dist::Communicator& comm_;
   ShardMode mode_;
   at::ScalarType dtype_;
@@ -65,21 +79,25 @@ class ShardedStudent {
   std::unique_ptr<GradReduceScatter> rs_;
   std::unique_ptr<UnitWeights> weights_;
   std::unique_ptr<UnitRunner> runner_;
+  std::unique_ptr<UnitRunner> frozen_;  // evaluation: the same weights, no gradients
+  at::Device device_ = at::kCPU;
 };
 
 class ShardedTeacher {
  public:
-  // `teacher` in the compute dtype on the training device; this rank keeps its shards only.
-  ShardedTeacher(const Model& teacher, dist::Communicator& comm);
+  // This rank's shards of the teacher's weights, read from `src`, in `dtype` on `device`.
+  ShardedTeacher(const ShardSource& src, at::ScalarType dtype, dist::Communicator& comm, at::Device device);
   ShardedTeacher(const ShardedTeacher&) = delete;
   ShardedTeacher& operator=(const ShardedTeacher&) = delete;
   UnitRunner& runner() { return *runner_; }
   int64_t held_bytes() const { return weights_->held_bytes(); }
+  LmStats evaluate(const at::Tensor& windows, int64_t micro_batch);  // collective, as the student's
 
  private:
   ShardLayout layout_;
   std::unique_ptr<UnitWeights> weights_;
   std::unique_ptr<UnitRunner> runner_;
+  at::Device device_ = at::kCPU;
 };
 
 }  // namespace mp::shard

@@ -9,18 +9,25 @@
 
 namespace mp::shard {
 
-UnitWeights::UnitWeights(const ShardLayout& layout, bool keep_whole, const std::vector<at::Tensor>& flats,
+UnitWeights::UnitWeights(const ShardLayout& layout, bool keep_whole, const std::vector<at::Tensor>& shards,
                          at::ScalarType dtype, dist::Communicator& comm, const std::vector<at::Tensor>* alias_shards)
     : layout_(layout), keep_whole_(keep_whole), dtype_(dtype), comm_(comm) {
   at::NoGradGuard no_grad;
   const std::vector<Unit>& units = layout.units();
   aliased_ = !keep_whole && alias_shards != nullptr;
-  for (size_t k = 0; k < units.size(); ++k) {
-    const Unit& u = units[k];
-    if (keep_whole) whole_.push_back(flats[k].to(dtype).clone());
-    else if (aliased_) shard_.push_back((*alias_shards)[k]);
-    else shard_.push_back(flats[k].narrow(0, layout.rank() * u.shard, u.shard).to(dtype).clone());
+  if (keep_whole) {
+    std::vector<at::Tensor> ins;
+    std::vector<std::shared_ptr<dist::CommWork>> works;
+    for (size_t k = 0; k < units.size(); ++k) {
+      whole_.push_back(at::empty({units[k].padded}, shards[k].options().dtype(dtype)));
+      ins.push_back(shards[k].to(dtype).contiguous());
+      works.push_back(comm.start_all_gather(whole_.back(), ins.back()));
+    }
+    for (auto& w : works) w->wait();
+    return;
   }
+  for (size_t k = 0; k < units.size(); ++k)
+    shard_.push_back(aliased_ ? (*alias_shards)[k] : shards[k].to(dtype).clone());
 }
 
 void UnitWeights::prefetch(int64_t u) {

@@ -33,10 +33,10 @@ namespace mp::shard {
 
 class UnitWeights {
  public:
-  // `flats[u]`: unit u flattened and padded in any float dtype (copied into `dtype`). When
-  // `alias_shards` is given (fp32 compute, sharded), its tensors are this rank's shards and
-  // are used in place (the optimizer's masters), not copied.
-  UnitWeights(const ShardLayout& layout, bool keep_whole, const std::vector<at::Tensor>& flats, at::ScalarType dtype,
+  // `shards[u]`: this rank's shard of unit u in any float dtype (copied into `dtype`; kept whole,
+  // the units are all-gathered from them, a collective). When `alias_shards` is given (fp32
+  // compute, sharded), its tensors are used in place (the optimizer's masters), not copied.
+  UnitWeights(const ShardLayout& layout, bool keep_whole, const std::vector<at::Tensor>& shards, at::ScalarType dtype,
               dist::Communicator& comm, const std::vector<at::Tensor>* alias_shards = nullptr);
 
   bool keeps_whole() const { return keep_whole_; }
