@@ -1,5 +1,5 @@
 // The hybrid model's configuration, as Hugging Face's NemotronH config.json describes it.
-// Reads every form formats.md lists (pattern string or block-type list, old field names,
+// Reads every form docs/formats.md lists (pattern string or block-type list, old field names,
 // Infinity spelled two ways); writes the canonical form that transformers loads. The sizes that
 // fix weight shapes are required (vocab and hidden size always; the MLP, attention and Mamba sizes
 // when such layers exist); other settings default as transformers documents. Every size is range

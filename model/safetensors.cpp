@@ -1,5 +1,5 @@
 // safetensors reading (mmap + full validation) and atomic writing. See safetensors.h and
-// docs in shared/design/formats.md. Invariants a SafetensorsFile guarantees once open() returns:
+// docs/formats.md. Invariants a SafetensorsFile guarantees once open() returns:
 // every tensor's bytes lie inside the data buffer, its byte count equals prod(shape) * itemsize,
 // and the tensors tile the buffer exactly. Data is little-endian on disk; hosts are assumed
 // little-endian (checked at compile time below).

@@ -1,7 +1,7 @@
 // safetensors files: a validated, memory-mapped reader and an atomic writer.
 //
 // Layout: u64 little-endian header length N, N bytes of JSON, then the data buffer.
-// Every rule a valid file obeys is checked when the file is opened (see formats.md):
+// Every rule a valid file obeys is checked when the file is opened (see docs/formats.md):
 // header length within the file and at most 100 MB, header starts with '{', known dtypes,
 // data_offsets inside the buffer, end - begin == prod(shape) * itemsize, offsets tile the buffer
 // exactly (no gap, no overlap, last end == buffer size), no duplicate names or keys, the header

@@ -1,4 +1,4 @@
-// Calibration pass (method.md 2.2): one forward pass over N windows, collecting through the
+// Calibration pass (docs/method.md): one forward pass over N windows, collecting through the
 // observer hook, per layer:
 //   MLP neurons       Site::MlpActivation [B,L,F]          -> score [F]
 //   attention heads   Site::AttnHeads [B,L,Hq,hd], L2 over hd -> score [Hq]

@@ -1,4 +1,4 @@
-// Layer importance by removal (method.md 2.2): for every layer i, run the model without it and
+// Layer importance by removal (docs/method.md): for every layer i, run the model without it and
 // compare with the full model on the same windows:
 //   mse_hidden  mean over elements of (h_drop - h_full)^2, the stream after the last layer
 //   mse_normed  the same after norm_f (the LM head's input)

@@ -4,7 +4,7 @@
 // group (all kv heads stay), every Mamba layer the same number of heads per group and the same
 // head channels for all its heads; hidden (embedding) channels are shared by the whole model.
 //
-// make_plan() ranks with an Importance (method.md 2.2):
+// make_plan() ranks with an Importance (docs/method.md):
 //   hidden      aggregate mixer-input score, top d'
 //   MLP         per layer, that layer's neuron scores, top F'
 //   attention   per layer, query heads ranked inside their kv group, top Hq'/Hkv per group

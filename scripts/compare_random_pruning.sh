@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's control experiment: prune a trained teacher to the same shape by importance and by
+# The control experiment: prune a trained teacher to the same shape by importance and by
 # random indices (several seeds), and compare held-out loss with no training afterwards.
 #   scripts/compare_random_pruning.sh TEACHER IMPORTANCE VALID_PREFIX [OUT.md]
 # Defaults fit the main job's outputs (runs/demo).

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 3 on the GPU machine, one command: time Triton's SSD at Nemotron-H shapes while building
-# against the torch's LibTorch (CUDA), then run the CUDA kernel tests, time ours and our RMSNorm
-# against the LibTorch ops it replaces, print short tables, then (with Nsight Compute) the SSD's
-# per-kernel times at 56B. About 7-8 minutes on a fresh machine.
+# The CUDA kernels on the GPU machine in one command: time Triton's SSD at Nemotron-H shapes
+# while building against the torch's LibTorch (CUDA), then run the CUDA kernel tests, time ours and
+# our RMSNorm against the LibTorch ops it replaces, print short tables, then (with Nsight Compute)
+# the SSD's per-kernel times at 56B. About 7-8 minutes on a fresh machine.
 #   scripts/gpu_kernels.sh [--quick]        results under $OUT (default /tmp/mp_out)
-# $OUT gets seven files (the device tool brings back at most eight): the JSON lines of each
+# $OUT gets seven files (few, so that they are quick to copy back): the JSON lines of each
 # benchmark, the table, the per-kernel times, a summary, and every log in logs.tar.gz.
 # Needs deps/ (scripts/bundle_deps.sh) and third_party_ref/mamba (public state-spaces/mamba
 # checkout, git-ignored) carried along.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's scale check: score an 8B-shaped checkpoint (random weights, bf16, ~16 GB on disk) with
+# A scale check: score an 8B-shaped checkpoint (random weights, bf16, ~16 GB on disk) with
 # --stream on the GPU and report the peak GPU memory against the weight size (goal: below a
 # quarter). Run from the repo root after a build:  scripts/gpu_stream_8b.sh build-gpu/minipuzzle
 set -u

@@ -1,4 +1,4 @@
-// Ranking candidates against the parent on held-out tokens (method.md 2.3): each candidate is
+// Ranking candidates against the parent on held-out tokens (docs/method.md): each candidate is
 // built in memory by slicing the parent with the importance-driven plan (the same apply_plan that
 // `minipuzzle prune` uses; no checkpoint is written) and compared with the parent on the same
 // windows by next-token accuracy, agreement with the parent's argmax, KL(parent || candidate)

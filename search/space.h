@@ -26,7 +26,7 @@ struct SearchSpace {
 std::vector<int64_t> parse_int_list(const std::string& spec, const std::string& what);
 
 // Defaults: Mamba and MLP layers from 3/4 of the parent's count to all of them, attention
-// layers from 1 to all (keep at least one: data.md shows why a hybrid needs one), the MLP width
+// layers from 1 to all (a hybrid keeps at least one attention layer), the MLP width
 // grid 75%..100% of the parent's in 1/32 steps, other widths the parent's.
 SearchSpace default_space(const ModelConfig& parent);
 

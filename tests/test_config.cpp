@@ -98,7 +98,7 @@ TEST(Config, MissingFileNamesThePath) {
   }
 }
 
-// The published sizes (method.md): 8.10 B, 56.32 B, 46.79 B parameters.
+// The published sizes (docs/method.md; arXiv 2504.03624): 8.10 B, 56.32 B, 46.79 B parameters.
 TEST(Accounting, PublishedParameterCounts) {
   auto p8 = mp::count_params(mp::load_config(mp::test::source_path("configs/nemotron-h-8b/config.json")));
   auto p56 = mp::count_params(mp::load_config(mp::test::source_path("configs/nemotron-h-56b/config.json")));

@@ -131,7 +131,7 @@ TEST_P(CudaSsd, ForwardAndGradientsMatchFloat64) {
   mp::set_cuda_output_poison(false);
 }
 
-// The shape list of the issue: L = 1, L = chunk + 1, G = 1, G = H, P in {32, 64, 128}, N from 16
+// The shape list: L = 1, L = chunk + 1, G = 1, G = H, P in {32, 64, 128}, N from 16
 // to 256; each case runs in fp32 and bf16, with and without an initial state.
 const SsdCase kSsdCases[] = {
     // L = 1: 32 one-step sequences (with 8, the bf16 errors, norm-wise over so few scalars,

@@ -1,4 +1,4 @@
-// make_plan: ranking rules of method.md 2.2 on hand-made scores, and every refusal.
+// make_plan: ranking rules of docs/method.md on hand-made scores, and every refusal.
 #include "common/error.h"
 #include "prune/importance.h"
 #include "prune/plan.h"

@@ -1,4 +1,4 @@
-// The deployment cost model and the search over the paper's space (method.md 2.1, 2.3).
+// The deployment cost model and the search over the paper's space (docs/method.md).
 #include "common/error.h"
 #include "model/accounting.h"
 #include "search/budget.h"

@@ -293,7 +293,7 @@ __global__ void __launch_bounds__(kThreads, 2) ssd_fwd_mma_kernel(MpSsdFwdArgs a
   constexpr bool kTiled = tiled_layout(kN);
   // The state update as a warpgroup product. kEarlyState: issued before W X, so that it runs
   // under it, and waited for at the chunk's end; else issued and waited for after y. Measured on
-  // an H200 (bench/results/2026-11-27-ssd-h200-session12-wgmma.txt): early is faster at N = 256
+  // an H200 (bench/results/2026-11-27-ssd-h200-wgmma-ab.txt): early is faster at N = 256
   // (56B, b = 1: 0.870 against 0.986 ms), late at N = 128 (8B, b = 4: 1.227 against 1.329 ms).
   constexpr bool kWgState = MP_WGMMA && kN >= 128;
   constexpr bool kEarlyState = kWgState && kN == 256;
