@@ -1,7 +1,13 @@
-// minipuzzle eval: LM loss, perplexity and next-token accuracy on token data.
+// minipuzzle eval: LM loss, perplexity and next-token accuracy on token data, or on text files
+// tokenized on the fly with the model's tokenizer (one document per file, EOS appended, as
+// `data from-text` does).
 #include "cli/commands.h"
+#include "common/error.h"
 #include "common/progress.h"
 #include "data/sampler.h"
+#include "data/text_dataset.h"
+#include "data/tokenize_corpus.h"
+#include "data/tokenizer/model_text.h"
 #include "model/lm_eval.h"
 #include "model/model.h"
 
@@ -9,6 +15,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -16,19 +24,55 @@ namespace mp::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, data, device = "cpu", dtype = "fp32";
+  std::string model, data, device = "cpu", dtype = "fp32", tokenizer;
+  std::vector<std::string> text;
   int64_t seq_len = 1024, samples = 64, micro_batch = 4;
   uint64_t seed = 1234;
   bool json = false, quiet = false;
 };
+
+// A private temporary folder, removed with everything in it when the evaluation ends.
+struct ScratchFolder {
+  std::string path;
+  ScratchFolder() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "minipuzzle-eval-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) fail_runtime("cannot create a temporary folder under {}", tmpl);
+    path = tmpl;
+  }
+  ~ScratchFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// --text: the files as token data in `scratch`, through the model's tokenizer (or bytes).
+std::string tokenize_text(const EvalArgs& a, int64_t vocab, const ScratchFolder& scratch) {
+  ModelText text(a.model, vocab, a.tokenizer);
+  const std::string prefix = scratch.path + "/text";
+  if (text.is_bytes()) {
+    bytes_dataset_from_text(a.text, prefix);
+  } else {
+    CorpusOptions co;
+    co.quiet = true;
+    tokenize_text_files(a.text, prefix, *text.tokenizer(), co);
+  }
+  if (!a.quiet) std::cerr << fmt::format("eval: {} text file(s) through {}\n", a.text.size(), text.describe());
+  return prefix;
+}
 
 void run_eval(const EvalArgs& a) {
   at::Device dev = parse_device(a.device);
   LoadOptions lo;
   lo.device = dev;
   lo.dtype = parse_dtype(a.dtype);
+  std::unique_ptr<ScratchFolder> scratch;
+  std::string data = a.data;
+  if (!a.text.empty()) {  // tokenized before the weights load: a bad file fails fast
+    scratch = std::make_unique<ScratchFolder>();
+    data = tokenize_text(a, load_config(a.model).vocab_size, *scratch);
+  }
   Model m = load_model(a.model, lo);
-  WindowSampler sampler(IndexedDataset::open(a.data), a.seq_len, a.seed, m.config.vocab_size);
+  WindowSampler sampler(IndexedDataset::open(data), a.seq_len, a.seed, m.config.vocab_size);
   const int64_t n = std::min<int64_t>(a.samples, sampler.num_windows());
   at::Tensor windows = sampler.fixed_windows(n);
   Progress progress("eval", n * a.seq_len, "tok", a.quiet);
@@ -53,7 +97,13 @@ void register_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand("eval", "LM loss, perplexity and next-token accuracy on token data");
   cmd->add_option("--model", a->model, "Checkpoint folder")->required();
-  cmd->add_option("--data", a->data, "Token data prefix (PREFIX.bin + PREFIX.idx)")->required();
+  auto* data = cmd->add_option("--data", a->data, "Token data prefix (PREFIX.bin + PREFIX.idx)");
+  auto* text = cmd->add_option("--text", a->text,
+                               "UTF-8 text files instead of token data, tokenized with the model folder's tokenizer.json "
+                               "(bytes for a byte-level model), one document per file");
+  data->excludes(text);
+  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json or a folder holding one (default: the model folder's)")
+      ->needs(text);
   cmd->add_option("--seq-len", a->seq_len, "Tokens per window")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--samples", a->samples, "Windows to evaluate")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--micro-batch", a->micro_batch, "Windows per forward pass")->capture_default_str()
@@ -63,7 +113,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
   cmd->add_flag("--json", a->json, "Machine-readable output");
   cmd->add_flag("--quiet", a->quiet, "No progress lines");
-  cmd->callback([a] { run_eval(*a); });
+  cmd->callback([a, data, text] {
+    if (data->count() == 0 && text->count() == 0) fail_usage("eval: give --data PREFIX or --text FILES");
+    run_eval(*a);
+  });
 }
 
 }  // namespace mp::cli

@@ -1,7 +1,10 @@
-// minipuzzle generate: token ids in, generated ids out, with prefill and decode speed reported
-// separately (model/generate.h does the work). Greedy at temperature 0.
+// minipuzzle generate: a prompt in (text through the model's tokenizer, or token ids), the
+// continuation out, with prefill and decode speed reported separately (model/generate.h does the
+// work). Greedy at temperature 0. Text output stops at the tokenizer's EOS.
 #include "cli/commands.h"
+#include "common/error.h"
 #include "cli/flag_checks.h"
+#include "data/tokenizer/model_text.h"
 #include "model/generate.h"
 #include "model/model.h"
 
@@ -12,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <optional>
 #include <iostream>
 #include <memory>
 #include <vector>
@@ -34,7 +38,7 @@ CLI::Validator temperature_check() {
 }
 
 struct GenerateArgs {
-  std::string model, device = "cpu", dtype = "fp32";
+  std::string model, device = "cpu", dtype = "fp32", text, tokenizer;
   std::vector<int64_t> prompt;
   GenerateOptions opt;
   bool json = false;
@@ -44,19 +48,42 @@ void run_generate(const GenerateArgs& a) {
   LoadOptions lo;
   lo.device = parse_device(a.device);
   lo.dtype = parse_dtype(a.dtype);
+  // The tokenizer is checked before the weights load.
+  std::unique_ptr<ModelText> text;
+  if (!a.text.empty()) text = std::make_unique<ModelText>(a.model, load_config(a.model).vocab_size, a.tokenizer);
+  std::vector<int64_t> prompt_ids = text ? text->encode(a.text, true) : a.prompt;
+  if (prompt_ids.empty()) fail_usage("--prompt: the text gives no tokens");
   Model m = load_model(a.model, lo);
-  at::Tensor prompt = at::tensor(a.prompt, at::kLong).unsqueeze(0);
+  for (int64_t id : prompt_ids)
+    if (id < 0 || id >= m.config.vocab_size)
+      fail_usage("--prompt-ids: id {} is outside the model's vocabulary [0, {})", id, m.config.vocab_size);
+  at::Tensor prompt = at::tensor(prompt_ids, at::kLong).unsqueeze(0);
   GenerateResult r = generate(m, prompt, a.opt);
   at::Tensor t = r.tokens_BN.select(0, 0).contiguous();
   std::vector<int64_t> ids(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+  std::string continuation;
+  if (text) {  // up to the first EOS
+    std::vector<int64_t> kept = ids;
+    if (auto eos = text->tokenizer() ? text->tokenizer()->eos_id() : std::nullopt)
+      for (size_t i = 0; i < kept.size(); ++i)
+        if (kept[i] == *eos) {
+          kept.resize(i);
+          break;
+        }
+    continuation = text->decode(kept);
+  }
   if (a.json) {
-    nlohmann::json j = {{"prompt_ids", a.prompt},
+    nlohmann::json j = {{"prompt_ids", prompt_ids},
                         {"generated_ids", ids},
                         {"prefill", {{"tokens", r.prefill_tokens}, {"seconds", r.prefill_seconds},
                                      {"tokens_per_second", r.prefill_tokens_per_second()}}},
                         {"decode", {{"tokens", r.decode_tokens}, {"seconds", r.decode_seconds},
                                     {"tokens_per_second", r.decode_tokens_per_second()}}}};
-    std::cout << j.dump(2) << "\n";
+    if (text) j["prompt"] = a.text, j["continuation"] = continuation;
+    // A byte-level model can emit bytes that are not UTF-8: replaced, never a throw.
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else if (text) {
+    std::cout << a.text << continuation << "\n";
   } else {
     std::cout << fmt::format("{}\n", fmt::join(ids, ","));
     std::cerr << fmt::format("prefill {} tokens in {:.4f} s ({:.1f} tokens/s) | decode {} tokens in {:.4f} s ({:.1f} tokens/s)\n",
@@ -71,7 +98,12 @@ void register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate token ids after a prompt (prefill, then one token a step)");
   cmd->add_option("--model", a->model, "Checkpoint folder")->required();
-  cmd->add_option("--prompt-ids", a->prompt, "Prompt token ids, comma-separated (e.g. 1,2,3)")->required()->delimiter(',');
+  auto* text = cmd->add_option("--prompt", a->text, "Prompt text, through the model folder's tokenizer.json (UTF-8 bytes for a "
+                               "byte-level model); prints the prompt and its continuation");
+  auto* ids = cmd->add_option("--prompt-ids", a->prompt, "Prompt token ids, comma-separated (e.g. 1,2,3)")->delimiter(',');
+  text->excludes(ids);
+  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json or a folder holding one (default: the model folder's)")
+      ->needs(text);
   cmd->add_option("--max-new-tokens", a->opt.max_new_tokens, "Tokens to generate")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, kMaxNewTokens));
   cmd->add_option("--temperature", a->opt.temperature, "0: greedy; > 0: sample from softmax(logits / T)")
@@ -80,7 +112,10 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
   cmd->add_flag("--json", a->json, "Machine-readable output");
-  cmd->callback([a] { run_generate(*a); });
+  cmd->callback([a, text, ids] {
+    if (text->count() == 0 && ids->count() == 0) fail_usage("generate: give --prompt TEXT or --prompt-ids IDS");
+    run_generate(*a);
+  });
 }
 
 }  // namespace mp::cli
