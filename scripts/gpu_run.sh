@@ -46,6 +46,8 @@ for step in $steps; do
     prune)
       bash scripts/parity/check_pruned_in_transformers.sh "$B/minipuzzle" 2>&1 | tee "$OUT/pruned_hf.log" | grep -E "PASS|FAIL|error"
       note "pruned-in-transformers rc=${PIPESTATUS[0]}"
+      bash scripts/parity/check_tokenizer_follows_prune.sh "$B/minipuzzle" 2>&1 | tee "$OUT/tokenizer_follows.log" | tail -3
+      note "tokenizer-follows-prune rc=${PIPESTATUS[0]}"
       bash scripts/gpu_prune_check.sh "$B/minipuzzle" "$OUT/prune_check" 2>&1 | tee "$OUT/prune_stream.log" | grep -E "stream|peak|error|took"
       note "stream-vs-memory rc=${PIPESTATUS[0]}"
       ;;
@@ -65,6 +67,15 @@ for step in $steps; do
       $B/bench/bench_kd_loss --tokens 4096 --card "$card" --out "$OUT/bench_kd_loss_4k.json" 2>&1 | tee -a "$OUT/summary.txt"
       $B/bench/bench_eval --config configs/nemotron-h-8b/config.json --seq-len 4096 --batch 1 \
         --card "$card" --out "$OUT/bench_eval_8b.json" 2>&1 | tee -a "$OUT/summary.txt"
+      ;;
+    tokenizer)
+      # Tokenizer speed: minipuzzle on 1..N threads against Hugging Face tokenizers (Python).
+      cmake --build $B -j16 --target bench_tokenizer >/dev/null 2>&1
+      bash bench/tokenizer_speed.sh $B/bench/bench_tokenizer .tokenizers "$OUT/tokenizer_speed" gpt2 qwen3 llama2 \
+        > "$OUT/tokenizer_speed.log" 2>&1
+      note "tokenizer-speed rc=$?"; tail -5 "$OUT/tokenizer_speed.log"
+      bash scripts/parity/check_tokenizer_follows_prune.sh "$B/minipuzzle" 2>&1 | tee "$OUT/tokenizer_follows.log" | tail -3
+      note "tokenizer-follows-prune rc=${PIPESTATUS[0]}"
       ;;
     shard)
       # --shard full against none at world size 1: tokens/s, peak memory, loss curves.
