@@ -7,6 +7,8 @@
 #include "model/config.h"
 #include "common/progress.h"
 #include "data/sampler.h"
+#include "distill/finalists.h"
+#include "distill/train_config.h"
 #include "model/model.h"
 #include "prune/apply.h"
 #include "prune/fingerprint.h"
@@ -18,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -39,8 +42,40 @@ struct SearchArgs {
   std::string importance, data, device = "cpu", dtype = "fp32", rank_by = "kl", layer_metric = "mse_normed";
   int64_t eval_tokens = 16384, seq_len = 512, top = 20, micro_batch = 4, finalists = 0;
   uint64_t seed = 4321;
-  bool quiet = false, overwrite = false;
+  bool quiet = false, overwrite = false, resume = false;
+  // Short distillation of the finalists (0: none).
+  int64_t distill_tokens = 0;
+  std::string recipe, distill_data;
 };
+
+// The finalists distilled from the parent for the same tokens, evaluated and ranked again.
+void distill_and_rerank(const SearchArgs& a, const std::vector<Finalist>& finalists, const std::string& metric) {
+  FinalistDistillOptions o;
+  o.recipe = default_train_config("distill");
+  if (!a.recipe.empty()) o.recipe = load_recipe(a.recipe, o.recipe);
+  o.recipe.device = a.device, o.recipe.dtype = a.dtype, o.recipe.quiet = a.quiet;
+  o.teacher = a.model;
+  o.data = a.distill_data.empty() ? a.data : a.distill_data;
+  o.eval_data = a.data;
+  o.tokens = a.distill_tokens;
+  o.eval_seq_len = a.seq_len;
+  o.eval_windows = std::max<int64_t>(1, a.eval_tokens / a.seq_len);
+  o.eval_micro_batch = a.micro_batch;
+  o.seed = a.seed;
+  std::cerr << fmt::format("distilling {} finalist(s) for {} tokens each\n", finalists.size(), a.distill_tokens);
+  std::vector<FinalistResult> res = distill_finalists(finalists, o, [&](size_t i, size_t n) {
+    if (!a.quiet) std::cerr << fmt::format("finalist {}/{} distilled\n", i, n);
+  });
+  nlohmann::json doc = write_finalists_report(res, a.output, metric, o);
+  std::cout << fmt::format("{:>9} {:>10} {:>12} {:>12}  {}\n", "zero-shot", "distilled", "loss before", "loss after",
+                           "candidate");
+  for (const FinalistResult& r : res)
+    std::cout << fmt::format("{:>9} {:>10} {:>12.4f} {:>12.4f}  {}\n", r.finalist.zero_shot_rank, r.rank_after,
+                             r.loss_before, r.loss_after, r.finalist.key);
+  std::cout << fmt::format("rank correlation (Spearman) {:.3f}; chosen {}\n", doc["spearman"].get<double>(),
+                           doc["chosen"].is_string() ? doc["chosen"].get<std::string>() : "-");
+  std::cout << fmt::format("wrote {0}/finalists.json, {0}/finalists.csv, {0}/finalists.svg\n", a.output);
+}
 
 void run_search_cmd(const SearchArgs& a) {
   if (a.model.empty() == a.config.empty()) fail_usage("search: give exactly one of --model DIR or --config CONFIG.json");
@@ -49,7 +84,8 @@ void run_search_cmd(const SearchArgs& a) {
     for (const std::string& p : {a.model, a.config, a.budget, a.importance})
       inputs.push_back(p);
     if (a.throughput != "none" && a.throughput != "default") inputs.push_back(a.throughput);
-    guard_output({"--output", a.output, OutputKind::Folder}, inputs, a.overwrite);
+    // --resume continues a search's folder (its finalists' distillations resume where they stopped).
+    guard_output({"--output", a.output, OutputKind::Folder}, inputs, a.overwrite || a.resume);
   }
   ModelConfig parent = load_config(a.model.empty() ? a.config : a.model);
   Budget budget = a.budget.empty() ? Budget{} : load_budget(a.budget);
@@ -83,6 +119,8 @@ void run_search_cmd(const SearchArgs& a) {
   if (ranking && (a.model.empty() || a.importance.empty() || a.data.empty()))
     fail_usage("search: ranking against the parent needs --model, --importance and --data together");
   if (a.finalists > 0 && !ranking) fail_usage("search: --finalists needs ranking (--model, --importance, --data)");
+  if (a.distill_tokens > 0 && a.finalists < 1) fail_usage("search: --distill-tokens needs --finalists N (N >= 1)");
+  if (a.resume && a.overwrite) fail_usage("search: --resume and --overwrite contradict each other");
   std::optional<Importance> imp;
   std::vector<int64_t> order;
   LayerMetric lm = parse_layer_metric(a.layer_metric);
@@ -131,16 +169,32 @@ void run_search_cmd(const SearchArgs& a) {
   }
   write_search_outputs(r, a.output, metric);
   std::cout << search_table(r, a.show, metric);
+  std::vector<Finalist> finalists;
   for (int64_t i = 0; i < std::min<int64_t>(a.finalists, static_cast<int64_t>(r.feasible.size())); ++i) {
     const CandidateResult& c = r.feasible[i];
     PruneTarget t = candidate_target(c, lm);
     std::string dir = fmt::format("{}/finalist-{}", a.output, i + 1);
-    SaveOptions so;
-    so.companions_from = a.model;
-    save_model(apply_plan(*model, make_plan(*imp, t)), dir, so);
-    std::cout << fmt::format("wrote {} ({})\n", dir, c.candidate.key());
+    const PruningPlan plan = make_plan(*imp, t);
+    // A resumed search keeps a finalist written before (a complete folder: AtomicDir) when it is
+    // this candidate's; anything else is refused rather than mixed.
+    if (a.resume && std::filesystem::exists(dir + "/config.json")) {
+      if (config_to_json(load_config(dir)) != config_to_json(plan_config(model->config, plan)))
+        fail_input("{}: holds another shape than candidate {} of this search; resume with the same settings or use a "
+                   "new --output", dir, c.candidate.key());
+    } else {
+      SaveOptions so;
+      so.companions_from = a.model;
+      save_model(apply_plan(*model, plan), dir, so);
+      std::cout << fmt::format("wrote {} ({})\n", dir, c.candidate.key());
+    }
+    auto mv = c.metrics.find(metric);
+    finalists.push_back({dir, c.candidate.key(), i + 1, mv == c.metrics.end() ? 0.0 : mv->second});
   }
   std::cout << fmt::format("wrote {0}/candidates.json, {0}/candidates.csv, {0}/pareto.svg, {0}/best.shape.json\n", a.output);
+  if (a.distill_tokens > 0) {
+    model.reset();  // the finalists' runs load what they need
+    distill_and_rerank(a, finalists, metric);
+  }
 }
 
 }  // namespace
@@ -190,6 +244,12 @@ void register_search(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, kMaxTokens));
   cmd->add_option("--finalists", a->finalists, "Write the N best pruned checkpoints to OUTPUT/finalist-k")
       ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1000}));
+  cmd->add_option("--distill-tokens", a->distill_tokens,
+                  "Distill each finalist from the parent for this many tokens, then rank them again by held-out loss")
+      ->check(CLI::Range(int64_t{1}, kMaxTokens));
+  cmd->add_option("--recipe", a->recipe, "Distillation recipe for the finalists (configs/recipes/*.json)");
+  cmd->add_option("--distill-data", a->distill_data, "Token data to distill the finalists on (default: --data)");
+  cmd->add_flag("--resume", a->resume, "Continue a search in its --output folder (finalists already distilled are kept)");
   cmd->add_flag("--overwrite", a->overwrite, "Write into an existing non-empty --output folder, replacing its files");
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16")->capture_default_str();
