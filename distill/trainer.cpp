@@ -7,17 +7,16 @@
 #include "data/sampler.h"
 #include "distill/checkpoint.h"
 #include "distill/curves.h"
-#include "distill/hidden_loss.h"
-#include "distill/kd_loss.h"
-#include "distill/metrics.h"
-#include "distill/optim.h"
-#include "distill/schedule.h"
-#include "model/device_memory.h"
 #include "distill/dist/solo_communicator.h"
+#include "distill/hidden_loss.h"
+#include "distill/metrics.h"
+#include "distill/schedule.h"
 #include "distill/shard/shard_source.h"
 #include "distill/shard/sharded_model.h"
 #include "distill/sharded_checkpoint.h"
 #include "distill/sharded_consolidate.h"
+#include "distill/whole_student.h"
+#include "model/device_memory.h"
 #include "model/forward.h"
 #include "model/weights.h"
 
@@ -34,14 +33,13 @@ namespace fs = std::filesystem;
 namespace mp {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
 nlohmann::json stats_json(const LmStats& s) {
   return {{"loss", s.loss()}, {"accuracy", s.accuracy()}, {"bits_per_token", s.bits_per_token()},
           {"perplexity", s.perplexity()}, {"tokens", s.tokens}};
-}
-
-at::ScalarType compute_dtype(const TrainConfig& c, at::Device dev) {
-  if (c.dtype == "auto") return dev.is_cuda() ? at::kBFloat16 : at::kFloat;
-  return parse_dtype(c.dtype);
 }
 
 // A resumed run must keep every setting that shapes the result (see resume_may_change).
@@ -56,75 +54,24 @@ void check_resume_config(const nlohmann::json& saved, const TrainConfig& now, co
   }
 }
 
-// The student as the optimizer sees it: fp32 masters inside AdamW, and the model the forward
-// pass reads. In fp32 the model's tensors are the masters themselves.
-struct Student {
-  Model model;
-  std::unique_ptr<AdamW> opt;
-  bool shares_masters = false;
-
-  void bind(const Model& base, at::Device dev, at::ScalarType dt, const AdamWOptions& ao) {
-    std::vector<std::pair<std::string, at::Tensor>> params;
-    for (const auto& [n, t] : base.ordered()) params.emplace_back(n, t.to(dev, at::kFloat));
-    opt = std::make_unique<AdamW>(params, ao);
-    model.config = base.config;
-    model.config.dtype = dtype_config_name(dt);
-    shares_masters = dt == at::kFloat;
-    rebind(dt);
-  }
-  // (Re)creates the model tensors from the masters (after a resume restored them).
-  void rebind(at::ScalarType dt) {
-    model.weights.clear();
-    for (size_t i = 0; i < opt->names().size(); ++i) {
-      at::Tensor w = shares_masters ? opt->masters()[i] : opt->masters()[i].to(dt);
-      w.set_requires_grad(true);
-      model.weights[opt->names()[i]] = w;
-    }
-  }
-  std::vector<at::Tensor> weights() const {
-    std::vector<at::Tensor> w;
-    for (const std::string& n : opt->names()) w.push_back(model.weights.at(n));
-    return w;
-  }
-  std::vector<at::Tensor> grads() const {
-    std::vector<at::Tensor> g;
-    for (const std::string& n : opt->names()) {
-      const at::Tensor& w = model.weights.at(n);
-      g.push_back(w.grad().defined() ? w.grad() : at::zeros_like(w));
-    }
-    return g;
-  }
-  void after_step() {
-    at::NoGradGuard no_grad;
-    for (size_t i = 0; i < opt->names().size(); ++i) {
-      at::Tensor& w = model.weights.at(opt->names()[i]);
-      w.mutable_grad() = at::Tensor();
-      if (!shares_masters) w.copy_(opt->masters()[i]);
-    }
-  }
-  // Weights (when not the masters), masters, moments and a whole gradient in the compute dtype.
-  int64_t held_bytes() const {
-    int64_t b = 0;
-    for (size_t i = 0; i < opt->names().size(); ++i) {
-      const at::Tensor& w = model.weights.at(opt->names()[i]);
-      const int64_t wb = w.numel() * static_cast<int64_t>(w.element_size());
-      b += 3 * opt->masters()[i].numel() * 4 + wb + (shares_masters ? 0 : wb);
-    }
-    return b;
-  }
-  Model detached() const {
-    Model m;
-    m.config = model.config;
-    for (const auto& [n, t] : model.weights) m.weights[n] = t.detach();
-    return m;
-  }
-};
-
 struct MicroLosses {
   double loss = 0.0, kl = 0.0, ce = 0.0, hidden = 0.0;
 };
 
+std::string non_finite_word(double x) { return std::isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"; }
+
 }  // namespace
+
+TrainSettings parse_train_settings(const TrainConfig& c) {
+  TrainSettings s;
+  s.mode = c.mode == "distill" ? RunMode::Distill : RunMode::Train;
+  s.loss = parse_loss_kind(c.loss);
+  s.hidden = c.hidden_loss == "cosine" ? HiddenLoss::Cosine : HiddenLoss::None;
+  s.shard = shard::parse_shard_mode(c.shard);
+  s.device = parse_device(c.device);
+  s.dtype = c.dtype == "auto" ? (s.device.is_cuda() ? at::kBFloat16 : at::kFloat) : parse_dtype(c.dtype);
+  return s;
+}
 
 nlohmann::json TrainSummary::to_json() const {
   nlohmann::json j = {{"mode", mode}, {"start_step", start_step}, {"steps_done", steps_done},
@@ -141,72 +88,154 @@ nlohmann::json TrainSummary::to_json() const {
   return j;
 }
 
-TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
+struct Trainer::State {
+  TrainConfig cfg;
+  TrainHooks hooks;
+  TrainSettings set;
+  bool main_rank = true;
+  int64_t total = 0, accum = 1;
+
+  // Collectives: the launcher's, or a one-rank communicator for a sharded run on its own.
+  dist::Communicator* comm = nullptr;
+  std::unique_ptr<dist::SoloCommunicator> solo;
+
+  // Where the run started, and its models: whole (shard none) or sharded; the teacher whole or
+  // sharded (full).
+  std::optional<std::string> resume_dir;
+  TrainerState start;
+  ModelConfig student_config;
+  std::optional<ModelConfig> teacher_config;
+  std::string companions;  // the folder whose tokenizer files follow the student
+  WholeStudent whole;
+  std::unique_ptr<shard::ShardedStudent> sharded;
+  std::optional<Model> teacher;
+  std::unique_ptr<shard::ShardedTeacher> sharded_teacher;
+
+  // Data and losses.
+  std::unique_ptr<WindowSampler> sampler;
+  at::Tensor eval_windows;  // on every rank of a sharded run (its evaluation is a collective)
+  LayerPairs pairs;
+  KdLossOptions kd;
+  LrSchedule sched;
+  std::unique_ptr<ResidualRecorder> rec_s, rec_t;
+
+  // Records and progress.
+  std::unique_ptr<MetricsLog> log;
+  std::unique_ptr<Progress> progress;
+  TrainSummary sum;
+  Clock::time_point t_start;
+  int64_t step = 0;
+  std::string last_good;
+
+  void open();
+  void load_models();
+  void open_output();
+  at::Tensor micro_loss(const at::Tensor& batch, KdLossResult& r);
+  std::optional<LmStats> evaluate_student(int64_t at_step);
+  void record(const nlohmann::json& j) {
+    if (log) log->append(j);
+  }
+  LmStats record_eval(int64_t at_step, const LmStats& s, const char* who) {
+    nlohmann::json j = stats_json(s);
+    j["type"] = "eval", j["step"] = at_step, j["model"] = who;
+    record(j);
+    return s;
+  }
+  TrainerState trainer_state() const {
+    return {step, sum.tokens, sampler->position(),
+            sharded ? sharded->optimizer().steps_taken() : whole.opt->steps_taken(), train_config_to_json(cfg)};
+  }
+  void write_final();
+};
+
+// Where to start (reads only), then the models and data (all checked before anything is written),
+// then the output folder.
+void Trainer::State::open() {
   validate_train_config(cfg, hooks.world_size);
-  const bool distill = cfg.mode == "distill";
-  const bool main_rank = hooks.rank == 0;
-  const LossKind kind = parse_loss_kind(cfg.loss);
-  const int64_t total = cfg.total_steps();
-  const at::Device dev = parse_device(cfg.device);
-  const at::ScalarType dt = compute_dtype(cfg, dev);
-  const int64_t L = cfg.seq_len, accum = cfg.global_batch / (cfg.micro_batch * hooks.world_size);
+  set = parse_train_settings(cfg);
+  main_rank = hooks.rank == 0;
+  total = cfg.total_steps();
+  accum = cfg.global_batch / (cfg.micro_batch * hooks.world_size);
   // At world size 1 a sharded mode runs over the one-rank communicator: nothing is split, but the
   // unit gathers, recomputation and sharded checkpoints run as they do at any size.
-  const shard::ShardMode smode = shard::parse_shard_mode(cfg.shard);
-  dist::Communicator* comm = hooks.comm;
-  std::unique_ptr<dist::SoloCommunicator> solo;
-  if (smode != shard::ShardMode::None && !comm && hooks.world_size == 1) {
-    solo = std::make_unique<dist::SoloCommunicator>(dev);
+  comm = hooks.comm;
+  if (set.shard != shard::ShardMode::None && !comm && hooks.world_size == 1) {
+    solo = std::make_unique<dist::SoloCommunicator>(set.device);
     comm = solo.get();
   }
-  if (smode != shard::ShardMode::None && !comm)
+  if (set.shard != shard::ShardMode::None && !comm)
     fail_runtime("--shard {}: rank {} of {} has no communicator", cfg.shard, hooks.rank, hooks.world_size);
 
-  // 1. Where to start (reads only).
-  std::optional<std::string> resume_dir;
-  TrainerState state;
-  {
-    std::vector<std::string> inputs = {cfg.config, cfg.model, cfg.teacher, cfg.student};
-    for (const std::string& prefix : {cfg.data, cfg.eval_data})
-      for (const std::string& f : token_data_files(prefix)) inputs.push_back(f);
-    resume_dir = run_folder_start(cfg.output, cfg.resume, cfg.overwrite, inputs, main_rank);
-    if (resume_dir) {
-      state = read_trainer_state(*resume_dir);
-      check_resume_config(state.config, cfg, *resume_dir + "/trainer_state.json");
-    }
+  std::vector<std::string> inputs = {cfg.config, cfg.model, cfg.teacher, cfg.student};
+  for (const std::string& prefix : {cfg.data, cfg.eval_data})
+    for (const std::string& f : token_data_files(prefix)) inputs.push_back(f);
+  resume_dir = run_folder_start(cfg.output, cfg.resume, cfg.overwrite, inputs, main_rank);
+  if (resume_dir) {
+    start = read_trainer_state(*resume_dir);
+    check_resume_config(start.config, cfg, *resume_dir + "/trainer_state.json");
   }
+  load_models();
 
-  // 2. Models and data, all checked before anything is written. A sharded run reads only the
-  // ranges of the weights (and optimizer state) that this rank owns; an unsharded one holds all.
-  const bool is_sharded = smode != shard::ShardMode::None;
-  const bool shard_teacher = distill && smode == shard::ShardMode::Full;
-  std::unique_ptr<shard::ShardSource> source, teacher_source;
+  const int64_t vocab = student_config.vocab_size;
+  sampler = std::make_unique<WindowSampler>(IndexedDataset::open(cfg.data), cfg.seq_len, cfg.seed, vocab);
+  if (resume_dir) sampler->set_position(start.sampler_position);
+  if (!cfg.eval_data.empty() && (main_rank || sharded)) {
+    WindowSampler ev(IndexedDataset::open(cfg.eval_data), cfg.seq_len, cfg.seed, vocab);
+    eval_windows = ev.fixed_windows(std::min(cfg.eval_samples, ev.num_windows()));
+  }
+  if (set.hidden == HiddenLoss::Cosine) {
+    pairs = match_layers(student_config.num_layers(), teacher_config->num_layers(), cfg.hidden_map);
+    if (student_config.hidden_size != teacher_config->hidden_size)
+      fail_input("--hidden-loss cosine: student hidden size {} differs from the teacher's {}",
+                 student_config.hidden_size, teacher_config->hidden_size);
+  }
+  kd.kind = set.loss, kd.temperature = cfg.temperature, kd.slice_tokens = cfg.logit_slice;
+  sched = LrSchedule{cfg.lr, cfg.min_lr, cfg.warmup, total};
+  rec_s = std::make_unique<ResidualRecorder>(student_config.num_layers());
+  rec_t = std::make_unique<ResidualRecorder>(teacher_config ? teacher_config->num_layers() : 1);
+
+  open_output();
+  step = start.step;
+  last_good = resume_dir ? *resume_dir : "";
+  progress = std::make_unique<Progress>(cfg.mode, (total - step) * cfg.tokens_per_step(), "tok",
+                                        cfg.quiet || !main_rank);
+  t_start = Clock::now();
+  if (hooks.on_weights && !sharded) hooks.on_weights(whole.weights());
+}
+
+// A sharded run reads only the ranges of the weights (and optimizer state) that this rank owns;
+// an unsharded one holds everything.
+void Trainer::State::load_models() {
+  const bool distill = set.mode == RunMode::Distill;
+  AdamWOptions ao;
+  ao.beta1 = cfg.beta1, ao.beta2 = cfg.beta2, ao.eps = cfg.adam_eps, ao.weight_decay = cfg.weight_decay;
+  // Tokenizer and other non-weight files of the model trained follow it into every checkpoint.
+  companions = distill ? cfg.student : cfg.model;
+  std::unique_ptr<shard::ShardSource> source;
   Model base;
-  if (is_sharded) {
-    source = resume_dir           ? shard::checkpoint_source(*resume_dir, state.optimizer_steps)
-             : distill            ? shard::model_folder_source(cfg.student)
+  if (set.shard != shard::ShardMode::None) {
+    source = resume_dir          ? shard::checkpoint_source(*resume_dir, start.optimizer_steps)
+             : distill           ? shard::model_folder_source(cfg.student)
              : cfg.model.empty() ? shard::model_source(make_random_model(load_config(cfg.config), cfg.seed, at::kFloat))
-                                  : shard::model_folder_source(cfg.model);
+                                 : shard::model_folder_source(cfg.model);
+    student_config = source->config();
   } else {
     base = resume_dir ? (is_sharded_checkpoint(*resume_dir) ? load_sharded_model(ShardedCheckpointReader(*resume_dir))
                                                              : load_model(*resume_dir))
            : distill  ? load_model(cfg.student)
            : cfg.model.empty() ? make_random_model(load_config(cfg.config), cfg.seed, at::kFloat)
                                : load_model(cfg.model);
+    student_config = base.config;
   }
-  const ModelConfig student_config = is_sharded ? source->config() : base.config;
-  // Tokenizer and other non-weight files of the model trained follow it into every checkpoint.
-  const std::string companions = distill ? cfg.student : cfg.model;
-  std::optional<Model> teacher;
-  std::optional<ModelConfig> teacher_config;
+  std::unique_ptr<shard::ShardSource> teacher_source;
   if (distill) {
-    if (shard_teacher) {
+    if (set.shard == shard::ShardMode::Full) {
       teacher_source = shard::model_folder_source(cfg.teacher);
       teacher_config = teacher_source->config();
     } else {
       LoadOptions lo;
-      lo.device = dev;
-      lo.dtype = dt;
+      lo.device = set.device;
+      lo.dtype = set.dtype;
       teacher = load_model(cfg.teacher, lo);
       teacher_config = teacher->config;
     }
@@ -214,268 +243,261 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
       fail_input("{}: teacher vocabulary {} differs from the student's {} ({}); distillation needs one vocabulary",
                  cfg.teacher, teacher_config->vocab_size, student_config.vocab_size, cfg.student);
   }
-  const int64_t vocab = student_config.vocab_size;
-  WindowSampler sampler(IndexedDataset::open(cfg.data), L, cfg.seed, vocab);
-  at::Tensor eval_windows;  // on every rank of a sharded run (its evaluation is a collective)
-  if (!cfg.eval_data.empty() && (main_rank || is_sharded)) {
-    WindowSampler ev(IndexedDataset::open(cfg.eval_data), L, cfg.seed, vocab);
-    eval_windows = ev.fixed_windows(std::min(cfg.eval_samples, ev.num_windows()));
-  }
-  LayerPairs pairs;
-  if (cfg.hidden_loss == "cosine") {
-    pairs = match_layers(student_config.num_layers(), teacher_config->num_layers(), cfg.hidden_map);
-    if (student_config.hidden_size != teacher_config->hidden_size)
-      fail_input("--hidden-loss cosine: student hidden size {} differs from the teacher's {}", student_config.hidden_size,
-                 teacher_config->hidden_size);
-  }
-
-  AdamWOptions ao;
-  ao.beta1 = cfg.beta1, ao.beta2 = cfg.beta2, ao.eps = cfg.adam_eps, ao.weight_decay = cfg.weight_decay;
-  Student student;
-  std::unique_ptr<shard::ShardedStudent> sharded;
-  std::unique_ptr<shard::ShardedTeacher> sharded_teacher;
-  if (is_sharded) {
-    sharded = std::make_unique<shard::ShardedStudent>(*source, smode, dt, ao, *comm, dev);
-    if (teacher_source) sharded_teacher = std::make_unique<shard::ShardedTeacher>(*teacher_source, dt, *comm, dev);
-    source.reset(), teacher_source.reset();
+  if (source) {
+    sharded = std::make_unique<shard::ShardedStudent>(*source, set.shard, set.dtype, ao, *comm, set.device);
+    if (teacher_source)
+      sharded_teacher = std::make_unique<shard::ShardedTeacher>(*teacher_source, set.dtype, *comm, set.device);
   } else {
-    student.bind(base, dev, dt, ao);
+    whole.bind(base, set.device, set.dtype, ao);
     if (resume_dir) {
-      load_optimizer_state(*resume_dir, *student.opt, state.optimizer_steps);
-      student.rebind(dt);
+      load_optimizer_state(*resume_dir, *whole.opt, start.optimizer_steps);
+      whole.rebind(set.dtype);
     }
-    base = Model();  // the masters hold the weights now
   }
-  if (resume_dir) sampler.set_position(state.sampler_position);
-  const int64_t base_layers = student_config.num_layers();
+}
 
-  // 3. Output folder and records.
-  TrainSummary sum;
+void Trainer::State::open_output() {
   sum.mode = cfg.mode;
-  sum.start_step = state.step;
+  sum.start_step = start.step;
   sum.total_steps = total;
-  sum.tokens = state.tokens;
-  sum.parameters = sharded ? sharded->parameters() : 0;
-  if (!sharded)
-    for (const at::Tensor& t : student.opt->masters()) sum.parameters += t.numel();
-  std::unique_ptr<MetricsLog> log;
+  sum.tokens = start.tokens;
+  if (sharded) {
+    sum.parameters = sharded->parameters();
+  } else {
+    for (const at::Tensor& t : whole.opt->masters()) sum.parameters += t.numel();
+  }
   if (main_rank) {
     if (cfg.overwrite) clear_run_folder(cfg.output);
     fs::create_directories(cfg.output);
     remove_partial_checkpoints(cfg.output);
     write_file_atomic(cfg.output + "/train_config.json", train_config_to_json(cfg).dump(2) + "\n");
-    log = std::make_unique<MetricsLog>(cfg.output + "/metrics.jsonl", resume_dir ? state.step : -1);
+    log = std::make_unique<MetricsLog>(cfg.output + "/metrics.jsonl", resume_dir ? start.step : -1);
   }
-  if (sharded) {
-    // No rank writes into the folder before rank 0 has cleaned it.
+  if (sharded) {  // no rank writes into the folder before rank 0 has cleaned it
     std::vector<double> sync = {0.0};
     comm->all_reduce_sum(sync);
   }
-  auto record = [&](const nlohmann::json& j) {
-    if (log) log->append(j);
-  };
-  auto record_eval = [&](int64_t step, const LmStats& s, const char* who) {
-    nlohmann::json j = stats_json(s);
-    j["type"] = "eval", j["step"] = step, j["model"] = who;
-    record(j);
-    return s;
-  };
-  // Sharded evaluation is a collective on every rank; whole models are evaluated on rank 0 only.
-  auto evaluate_student = [&](int64_t step) -> std::optional<LmStats> {
-    if (!eval_windows.defined()) return std::nullopt;
-    return record_eval(step, sharded ? sharded->evaluate(eval_windows, cfg.micro_batch)
-                                     : lm_stats(student.model, eval_windows, cfg.micro_batch), "student");
-  };
   if (eval_windows.defined() && !resume_dir) {
-    if (sharded_teacher) sum.teacher_eval = record_eval(0, sharded_teacher->evaluate(eval_windows, cfg.micro_batch), "teacher");
-    else if (teacher && main_rank) sum.teacher_eval = record_eval(0, lm_stats(*teacher, eval_windows, cfg.micro_batch), "teacher");
+    if (sharded_teacher)
+      sum.teacher_eval = record_eval(0, sharded_teacher->evaluate(eval_windows, cfg.micro_batch), "teacher");
+    else if (teacher && main_rank)
+      sum.teacher_eval = record_eval(0, lm_stats(*teacher, eval_windows, cfg.micro_batch), "teacher");
     sum.eval_start = evaluate_student(0);
   }
-  sum.shard = shard::shard_mode_name(smode);
-  sum.state_bytes_per_rank = sharded ? sharded->held_bytes() : student.held_bytes();
-  const int64_t teacher_layers = teacher_config ? teacher_config->num_layers() : 1;
-  const bool evaluating = !cfg.eval_data.empty();
+  sum.shard = shard::shard_mode_name(set.shard);
+  sum.state_bytes_per_rank = sharded ? sharded->held_bytes() : whole.held_bytes();
+}
 
-  // 4. The loop.
-  KdLossOptions ko;
-  ko.kind = kind, ko.temperature = cfg.temperature, ko.slice_tokens = cfg.logit_slice;
-  LrSchedule sched{cfg.lr, cfg.min_lr, cfg.warmup, total};
-  Progress progress(cfg.mode, (total - state.step) * cfg.tokens_per_step(), "tok", cfg.quiet || !main_rank);
-  const auto t_start = std::chrono::steady_clock::now();
-  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-  std::string last_good = resume_dir ? *resume_dir : "";
-  int64_t step = state.step;
-  ResidualRecorder rec_s(base_layers), rec_t(teacher_layers);
-  if (hooks.on_weights && !sharded) hooks.on_weights(student.weights());
+// Sharded evaluation is a collective on every rank; a whole model is evaluated on rank 0 only.
+std::optional<LmStats> Trainer::State::evaluate_student(int64_t at_step) {
+  if (!eval_windows.defined()) return std::nullopt;
+  return record_eval(at_step, sharded ? sharded->evaluate(eval_windows, cfg.micro_batch)
+                                      : lm_stats(whole.model, eval_windows, cfg.micro_batch), "student");
+}
 
-  while (step < total && !(hooks.stop_at > 0 && step >= hooks.stop_at)) {
-    const auto t_step = std::chrono::steady_clock::now();
-    const double lr = sched.at(step);
-    MicroLosses sl;
-    for (int64_t a = 0; a < accum; ++a) {
-      at::Tensor batch = sampler.next_batch(cfg.micro_batch * hooks.world_size);
-      if (hooks.world_size > 1) batch = batch.slice(0, hooks.rank, batch.size(0), hooks.world_size);
-      batch = batch.to(dev);
-      const int64_t B = batch.size(0);
-      at::Tensor ids = batch.narrow(1, 0, L), targets = batch.narrow(1, 1, L).reshape({B * L});
-      ForwardOptions fs_opt, ft_opt;
-      if (!pairs.empty()) fs_opt.observer = &rec_s.observer(), ft_opt.observer = &rec_t.observer();
-      fs_opt.recompute = cfg.recompute;
-      fs_opt.keep_ssd_states = cfg.keep_ssd_states;
-      KdLossResult r;
-      at::Tensor loss;
-      if (!sharded) {
-        at::Tensor hs = apply_final_norm(student.model, forward_hidden(student.model, ids, fs_opt));
-        at::Tensor ht;
-        if (teacher) {
-          at::NoGradGuard no_grad;
-          ht = apply_final_norm(*teacher, forward_hidden(*teacher, ids, ft_opt));
-          ht = ht.reshape({B * L, ht.size(-1)});
-        }
-        r = kd_loss(hs.reshape({B * L, hs.size(-1)}), student.model.w(kLmHeadName), ht,
-                    teacher ? teacher->w(kLmHeadName) : at::Tensor(), targets, ko);
-        loss = r.loss;
-      } else {
-        sharded->begin_micro();
-        at::Tensor h = sharded->runner().forward_hidden(ids, fs_opt.observer, cfg.recompute, cfg.keep_ssd_states);
-        at::Tensor t_hidden;
-        if (distill) {
-          at::NoGradGuard no_grad;
-          t_hidden = sharded_teacher ? sharded_teacher->runner().forward_hidden(ids, ft_opt.observer, false, false)
-                                     : forward_hidden(*teacher, ids, ft_opt);
-        }
-        // The student's head unit: final norm, LM head and the fused loss (with the teacher's
-        // head, gathered for the while when the teacher is sharded).
-        loss = sharded->runner().head(h, [&](const Model& v, const at::Tensor& x) {
-          at::Tensor hs = apply_final_norm(v, x);
-          hs = hs.reshape({B * L, hs.size(-1)});
-          auto with_teacher = [&](const Model& tm) {
-            at::Tensor ht;
-            {
-              at::NoGradGuard no_grad;
-              ht = apply_final_norm(tm, t_hidden);
-              ht = ht.reshape({B * L, ht.size(-1)});
-            }
-            r = kd_loss(hs, v.w(kLmHeadName), ht, tm.w(kLmHeadName), targets, ko);
-            return r.loss;
-          };
-          if (!distill) {
-            r = kd_loss(hs, v.w(kLmHeadName), at::Tensor(), at::Tensor(), targets, ko);
-            return r.loss;
-          }
-          return sharded_teacher ? sharded_teacher->runner().with_head(with_teacher) : with_teacher(*teacher);
-        });
-      }
-      if (!pairs.empty()) {
-        at::Tensor h = cosine_hidden_loss(rec_s, rec_t, pairs);
-        sl.hidden += h.item<double>() / accum;
-        loss = loss + h * cfg.hidden_weight;
-        rec_s.clear(), rec_t.clear();
-      }
-      sl.loss += loss.item<double>() / accum, sl.kl += r.kl / accum, sl.ce += r.ce / accum;
-      if (hooks.before_backward) hooks.before_backward(step, a, a + 1 == accum);
-      (loss * (1.0 / static_cast<double>(accum))).backward();
+// One micro-batch's loss (KD and CE parts in `r`), its graph ready for the backward.
+at::Tensor Trainer::State::micro_loss(const at::Tensor& batch, KdLossResult& r) {
+  const int64_t B = batch.size(0), L = cfg.seq_len;
+  at::Tensor ids = batch.narrow(1, 0, L), targets = batch.narrow(1, 1, L).reshape({B * L});
+  ForwardOptions fs_opt, ft_opt;
+  if (!pairs.empty()) fs_opt.observer = &rec_s->observer(), ft_opt.observer = &rec_t->observer();
+  fs_opt.recompute = cfg.recompute;
+  fs_opt.keep_ssd_states = cfg.keep_ssd_states;
+  const bool distill = set.mode == RunMode::Distill;
+  if (!sharded) {
+    at::Tensor hs = apply_final_norm(whole.model, forward_hidden(whole.model, ids, fs_opt));
+    at::Tensor ht;
+    if (teacher) {
+      at::NoGradGuard no_grad;
+      ht = apply_final_norm(*teacher, forward_hidden(*teacher, ids, ft_opt));
+      ht = ht.reshape({B * L, ht.size(-1)});
     }
-    if (hooks.average) {
-      std::vector<double> v = {sl.loss, sl.kl, sl.ce, sl.hidden};
-      hooks.average(v);
-      sl.loss = v[0], sl.kl = v[1], sl.ce = v[2], sl.hidden = v[3];
-    }
-    if (sharded) sharded->finish_grads();
-    std::vector<at::Tensor> grads = sharded ? sharded->grads() : student.grads();
-    if (hooks.after_backward) hooks.after_backward(step, grads);
-    // The loss is the ranks' mean, so every rank takes the same branch (the sharded norm is a collective).
-    const double gnorm = !std::isfinite(sl.loss) ? sl.loss
-                         : sharded             ? sharded->clip(cfg.clip)
-                                               : clip_grad_norm(grads, cfg.clip);
-    if (!std::isfinite(sl.loss) || !std::isfinite(gnorm)) {
-      auto word = [](double x) { return std::isnan(x) ? std::string("nan") : x > 0 ? "inf" : "-inf"; };
-      const std::string what = std::isfinite(sl.loss) ? "the gradient norm is " + word(gnorm)
-                                                      : "the loss is " + word(sl.loss);
-      const std::string msg = fmt::format(
-          "step {}: {}; stopped before updating the weights; {}", step + 1, what,
-          last_good.empty() ? "no checkpoint was written yet"
-                            : "last good checkpoint " + last_good + " (continue from it with --resume)");
-      record({{"type", "error"}, {"step", step + 1}, {"message", msg}});
-      fail_input("{}", msg);
-    }
-    if (sharded) {
-      sharded->step(lr);
-    } else {
-      student.opt->step(grads, lr);
-      student.after_step();
-    }
-    ++step;
-    sum.tokens += cfg.tokens_per_step();
-    const double dt_step = seconds_since(t_step);
-    sum.last_loss = sl.loss, sum.last_kl = sl.kl, sum.last_ce = sl.ce;
-    nlohmann::json rec = {{"type", "train"}, {"step", step}, {"tokens", sum.tokens}, {"loss", sl.loss},
-                          {"kl", sl.kl}, {"ce", sl.ce}, {"lr", lr}, {"grad_norm", gnorm},
-                          {"tokens_per_s", cfg.tokens_per_step() / std::max(dt_step, 1e-9)},
-                          {"step_seconds", dt_step}, {"time", seconds_since(t_start)}};
-    if (!pairs.empty()) rec["hidden"] = sl.hidden;
-    record(rec);
-    progress.advance(cfg.tokens_per_step(),
-                     distill ? fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", step, total,
-                                           sl.loss, sl.kl, sl.ce, lr)
-                             : fmt::format("step {}/{} | loss {:.4f} | lr {:.2e}", step, total, sl.loss, lr));
-    if (evaluating && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total)
-      if (auto e = evaluate_student(step)) sum.eval_end = e;
-    const bool stopping = hooks.stop_at > 0 && step >= hooks.stop_at && step < total;
-    if ((cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) || stopping) {
-      // Sharded runs write one file per rank (sharded_checkpoint.h); nothing is gathered.
-      if (sharded) {
-        TrainerState st{step, sum.tokens, sampler.position(), sharded->optimizer().steps_taken(),
-                        train_config_to_json(cfg)};
-        sharded->save_checkpoint(cfg.output, st, companions);
-      } else if (main_rank) {
-        TrainerState st{step, sum.tokens, sampler.position(), student.opt->steps_taken(), train_config_to_json(cfg)};
-        save_training_checkpoint(cfg.output, student.detached(), *student.opt, st, companions);
-      }
-      last_good = cfg.output + "/" + checkpoint_dir_name(step);
-    }
+    r = kd_loss(hs.reshape({B * L, hs.size(-1)}), whole.model.w(kLmHeadName), ht,
+                teacher ? teacher->w(kLmHeadName) : at::Tensor(), targets, kd);
+    return r.loss;
   }
+  sharded->begin_micro();
+  at::Tensor h = sharded->runner().forward_hidden(ids, fs_opt.observer, cfg.recompute, cfg.keep_ssd_states);
+  at::Tensor t_hidden;
+  if (distill) {
+    at::NoGradGuard no_grad;
+    t_hidden = sharded_teacher ? sharded_teacher->runner().forward_hidden(ids, ft_opt.observer, false, false)
+                               : forward_hidden(*teacher, ids, ft_opt);
+  }
+  // The student's head unit: final norm, LM head and the fused loss (with the teacher's head,
+  // gathered for the while when the teacher is sharded).
+  return sharded->runner().head(h, [&](const Model& v, const at::Tensor& x) {
+    at::Tensor hs = apply_final_norm(v, x);
+    hs = hs.reshape({B * L, hs.size(-1)});
+    auto with_teacher = [&](const Model& tm) {
+      at::Tensor ht;
+      {
+        at::NoGradGuard no_grad;
+        ht = apply_final_norm(tm, t_hidden);
+        ht = ht.reshape({B * L, ht.size(-1)});
+      }
+      r = kd_loss(hs, v.w(kLmHeadName), ht, tm.w(kLmHeadName), targets, kd);
+      return r.loss;
+    };
+    if (!distill) {
+      r = kd_loss(hs, v.w(kLmHeadName), at::Tensor(), at::Tensor(), targets, kd);
+      return r.loss;
+    }
+    return sharded_teacher ? sharded_teacher->runner().with_head(with_teacher) : with_teacher(*teacher);
+  });
+}
 
-  // 5. The end: final student, last evaluation, summary.
-  sum.steps_done = step - state.step;
-  sum.seconds = seconds_since(t_start);
-  sum.seconds_per_step = sum.steps_done ? sum.seconds / sum.steps_done : 0.0;
-  sum.tokens_per_s = sum.steps_done * cfg.tokens_per_step() / std::max(sum.seconds, 1e-9);
-  sum.finished = step >= total;
-  if (sum.finished)
-    if (auto e = evaluate_student(step)) sum.eval_end = e;
-  progress.finish(fmt::format("loss {:.4f}", sum.last_loss));
-  sum.output_dir = sum.finished ? cfg.output + "/final" : last_good;
-  sum.peak_gpu_bytes = peak_memory_bytes(dev), sum.peak_gpu_reserved_bytes = peak_reserved_bytes(dev);
-  // A sharded run's final student: every rank writes its weights into a hidden sharded
-  // checkpoint, which rank 0 consolidates into a Hugging Face folder one tensor at a time and then
-  // removes (a run killed meanwhile leaves a ".final.partial-" folder that --resume cleans).
+// The final student: a whole one is saved by rank 0; a sharded one is written by every rank into
+// a hidden sharded checkpoint, which rank 0 consolidates into a Hugging Face folder one tensor at
+// a time and then removes (a run killed meanwhile leaves a ".final.partial-" folder that --resume
+// cleans).
+void Trainer::State::write_final() {
   const std::string final_shards = cfg.output + "/.final.partial-shards";
   std::string final_step;
-  if (sum.finished && sharded) {
-    TrainerState st{step, sum.tokens, sampler.position(), sharded->optimizer().steps_taken(), train_config_to_json(cfg)};
-    final_step = sharded->save_checkpoint(final_shards, st, "", false);
+  if (sharded) final_step = sharded->save_checkpoint(final_shards, trainer_state(), "", false);
+  if (!main_rank) return;
+  if (sharded) {
+    ConsolidateOptions co;
+    co.dtype = set.dtype;
+    co.companions_from = companions;
+    consolidate_sharded_checkpoint(final_step, cfg.output + "/final", co);
+    fs::remove_all(final_shards);
+  } else {
+    SaveOptions so;
+    so.companions_from = companions;
+    save_model(whole.detached(), cfg.output + "/final", so);
   }
-  if (main_rank) {
-    if (sum.finished && sharded) {
-      ConsolidateOptions co;
-      co.dtype = dt;
-      co.companions_from = companions;
-      consolidate_sharded_checkpoint(final_step, cfg.output + "/final", co);
-      fs::remove_all(final_shards);
-    } else if (sum.finished) {
-      SaveOptions so;
-      so.companions_from = companions;
-      save_model(student.detached(), cfg.output + "/final", so);
+}
+
+Trainer::Trainer(const TrainConfig& config, const TrainHooks& hooks) : s_(std::make_unique<State>()) {
+  s_->cfg = config;
+  s_->hooks = hooks;
+  s_->open();
+}
+
+Trainer::~Trainer() = default;
+
+bool Trainer::done() const {
+  return s_->step >= s_->total || (s_->hooks.stop_at > 0 && s_->step >= s_->hooks.stop_at);
+}
+
+void Trainer::step() {
+  State& s = *s_;
+  const TrainHooks& hooks = s.hooks;
+  const TrainConfig& cfg = s.cfg;
+  const auto t_step = Clock::now();
+  const double lr = s.sched.at(s.step);
+  MicroLosses sl;
+  for (int64_t a = 0; a < s.accum; ++a) {
+    at::Tensor batch = s.sampler->next_batch(cfg.micro_batch * hooks.world_size);
+    if (hooks.world_size > 1) batch = batch.slice(0, hooks.rank, batch.size(0), hooks.world_size);
+    KdLossResult r;
+    at::Tensor loss = s.micro_loss(batch.to(s.set.device), r);
+    if (!s.pairs.empty()) {
+      at::Tensor h = cosine_hidden_loss(*s.rec_s, *s.rec_t, s.pairs);
+      sl.hidden += h.item<double>() / s.accum;
+      loss = loss + h * cfg.hidden_weight;
+      s.rec_s->clear(), s.rec_t->clear();
     }
-    write_file_atomic(cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
-    write_file_atomic(cfg.output + "/loss.svg",
-                      render_svg(run_loss_chart(read_run_records(cfg.output, cfg.mode),
-                                                fmt::format("{}: loss by training tokens", cfg.mode))));
+    sl.loss += loss.item<double>() / s.accum, sl.kl += r.kl / s.accum, sl.ce += r.ce / s.accum;
+    if (hooks.before_backward) hooks.before_backward(s.step, a, a + 1 == s.accum);
+    (loss * (1.0 / static_cast<double>(s.accum))).backward();
+  }
+  if (hooks.average) {
+    std::vector<double> v = {sl.loss, sl.kl, sl.ce, sl.hidden};
+    hooks.average(v);
+    sl.loss = v[0], sl.kl = v[1], sl.ce = v[2], sl.hidden = v[3];
+  }
+  if (s.sharded) s.sharded->finish_grads();
+  std::vector<at::Tensor> grads = s.sharded ? s.sharded->grads() : s.whole.grads();
+  if (hooks.after_backward) hooks.after_backward(s.step, grads);
+  // The loss is the ranks' mean, so every rank takes the same branch (the sharded norm is a collective).
+  const double gnorm = !std::isfinite(sl.loss) ? sl.loss
+                       : s.sharded             ? s.sharded->clip(cfg.clip)
+                                               : clip_grad_norm(grads, cfg.clip);
+  if (!std::isfinite(sl.loss) || !std::isfinite(gnorm)) {
+    const std::string what = std::isfinite(sl.loss) ? "the gradient norm is " + non_finite_word(gnorm)
+                                                    : "the loss is " + non_finite_word(sl.loss);
+    const std::string msg = fmt::format(
+        "step {}: {}; stopped before updating the weights; {}", s.step + 1, what,
+        s.last_good.empty() ? "no checkpoint was written yet"
+                            : "last good checkpoint " + s.last_good + " (continue from it with --resume)");
+    s.record({{"type", "error"}, {"step", s.step + 1}, {"message", msg}});
+    fail_input("{}", msg);
+  }
+  if (s.sharded) {
+    s.sharded->step(lr);
+  } else {
+    s.whole.opt->step(grads, lr);
+    s.whole.after_step();
+  }
+  ++s.step;
+  s.sum.tokens += cfg.tokens_per_step();
+  const double dt_step = seconds_since(t_step);
+  s.sum.last_loss = sl.loss, s.sum.last_kl = sl.kl, s.sum.last_ce = sl.ce;
+  nlohmann::json rec = {{"type", "train"}, {"step", s.step}, {"tokens", s.sum.tokens}, {"loss", sl.loss},
+                        {"kl", sl.kl}, {"ce", sl.ce}, {"lr", lr}, {"grad_norm", gnorm},
+                        {"tokens_per_s", cfg.tokens_per_step() / std::max(dt_step, 1e-9)},
+                        {"step_seconds", dt_step}, {"time", seconds_since(s.t_start)}};
+  if (!s.pairs.empty()) rec["hidden"] = sl.hidden;
+  s.record(rec);
+  s.progress->advance(cfg.tokens_per_step(),
+                      s.set.mode == RunMode::Distill
+                          ? fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", s.step,
+                                        s.total, sl.loss, sl.kl, sl.ce, lr)
+                          : fmt::format("step {}/{} | loss {:.4f} | lr {:.2e}", s.step, s.total, sl.loss, lr));
+}
+
+void Trainer::evaluate_if_due() {
+  State& s = *s_;
+  if (s.cfg.eval_data.empty() || s.cfg.eval_every <= 0 || s.step % s.cfg.eval_every != 0 || s.step >= s.total) return;
+  if (auto e = s.evaluate_student(s.step)) s.sum.eval_end = e;
+}
+
+void Trainer::checkpoint_if_due() {
+  State& s = *s_;
+  const bool stopping = s.hooks.stop_at > 0 && s.step >= s.hooks.stop_at && s.step < s.total;
+  if (!((s.cfg.save_every > 0 && s.step % s.cfg.save_every == 0 && s.step < s.total) || stopping)) return;
+  // Sharded runs write one file per rank (sharded_checkpoint.h); nothing is gathered.
+  if (s.sharded) {
+    s.sharded->save_checkpoint(s.cfg.output, s.trainer_state(), s.companions);
+  } else if (s.main_rank) {
+    save_training_checkpoint(s.cfg.output, s.whole.detached(), *s.whole.opt, s.trainer_state(), s.companions);
+  }
+  s.last_good = s.cfg.output + "/" + checkpoint_dir_name(s.step);
+}
+
+TrainSummary Trainer::finish() {
+  State& s = *s_;
+  TrainSummary& sum = s.sum;
+  sum.steps_done = s.step - s.start.step;
+  sum.seconds = seconds_since(s.t_start);
+  sum.seconds_per_step = sum.steps_done ? sum.seconds / sum.steps_done : 0.0;
+  sum.tokens_per_s = sum.steps_done * s.cfg.tokens_per_step() / std::max(sum.seconds, 1e-9);
+  sum.finished = s.step >= s.total;
+  if (sum.finished)
+    if (auto e = s.evaluate_student(s.step)) sum.eval_end = e;
+  s.progress->finish(fmt::format("loss {:.4f}", sum.last_loss));
+  sum.output_dir = sum.finished ? s.cfg.output + "/final" : s.last_good;
+  sum.peak_gpu_bytes = peak_memory_bytes(s.set.device), sum.peak_gpu_reserved_bytes = peak_reserved_bytes(s.set.device);
+  if (sum.finished) s.write_final();
+  if (s.main_rank) {
+    write_file_atomic(s.cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
+    write_file_atomic(s.cfg.output + "/loss.svg",
+                      render_svg(run_loss_chart(read_run_records(s.cfg.output, s.cfg.mode),
+                                                fmt::format("{}: loss by training tokens", s.cfg.mode))));
   }
   return sum;
+}
+
+TrainSummary run_training(const TrainConfig& config, const TrainHooks& hooks) {
+  Trainer t(config, hooks);
+  while (!t.done()) {
+    t.step();
+    t.evaluate_if_due();
+    t.checkpoint_if_due();
+  }
+  return t.finish();
 }
 
 }  // namespace mp

@@ -20,6 +20,8 @@
 // the step and the last complete checkpoint).
 #pragma once
 
+#include "distill/kd_loss.h"
+#include "distill/shard/shard_mode.h"
 #include "distill/train_config.h"
 #include "model/lm_eval.h"
 
@@ -28,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,6 +81,46 @@ struct TrainSummary {
   nlohmann::json to_json() const;
 };
 
+// The settings that steer the loop, parsed once from the TrainConfig's strings.
+enum class RunMode { Train, Distill };
+enum class HiddenLoss { None, Cosine };
+struct TrainSettings {
+  RunMode mode = RunMode::Train;
+  LossKind loss = LossKind::CE;
+  HiddenLoss hidden = HiddenLoss::None;
+  shard::ShardMode shard = shard::ShardMode::None;
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;  // compute dtype ("auto": bf16 on CUDA, fp32 on the CPU)
+};
+TrainSettings parse_train_settings(const TrainConfig& c);
+
+// One run, as its steps read:
+//   Trainer t(config, hooks);            open: resume point, models, data, output folder
+//   while (!t.done()) {
+//     t.step();                          micro-batches, clipping, NaN check, update, record
+//     t.evaluate_if_due();
+//     t.checkpoint_if_due();
+//   }
+//   TrainSummary s = t.finish();         last evaluation, final/, summary.json, loss.svg
+class Trainer {
+ public:
+  Trainer(const TrainConfig& config, const TrainHooks& hooks = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  bool done() const;  // the last step is done, or hooks.stop_at reached
+  void step();
+  void evaluate_if_due();
+  void checkpoint_if_due();
+  TrainSummary finish();
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// The loop above.
 TrainSummary run_training(const TrainConfig& config, const TrainHooks& hooks = {});
 
 }  // namespace mp

@@ -70,11 +70,11 @@ void save_model(const Model& m, const std::string& dir, const SaveOptions& opt) 
   out.commit();
 }
 
-Model make_random_model(const ModelConfig& c, uint64_t seed, at::ScalarType dtype) {
+Model make_random_model(const ModelConfig& c, uint64_t seed, at::ScalarType dtype, at::Device device) {
   Model m;
   m.config = c;
   m.config.dtype = dtype_config_name(dtype);
-  for (auto& [n, t] : init_weights(c, seed, dtype)) m.weights[n] = t;
+  for (auto& [n, t] : init_weights(c, seed, dtype, device)) m.weights[n] = t;
   return m;
 }
 

@@ -51,7 +51,7 @@ struct SaveOptions {
 // Writes config.json + safetensors (sharded beyond max_shard_bytes) into `dir` atomically.
 void save_model(const Model& m, const std::string& dir, const SaveOptions& opt = {});
 
-Model make_random_model(const ModelConfig& c, uint64_t seed, at::ScalarType dtype);
+Model make_random_model(const ModelConfig& c, uint64_t seed, at::ScalarType dtype, at::Device device = at::kCPU);
 
 // "fp32"/"float32", "bf16"/"bfloat16", "fp16"/"float16" -> scalar type; usage error otherwise.
 at::ScalarType parse_dtype(const std::string& name);

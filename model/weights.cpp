@@ -74,36 +74,44 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 // PyTorch's default for Linear/Conv weights: kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(fan_in), +).
-at::Tensor kaiming_uniform(const std::vector<int64_t>& shape, int64_t fan_in, at::Generator& gen) {
+at::Tensor kaiming_uniform(const std::vector<int64_t>& shape, int64_t fan_in, at::Generator& gen,
+                           const at::TensorOptions& opts) {
   double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  return at::empty(shape, at::kFloat).uniform_(-bound, bound, gen);
+  return at::empty(shape, opts).uniform_(-bound, bound, gen);
 }
 
 }  // namespace
 
 std::vector<std::pair<std::string, at::Tensor>> init_weights(const ModelConfig& c, uint64_t seed,
-                                                             at::ScalarType dtype) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+                                                             at::ScalarType dtype, at::Device device) {
+  at::Generator gen;
+  if (device.is_cpu()) {
+    gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  } else {
+    gen = at::globalContext().defaultGenerator(device);
+    gen.set_current_seed(seed);
+  }
+  const at::TensorOptions f32 = at::TensorOptions().dtype(at::kFloat).device(device);
   const double std_dev = c.initializer_range;
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const TensorSpec& spec : expected_tensors(c)) {
     const std::string& n = spec.name;
     at::Tensor t;
     if (ends_with(n, "norm.weight") || ends_with(n, "norm_f.weight") || ends_with(n, "mixer.D")) {
-      t = at::ones(spec.shape, at::kFloat);
+      t = at::ones(spec.shape, f32);
     } else if (ends_with(n, "mixer.A_log")) {
-      t = at::log(at::arange(1, c.mamba_num_heads + 1, at::kFloat));
+      t = at::log(at::arange(1, c.mamba_num_heads + 1, f32));
     } else if (ends_with(n, "mixer.dt_bias")) {
       const double lo = std::log(c.time_step_min), hi = std::log(c.time_step_max);
-      at::Tensor dt = at::exp(at::empty(spec.shape, at::kFloat).uniform_(0.0, 1.0, gen) * (hi - lo) + lo);
+      at::Tensor dt = at::exp(at::empty(spec.shape, f32).uniform_(0.0, 1.0, gen) * (hi - lo) + lo);
       dt = at::clamp_min(dt, c.time_step_floor);
       t = dt + at::log(-at::expm1(-dt));  // inverse of softplus
     } else if (ends_with(n, "conv1d.bias")) {
-      t = at::zeros(spec.shape, at::kFloat);
+      t = at::zeros(spec.shape, f32);
     } else if (ends_with(n, "out_proj.weight") && c.rescale_prenorm_residual) {
-      t = kaiming_uniform(spec.shape, spec.shape[1], gen) / std::sqrt(static_cast<double>(c.num_layers()));
+      t = kaiming_uniform(spec.shape, spec.shape[1], gen, f32) / std::sqrt(static_cast<double>(c.num_layers()));
     } else {
-      t = at::empty(spec.shape, at::kFloat).normal_(0.0, std_dev, gen);
+      t = at::empty(spec.shape, f32).normal_(0.0, std_dev, gen);
     }
     out.emplace_back(n, t.to(dtype));
   }

@@ -36,8 +36,10 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c);
 // and conv1d weights N(0, initializer_range), biases 0, norms 1, A_log = log(1..H), D = 1, dt_bias = softplus^-1 of
 // dt ~ log-uniform[time_step_min, time_step_max] clamped at time_step_floor, and out_proj
 // kaiming-uniform scaled by 1/sqrt(num_layers) when rescale_prenorm_residual.
-// Deterministic in `seed` (CPU generator), created in fp32 then cast to `dtype`.
+// Deterministic in `seed` and the device (a CPU generator on the CPU, the device's own generator
+// elsewhere, so a model too large for the host is made on the GPU directly); each tensor is drawn
+// in fp32 and cast to `dtype` before the next one is drawn.
 std::vector<std::pair<std::string, at::Tensor>> init_weights(const ModelConfig& c, uint64_t seed,
-                                                             at::ScalarType dtype);
+                                                             at::ScalarType dtype, at::Device device = at::kCPU);
 
 }  // namespace mp
