@@ -14,6 +14,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -43,7 +44,9 @@ at::Tensor mamba_extend(const Model& m, int64_t layer, const at::Tensor& u, Laye
   at::Tensor Cm = conv.narrow(-1, I + G * N, G * N).reshape({Bsz, L, G, N});
   at::Tensor A = -at::exp(m.layer_w(layer, "mixer.A_log").to(at::kFloat));
   SsdOptions so;
-  so.chunk_size = c.chunk_size;
+  // Any chunk size gives the same scan; a chunk no longer than the L new tokens avoids padding a
+  // few continuation tokens out to a whole chunk of work.
+  so.chunk_size = std::min(c.chunk_size, L);
   so.dt_min = c.time_step_limit_lo;
   so.dt_max = c.time_step_limit_hi;
   SsdResult scan = ssd_scan(x, dt, A, Bm, Cm, m.layer_w(layer, "mixer.D"), m.layer_w(layer, "mixer.dt_bias"), so,
