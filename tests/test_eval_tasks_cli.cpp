@@ -190,4 +190,44 @@ TEST_F(EvalTasksCli, MadeTaskIsDeterministicAndWhatItSays) {
   EXPECT_EQ(r.exit_code, 2) << r.output;  // exists: needs --overwrite
 }
 
+// search --rank-by task:FILE: every ranked candidate carries the task's accuracy, they come out
+// ordered by it, and the candidate that keeps the whole parent scores what eval-tasks gives the
+// parent.
+TEST_F(EvalTasksCli, SearchRanksCandidatesByATask) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "Candidates ranked by a task, sentence " + std::to_string(i) + ". ";
+  mp::test::write_text(dir.file("a.txt"), text);
+  mp::test::write_text(dir.file("b.txt"), "Another document about pruning, distillation and search. " + text.substr(0, 3000));
+  auto run = [&](const std::string& args) {
+    auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.output;
+    return r;
+  };
+  run("data from-text " + dir.file("a.txt") + " --output " + dir.file("tok"));
+  run("data make-task --text " + dir.file("a.txt") + " " + dir.file("b.txt") +
+      " --samples 12 --context-chars 60 --continuation-chars 20 --output " + dir.file("task"));
+  run("score --model " + dir.file("model") + " --data " + dir.file("tok") + " --output " + dir.file("imp/importance.json") +
+      " --samples 8 --layer-samples 4 --seq-len 64 --quiet");
+  run("search --model " + dir.file("model") + " --importance " + dir.file("imp/importance.json") + " --data " +
+      dir.file("tok") + " --eval-tokens 256 --seq-len 64 --mamba-layers 1:2 --attention-layers 1 --mlp-layers 1:2 " +
+      "--ffn-grid 24,48 --top 100 --quiet --rank-by task:" + dir.file("task/task.json") + " --output " + dir.file("out"));
+  const auto j = nlohmann::json::parse(slurp(dir.file("out/candidates.json")));
+  EXPECT_EQ(j["ranked_by"], "task_acc_norm");
+  double prev = 2;
+  bool parent_seen = false;
+  run(base() + "--tasks " + dir.file("task/task.json") + " --output " + dir.file("parent.json"));
+  const double parent_acc =
+      nlohmann::json::parse(slurp(dir.file("parent.json")))["results"]["task"]["metrics"]["acc_norm"]["value"];
+  for (const auto& c : j["candidates"]) {
+    const double acc = c["metadata"]["metrics"]["task_acc_norm"].get<double>();
+    EXPECT_LE(acc, prev);
+    prev = acc;
+    if (c["name"] == "M2-A1-F2-ffn48-d32-q4-h4x8") {
+      parent_seen = true;
+      EXPECT_DOUBLE_EQ(acc, parent_acc);
+    }
+  }
+  EXPECT_TRUE(parent_seen);
+}
+
 }  // namespace
