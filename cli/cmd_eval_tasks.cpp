@@ -16,7 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -51,7 +51,13 @@ std::string number(double v) {
 
 void run(const EvalTasksArgs& a) {
   std::vector<eval::TaskSpec> specs;
-  for (const std::string& t : a.tasks) specs.push_back(eval::resolve_task_argument(t));
+  for (const std::string& t : a.tasks) {
+    specs.push_back(eval::resolve_task_argument(t));
+    for (size_t i = 0; i + 1 < specs.size(); ++i)
+      if (specs[i].name == specs.back().name)
+        fail_usage("--tasks: task {} is given twice; expected each task once (a task file can rename one)",
+                   specs.back().name);
+  }
   std::map<std::string, std::string> fewshot;
   for (const std::string& f : a.fewshot_data) {
     const size_t eq = f.find('=');

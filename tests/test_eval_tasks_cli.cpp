@@ -123,6 +123,7 @@ TEST_F(EvalTasksCli, BadInputIsOneLineExitTwoAndNoOutput) {
   // Unknown built-in, out-of-range --limit / --num-fewshot, more shots than the pool holds.
   expect_refused("--tasks arc_hard=" + dir.file("arc.jsonl"), {"arc_hard", "not a built-in"});
   const std::string piqa = " --tasks piqa=" + fixture("piqa.docs.jsonl");
+  expect_refused(piqa + " piqa=" + fixture("piqa.docs.jsonl"), {"piqa", "twice"});
   expect_refused(piqa + " --limit 0", {"--limit"});
   expect_refused(piqa + " --num-fewshot -1", {"--num-fewshot"});
   expect_refused(piqa + " --num-fewshot 5", {"--num-fewshot 5", "piqa", "piqa.docs.jsonl"});
