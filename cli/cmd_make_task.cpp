@@ -27,6 +27,10 @@ void register_data_make_task(CLI::App* data) {
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--samples", o->samples, "Samples to draw")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  cmd->add_option("--split", o->split,
+                  "word: passages and choices split at word boundaries; char: at any character, every choice exactly "
+                  "--continuation-chars long (for small byte-level models)")
+      ->capture_default_str()->check(CLI::IsMember({"word", "char"}));
   cmd->add_flag("--overwrite", *overwrite, "Replace an existing --output folder (never an input)");
   cmd->callback([o, overwrite] {
     guard_output({"--output", o->output, OutputKind::Folder}, o->files, *overwrite);

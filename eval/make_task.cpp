@@ -21,7 +21,12 @@ namespace {
 struct Doc {
   std::string file;
   std::vector<std::string> words;
+  std::string text;              // words joined by single spaces
+  std::vector<size_t> offsets;   // byte offset of every character of text, and text.size()
 };
+
+// text[from, to) in characters.
+std::string chars(const Doc& d, size_t from, size_t to) { return d.text.substr(d.offsets[from], d.offsets[to] - d.offsets[from]); }
 
 std::vector<std::string> words_of(const std::string& text) {
   std::vector<std::string> words;
@@ -84,18 +89,34 @@ MakeTaskStats make_task(const MakeTaskOptions& o) {
   for (const std::string& f : o.files) {
     const std::string text = read_file(f);
     if (auto bad = invalid_utf8_offset(text)) fail_input("{}: not valid UTF-8 at byte {}; expected UTF-8 text", f, *bad);
-    Doc d{f, words_of(text)};
+    Doc d{f, words_of(text), "", {}};
+    d.text = py_join(d.words, " ");
+    for (size_t i = 0; i < d.text.size();) {
+      d.offsets.push_back(i);
+      tok::next_code_point(d.text, i);
+    }
+    d.offsets.push_back(d.text.size());
     if (!d.words.empty()) docs.push_back(std::move(d));
   }
   if (docs.size() < 2)
     fail_input("{}: {} of the {} files hold words; expected at least 2 documents, so that wrong choices come from "
                "other documents",
                o.files.empty() ? std::string("--text") : o.files[0], docs.size(), o.files.size());
-  // A passage needs a word before its continuation: position p in [1, words).
+  if (o.split != "word" && o.split != "char") fail_usage("--split {}: expected word or char", o.split);
+  const bool by_char = o.split == "char";
+  // Positions a passage can end at: word p in [1, words), or character p in [1, chars - M] so that
+  // the true continuation has its M characters.
+  auto positions = [&](const Doc& d) -> uint64_t {
+    if (!by_char) return d.words.size() - 1;
+    const int64_t n = static_cast<int64_t>(d.offsets.size()) - 1;
+    return n > o.continuation_chars ? static_cast<uint64_t>(n - o.continuation_chars) : 0;
+  };
   std::vector<uint64_t> cum;
   uint64_t total = 0;
-  for (const Doc& d : docs) cum.push_back(total += d.words.size() - 1);
-  if (total == 0) fail_input("--text: every document is a single word; expected passages of several words");
+  for (const Doc& d : docs) cum.push_back(total += positions(d));
+  if (total == 0)
+    fail_input("--text: no document is long enough; expected passages of several words (or more than "
+               "--continuation-chars characters with --split char)");
 
   std::mt19937_64 rng(o.seed);
   auto below = [&](uint64_t n) { return rng() % n; };
@@ -105,8 +126,10 @@ MakeTaskStats make_task(const MakeTaskOptions& o) {
     const size_t di = std::upper_bound(cum.begin(), cum.end(), pick) - cum.begin();
     const Doc& d = docs[di];
     const size_t p = 1 + (pick - (di ? cum[di - 1] : 0));
-    const std::string context = words_backward(d.words, p, o.context_chars);
-    const std::string truth = words_forward(d.words, p, o.continuation_chars);
+    const size_t M = static_cast<size_t>(o.continuation_chars);
+    const std::string context = by_char ? chars(d, p - std::min<size_t>(p, o.context_chars), p)
+                                        : words_backward(d.words, p, o.context_chars);
+    const std::string truth = by_char ? chars(d, p, p + M) : words_forward(d.words, p, o.continuation_chars);
     std::vector<std::string> choices = {truth};
     for (int64_t tries = 0; static_cast<int64_t>(choices.size()) < o.choices; ++tries) {
       if (tries > 1000 * o.choices)
@@ -116,7 +139,15 @@ MakeTaskStats make_task(const MakeTaskOptions& o) {
       size_t oi = below(docs.size() - 1);
       if (oi >= di) ++oi;  // any document but the passage's
       const Doc& other = docs[oi];
-      const std::string c = words_forward(other.words, below(other.words.size()), o.continuation_chars);
+      const size_t n = other.offsets.size() - 1;
+      if (by_char && n < M) continue;
+      std::string c;
+      if (by_char) {
+        const size_t q = below(n - M + 1);
+        c = chars(other, q, q + M);
+      } else {
+        c = words_forward(other.words, below(other.words.size()), o.continuation_chars);
+      }
       if (std::find(choices.begin(), choices.end(), c) == choices.end()) choices.push_back(c);
     }
     const int64_t gold = static_cast<int64_t>(below(o.choices));
@@ -134,6 +165,7 @@ MakeTaskStats make_task(const MakeTaskOptions& o) {
                                {"prompt", "{{context}}"},
                                {"choices", {{"field", "choices"}}},
                                {"gold", "gold"},
+                               {"target_delimiter", by_char ? "" : " "},
                                {"metrics", {"acc", "acc_norm"}}};
   std::filesystem::path parent = std::filesystem::absolute(o.output).parent_path();
   NewFolders folders(parent.string());

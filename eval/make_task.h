@@ -3,8 +3,11 @@
 // document, its true continuation, and K-1 continuations of similar length taken from other
 // documents; the model should find the true one. Samples are drawn with a fixed seed (a 64-bit
 // Mersenne Twister), so the same files, options and seed give the same task, byte for byte.
-// Whitespace runs are collapsed to one space; passages end and continuations start at word
-// boundaries (the task's target delimiter is the space between them).
+// Whitespace runs are collapsed to one space. With split "word" passages end and continuations
+// start at word boundaries (the task's target delimiter is the space between them); with split
+// "char" they split at any character and every choice has exactly continuation_chars characters
+// (target delimiter ""): the first characters of a choice then continue a word in progress, which
+// even a small byte-level model can tell from a fragment of another document.
 // Written as TASK_DIR/task.json (the task file format of task_spec.h) and TASK_DIR/data.jsonl.
 #pragma once
 
@@ -22,6 +25,7 @@ struct MakeTaskOptions {
   int64_t context_chars = 400;       // passage length at most (characters)
   int64_t continuation_chars = 100;  // choice length at most (characters; at least one word)
   int64_t samples = 200;
+  std::string split = "word";  // "word" or "char"
 };
 
 struct MakeTaskStats {

@@ -182,6 +182,21 @@ TEST_F(EvalTasksCli, MadeTaskIsDeterministicAndWhatItSays) {
   EXPECT_GT(*std::min_element(gold_seen.begin(), gold_seen.end()), 0);
   r = run_cli(base() + "--tasks " + dir.file("t1/task.json") + " --output " + dir.file("t1.json"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
+  // --split char: passage + true choice is a run of the source (whitespace collapsed); every
+  // choice is exactly --continuation-chars long.
+  ASSERT_EQ(run_cli(make + " --split char --seed 5 --output " + dir.file("tc")).exit_code, 0);
+  for (const auto& rec : jsonl(dir.file("tc/data.jsonl"))) {
+    std::string src = slurp(dir.file(rec["source"].get<std::string>())), norm;
+    for (char ch : src) {
+      const bool space = ch == ' ' || ch == '\n';
+      if (!(space && (norm.empty() || norm.back() == ' '))) norm += space ? ' ' : ch;
+    }
+    const auto choices = rec["choices"].get<std::vector<std::string>>();
+    for (const auto& c : choices) EXPECT_EQ(c.size(), 12u) << c;
+    EXPECT_NE(norm.find(rec["context"].get<std::string>() + choices[rec["gold"].get<int64_t>()]), std::string::npos)
+        << rec.dump();
+  }
+  EXPECT_NE(slurp(dir.file("tc/task.json")).find("\"target_delimiter\": \"\""), std::string::npos);
   // One document cannot give wrong choices from other documents.
   r = run_cli("data make-task --text " + dir.file("doc0.txt") + " --output " + dir.file("t4"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
