@@ -108,5 +108,8 @@ int main(int argc, char** argv) {
                            questions, choices, context, cont_min, cont_max, card, dtype, t_shared, sa.model_tokens,
                            t_separate, sb.model_tokens, t_separate / t_shared, worst, changed, greedy_diff);
   if (!out.empty()) std::ofstream(out) << j.dump(2) << "\n";
+  // In fp32 the two ways must agree (a failure exits 1); in bf16 they differ by rounding, which
+  // can flip near-ties, so the differences are reported only.
+  if (dtype != "fp32" && dtype != "float32") return 0;
   return changed == 0 && greedy_diff == 0 && worst <= 1e-5 ? 0 : 1;
 }

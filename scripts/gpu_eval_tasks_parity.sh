@@ -7,8 +7,10 @@
 # --log-samples, on CUDA with and without context reuse, on the CPU, and with few-shot prompts;
 # scripts/parity/eval_tasks_reference.py then scores the same requests with transformers and
 # must agree on every log-likelihood (relative error <= 1e-5) and on acc / acc_norm exactly.
-# --max-length 48 makes the long LAMBADA and BoolQ contexts lose tokens from the left and the
-# rolling documents span several windows, so the truncation and window rules are checked too.
+# --max-length 48 makes the long LAMBADA and BoolQ contexts lose tokens from the left, and the
+# LAMBADA passages scored as rolling perplexity span several windows, so the truncation and
+# window rules are checked too.
+# Then bench_eval_tasks (beside the binary, in bench/) times context reuse on the card.
 #   scripts/gpu_eval_tasks_parity.sh build-gpu/minipuzzle [OUTDIR]
 # Needs .tokenizers/{gpt2,llama2,qwen3} (scripts/fetch_tokenizers.sh; carry the folder).
 set -u
@@ -49,7 +51,8 @@ PY
   runs=("cuda $zero_shot --device cuda"
         "cuda_separate $zero_shot --device cuda --no-context-reuse --batch-tokens 96"
         "cpu $zero_shot --device cpu"
-        "cuda_fewshot $few_shot --device cuda")
+        "cuda_fewshot $few_shot --device cuda"
+        "cuda_rolling --tasks perplexity=$F/lambada_openai.docs.jsonl --device cuda")
   for spec in "${runs[@]}"; do
     name=${spec%% *}
     args=${spec#* }
@@ -61,4 +64,14 @@ PY
     echo "$tok $name: $(tail -1 "$d/$name.reference.txt")"
   done
 done
+# Context reuse on the card: a 4-choice task on a random model of the 8B's shape (bf16, contexts
+# of 512 tokens, choices of 8-24) and on the demo model in fp32, both ways on the same requests.
+bench=$(dirname "$MP")/bench/bench_eval_tasks
+if [ -x "$bench" ]; then
+  "$bench" --config configs/nemotron-h-8b/config.json --device cuda --dtype bf16 --questions 64 --context 512 \
+    --batch-tokens 16384 --card "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" \
+    --out "$OUT/bench-eval-tasks-8b-bf16.json" || rc=1
+  "$bench" --config configs/demo/config.json --device cuda --dtype fp32 --questions 64 --context 256 \
+    --out "$OUT/bench-eval-tasks-demo-fp32.json" || rc=1
+fi
 exit $rc
