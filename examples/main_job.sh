@@ -23,7 +23,7 @@ valid=$(ls "$RUN"/text/sotu/*.txt | awk -F/ '{split($NF,a,"_"); if (a[1] > 2000)
 # A 4-choice task from the held-out addresses: a passage, its true next 40 characters and three
 # 40-character fragments of other addresses, split anywhere (docs/eval_tasks.md); every model of
 # the report is scored on it.
-$MP data make-task --text $valid --output "$RUN/task" --choices 4 --samples 200 --seed 1 --split char \
+$MP data make-task --text $valid --output "$RUN/task" --choices 4 --samples 400 --seed 1 --split char \
   --context-chars 300 --continuation-chars 40 --overwrite
 
 echo "== 2. teacher: configs/demo (~1M parameters, pattern M-*-M-M-, bytes), trained from scratch"
@@ -87,7 +87,7 @@ $MP plot "$RUN/distilled" "$RUN/finetuned" "$RUN/scratch" --labels distilled,"pr
   row "pruned + fine-tune" "$RUN/finetuned/final" "pruned + next-token cross-entropy, same tokens"
   row "from scratch" "$RUN/scratch/final" "same shape, random init, same tokens"
   echo
-  echo "Task: \`task/\` (made by \`data make-task --split char\` from the held-out addresses): 200 passages of"
+  echo "Task: \`task/\` (made by \`data make-task --split char\` from the held-out addresses): 400 passages of"
   echo "300 characters, each followed by its true next 40 characters and three 40-character fragments of other"
   echo "addresses, split at any character; acc_norm (log-likelihood per character, as lm-evaluation-harness)"
   echo "with its standard error; chance is 25%."
