@@ -100,6 +100,8 @@ void register_data(CLI::App& app) {
     print_stats(fj->output, s, tok ? tok->path() : std::string("bytes"));
   });
 
+  register_data_make_task(data);
+
   auto di = std::make_shared<DataInfoArgs>();
   CLI::App* info = data->add_subcommand("info", "Sequences, documents, tokens and dtype of token data");
   info->add_option("prefix", di->prefix, "Token data prefix")->required();

@@ -16,12 +16,14 @@
 #include "search/rank.h"
 #include "search/report.h"
 #include "search/search.h"
+#include "eval/run_tasks.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <filesystem>
 #include <iostream>
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -84,6 +86,10 @@ void run_search_cmd(const SearchArgs& a) {
     for (const std::string& p : {a.model, a.config, a.budget, a.importance})
       inputs.push_back(p);
     if (a.throughput != "none" && a.throughput != "default") inputs.push_back(a.throughput);
+    if (a.rank_by.rfind("task:", 0) == 0) {
+      const std::string t = a.rank_by.substr(5);
+      inputs.push_back(t.substr(t.find('=') == std::string::npos ? 0 : t.find('=') + 1));
+    }
     // --resume continues a search's folder (its finalists' distillations resume where they stopped).
     guard_output({"--output", a.output, OutputKind::Folder}, inputs, a.overwrite || a.resume);
   }
@@ -121,6 +127,26 @@ void run_search_cmd(const SearchArgs& a) {
   if (a.finalists > 0 && !ranking) fail_usage("search: --finalists needs ranking (--model, --importance, --data)");
   if (a.distill_tokens > 0 && a.finalists < 1) fail_usage("search: --distill-tokens needs --finalists N (N >= 1)");
   if (a.resume && a.overwrite) fail_usage("search: --resume and --overwrite contradict each other");
+  // --rank-by task:FILE (a task file, or NAME=DATA.jsonl): every candidate is scored on the task
+  // with the parent's tokenizer; the ranking metric is the task's acc_norm, else its acc.
+  struct RankTask {
+    eval::PreparedTask prepared;
+    std::string metric;
+  };
+  std::optional<RankTask> task;
+  if (a.rank_by.rfind("task:", 0) == 0) {
+    if (!ranking) fail_usage("search: --rank-by {} needs ranking (--model, --importance, --data)", a.rank_by);
+    const eval::TaskSpec spec = eval::resolve_task_argument(a.rank_by.substr(5));
+    const auto& ms = spec.metrics;
+    const bool norm = std::find(ms.begin(), ms.end(), "acc_norm") != ms.end();
+    if (!norm && std::find(ms.begin(), ms.end(), "acc") == ms.end())
+      fail_usage("--rank-by {}: task {} reports no accuracy (acc or acc_norm) to rank by", a.rank_by, spec.name);
+    const ModelConfig pc = load_config(a.model);
+    const eval::TextEncoder enc = eval::encoder_for_model(a.model, pc.vocab_size, "", std::nullopt);
+    eval::BuildOptions b;
+    b.seed = a.seed;
+    task = RankTask{eval::prepare_task(spec, b, enc, eval::default_max_length(a.model)), norm ? "task_acc_norm" : "task_acc"};
+  }
   std::optional<Importance> imp;
   std::vector<int64_t> order;
   LayerMetric lm = parse_layer_metric(a.layer_metric);
@@ -159,13 +185,24 @@ void run_search_cmd(const SearchArgs& a) {
     RankOptions ro;
     ro.top_k = a.top;
     ro.metric = a.rank_by;
+    if (task) {
+      ro.metric = task->metric;
+      ro.extra_metrics = [&task, &a](const Model& m) {
+        eval::EvaluateOptions eo;
+        eo.bootstrap_iters = 0;
+        eo.seed = a.seed;
+        for (const eval::MetricResult& r : eval::evaluate_task(m, task->prepared, eo).metrics)
+          if ("task_" + r.name == task->metric) return std::map<std::string, double>{{task->metric, r.value}};
+        return std::map<std::string, double>{};
+      };
+    }
     ro.micro_batch = a.micro_batch;
     ro.layer_metric = lm;
     const int64_t k = std::min<int64_t>(a.top, static_cast<int64_t>(r.feasible.size()));
     Progress progress("rank", k, "candidates", a.quiet);
     rank_candidates(r, *model, *imp, sampler.fixed_windows(n), ro, [&](int64_t, int64_t) { progress.advance(1); });
     progress.finish();
-    metric = a.rank_by;
+    metric = ro.metric;
   }
   write_search_outputs(r, a.output, metric);
   std::cout << search_table(r, a.show, metric);
@@ -238,7 +275,7 @@ void register_search(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, kMaxTokens));
   cmd->add_option("--top", a->top, "Candidates ranked (the largest by parameters)")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, kMaxTokens));
-  cmd->add_option("--rank-by", a->rank_by, "kl, loss, accuracy or agreement")->capture_default_str();
+  cmd->add_option("--rank-by", a->rank_by, "kl, loss, accuracy, agreement, or task:FILE (a task file or NAME=DATA.jsonl, docs/eval_tasks.md): the task's acc_norm, else acc")->capture_default_str();
   cmd->add_option("--layer-metric", a->layer_metric, "Layer importance metric for choosing layers")->capture_default_str();
   cmd->add_option("--micro-batch", a->micro_batch, "Windows per forward pass")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, kMaxTokens));

@@ -19,9 +19,12 @@ void register_info(CLI::App& app);
 void register_init(CLI::App& app);
 void register_forward(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_eval_tasks(CLI::App& app);  // cmd_eval_tasks.cpp
 void register_generate(CLI::App& app);  // cmd_generate.cpp
 void register_convert(CLI::App& app);
 void register_data(CLI::App& app);
+// data make-task, added to the data subcommand (cmd_make_task.cpp)
+void register_data_make_task(CLI::App* data);
 void register_tokenize(CLI::App& app);  // cmd_tokenize.cpp
 void register_search(CLI::App& app);
 void register_score(CLI::App& app);

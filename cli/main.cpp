@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   mp::cli::register_init(app);
   mp::cli::register_forward(app);
   mp::cli::register_eval(app);
+  mp::cli::register_eval_tasks(app);
   mp::cli::register_generate(app);
   mp::cli::register_convert(app);
   mp::cli::register_data(app);

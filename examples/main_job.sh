@@ -20,6 +20,11 @@ train=$(ls "$RUN"/text/sotu/*.txt | awk -F/ '{split($NF,a,"_"); if (a[1] <= 2000
 valid=$(ls "$RUN"/text/sotu/*.txt | awk -F/ '{split($NF,a,"_"); if (a[1] > 2000) print}')
 [ -f "$RUN/tokens/train.idx" ] || $MP data from-text $train --output "$RUN/tokens/train"
 [ -f "$RUN/tokens/valid.idx" ] || $MP data from-text $valid --output "$RUN/tokens/valid"
+# A 4-choice task from the held-out addresses: a passage, its true next 40 characters and three
+# 40-character fragments of other addresses, split anywhere (docs/eval_tasks.md); every model of
+# the report is scored on it.
+$MP data make-task --text $valid --output "$RUN/task" --choices 4 --samples 400 --seed 1 --split char \
+  --context-chars 300 --continuation-chars 40 --overwrite
 
 echo "== 2. teacher: configs/demo (~1M parameters, pattern M-*-M-M-, bytes), trained from scratch"
 $MP info configs/demo/config.json --context 256 | head -3
@@ -57,7 +62,12 @@ row() {  # name, checkpoint, what
   loss=$(echo "$j" | awk -F': ' '/"bits_per_token"/ {gsub(",","",$2); printf "%.3f", $2}')
   acc=$(echo "$j" | awk -F': ' '/"accuracy"/ {gsub(",","",$2); printf "%.1f", 100*$2}')
   params=$($MP info "$2" --json | grep -E '"total": [0-9]{5,}' | head -1 | tr -dc '0-9' | awk '{printf "%.0fk", $1/1000}')
-  echo "| $1 | $params | $loss | $acc% | $3 |"
+  local out="$RUN/tasks/$(echo "$1" | tr -c 'a-z0-9\n' '_').json" task
+  mkdir -p "$RUN/tasks"
+  $MP eval-tasks --model "$2" --tasks "$RUN/task/task.json" --output "$out" --quiet --overwrite >/dev/null
+  task=$(grep -A4 '"acc_norm": {' "$out" | awk -F': ' '/"stderr"/ {gsub(",","",$2); se=$2} /"value"/ {v=$2}
+    END {printf "%.1f%% +/- %.1f", 100*v, 100*se}')
+  echo "| $1 | $params | $loss | $acc% | $task | $3 |"
 }
 $MP plot "$RUN/distilled" "$RUN/finetuned" "$RUN/scratch" --labels distilled,"pruned + fine-tune","from scratch" \
   --field bits_per_token --title "Held-out bits/byte while recovering (teacher as a flat line)" \
@@ -69,17 +79,22 @@ $MP plot "$RUN/distilled" "$RUN/finetuned" "$RUN/scratch" --labels distilled,"pr
   echo "from scratch; student = the teacher pruned to the best searched shape (\`search/best.shape.json\`),"
   echo "recovered for $STEPS steps of 16 x 256 bytes. Held out: 64 windows of 256 bytes."
   echo
-  echo "| model | parameters | held-out bits/byte | next-byte accuracy | how |"
-  echo "|---|---|---|---|---|"
+  echo "| model | parameters | held-out bits/byte | next-byte accuracy | held-out task acc_norm | how |"
+  echo "|---|---|---|---|---|---|"
   row teacher "$RUN/teacher/final" "trained from scratch (configs/recipes/cpu-demo-train.json)"
   row pruned "$RUN/pruned" "teacher pruned by importance, no training"
   row distilled "$RUN/distilled/final" "pruned + distillation (forward KL, T = 1)"
   row "pruned + fine-tune" "$RUN/finetuned/final" "pruned + next-token cross-entropy, same tokens"
   row "from scratch" "$RUN/scratch/final" "same shape, random init, same tokens"
   echo
+  echo "Task: \`task/\` (made by \`data make-task --split char\` from the held-out addresses): 400 passages of"
+  echo "300 characters, each followed by its true next 40 characters and three 40-character fragments of other"
+  echo "addresses, split at any character; acc_norm (log-likelihood per character, as lm-evaluation-harness)"
+  echo "with its standard error; chance is 25%."
+  echo
   echo "Search: $(grep -E '^ranked ' "$RUN/search.txt" || true) (held-out KL to the teacher; the chosen shape is pruned)."
   echo
-  echo "Files: \`importance/importance.json\`, \`importance/layers.svg\` (layer importance by index),"
+  echo "Files: \`tasks/*.json\` (task results), \`importance/importance.json\`, \`importance/layers.svg\` (layer importance by index),"
   echo "\`search/candidates.csv\`, \`search/pareto.svg\` (memory against KL, front marked),"
   echo "\`recovery.svg\` (held-out bits/byte against training tokens for the three recoveries, teacher as a line),"
   echo "\`*/loss.svg\`, \`*/metrics.jsonl\` (every step), \`*/summary.json\`."

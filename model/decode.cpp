@@ -1,6 +1,6 @@
-// prefill and decode_step: the block loop of forward_hidden (forward.cpp) with each mixer either
-// run over the prompt while handing its final state to the cache (prefill), or run for one token
-// from the cached state (decode_step). Residual, norms and LM head are the forward's functions, so
+// prefill, decode_step and extend: the block loop of forward_hidden (forward.cpp) with each mixer
+// either run over the prompt while handing its final state to the cache (prefill), or run for one
+// token (decode_step) or several (extend) from the cached state. Residual, norms and LM head are the forward's functions, so
 // only the mixers' recurrences (decode_mamba.cpp, decode_attention.cpp) are new math.
 // Validation happens before anything in the cache changes: a rejected call leaves it as it was.
 #include "model/decode.h"
@@ -119,6 +119,40 @@ at::Tensor decode_step(const Model& m, InferenceCache& cache, const at::Tensor& 
   }
   cache.length += 1;
   return last_logits(m, h);
+}
+
+at::Tensor extend_normed(const Model& m, InferenceCache& cache, const at::Tensor& ids_BL) {
+  at::NoGradGuard no_grad;
+  const ModelConfig& c = m.config;
+  check_cache(m, cache, "extend");
+  if (ids_BL.dim() != 2 || ids_BL.size(0) != cache.batch || ids_BL.size(1) < 1)
+    fail_input("extend ids: expected shape [{}, L >= 1] (tokens per sequence of the inference cache), got {}",
+               cache.batch, shape_string(ids_BL.sizes().vec()));
+  const int64_t L = ids_BL.size(1);
+  if (cache.length + L > cache.max_len)
+    fail_input("extend: {} held + {} new tokens exceed the inference cache's capacity; expected at most max_len = {}",
+               cache.length, L, cache.max_len);
+  check_token_ids(ids_BL, c.vocab_size, "extend ids");
+
+  at::Tensor h = at::embedding(m.w(kEmbeddingName), ids_BL.to(m.device(), at::kLong));  // [B, L, d]
+  for (int64_t i = 0; i < c.num_layers(); ++i) {
+    LayerCache& lc = cache.layers[i];
+    const at::Tensor u = rms_norm(h, m.layer_w(i, "norm.weight"), c.layer_norm_epsilon);
+    at::Tensor out;
+    switch (lc.type) {
+      case LayerType::Mamba: out = mamba_extend(m, i, u, lc); break;
+      case LayerType::Attention: out = attention_extend(m, i, u, lc); break;
+      case LayerType::Mlp: out = mlp_mixer(m, i, u, nullptr); break;
+    }
+    h = h + out;
+  }
+  cache.length += L;
+  return apply_final_norm(m, h);
+}
+
+at::Tensor extend(const Model& m, InferenceCache& cache, const at::Tensor& ids_BL) {
+  at::NoGradGuard no_grad;
+  return lm_head_logits(m, extend_normed(m, cache, ids_BL));
 }
 
 }  // namespace mp

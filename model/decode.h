@@ -57,6 +57,23 @@ at::Tensor prefill(const Model& m, const at::Tensor& ids_BL, InferenceCache& cac
 // vocabulary, or ids_B has the wrong shape.
 at::Tensor decode_step(const Model& m, InferenceCache& cache, const at::Tensor& ids_B);
 
+// Appends L >= 1 tokens per sequence (ids_BL, int64 [B, L]) in one pass and returns float32 logits
+// [B, L, V]: position j's logits predict the token after ids_BL[:, j]. The same math as L decode
+// steps, done as a chunk: each Mamba layer runs its conv over [cached inputs | new inputs] and the
+// chunked scan from the cached state; each attention layer's queries see the cached keys and the
+// new ones causally. Bad input when length + L > max_len, an id is outside the vocabulary, or
+// ids_BL is not [batch, L].
+at::Tensor extend(const Model& m, InferenceCache& cache, const at::Tensor& ids_BL);
+// The same, returning the final-normed hidden states [B, L, d] instead of logits, for callers that
+// need the LM head at a few positions only (a 131072-token vocabulary makes [B, L, V] large).
+at::Tensor extend_normed(const Model& m, InferenceCache& cache, const at::Tensor& ids_BL);
+
+// A new cache of capacity max_len (>= src.length) whose row i holds src's state of row rows[i]:
+// one prompt's state handed to several continuations, or several prompts regrouped. Bad input for
+// a row outside [0, src.batch) or a capacity below what src holds.
+InferenceCache gather_cache_rows(const Model& m, const InferenceCache& src, const std::vector<int64_t>& rows,
+                                 int64_t max_len);
+
 // For benchmarks only: pretends `length` tokens were already seen, without running a prefill.
 // Sets the cache's and every attention layer's length to `length` and fills K/V positions
 // [0, length), conv and SSM states with N(0, 1) values drawn on the cache's device after
@@ -69,5 +86,8 @@ void fill_for_benchmark(InferenceCache& cache, int64_t length, uint64_t seed);
 // attention step writes position state.length and advances it; capacity is checked by the caller.
 at::Tensor mamba_step(const Model& m, int64_t layer, const at::Tensor& u_B1D, LayerCache& state);
 at::Tensor attention_step(const Model& m, int64_t layer, const at::Tensor& u_B1D, LayerCache& state);
+// The same for L tokens at once on the normed input [B, L, d] (decode_extend.cpp).
+at::Tensor mamba_extend(const Model& m, int64_t layer, const at::Tensor& u_BLD, LayerCache& state);
+at::Tensor attention_extend(const Model& m, int64_t layer, const at::Tensor& u_BLD, LayerCache& state);
 
 }  // namespace mp

@@ -44,6 +44,34 @@ uint64_t InferenceCache::bytes() const {
   return total;
 }
 
+InferenceCache gather_cache_rows(const Model& m, const InferenceCache& src, const std::vector<int64_t>& rows,
+                                 int64_t max_len) {
+  if (rows.empty()) fail_input("gather_cache_rows: no rows asked for");
+  for (int64_t r : rows)
+    if (r < 0 || r >= src.batch) fail_input("gather_cache_rows: row {} is outside the cache's batch [0, {})", r, src.batch);
+  if (max_len < src.length)
+    fail_input("gather_cache_rows: capacity {} is below the {} tokens the cache holds", max_len, src.length);
+  InferenceCache out(m, static_cast<int64_t>(rows.size()), max_len);
+  if (out.layers.size() != src.layers.size())
+    fail_input("gather_cache_rows: the cache has {} layers, expected the model's {}", src.layers.size(), out.layers.size());
+  const at::Tensor index = at::tensor(rows, at::kLong);
+  for (size_t i = 0; i < src.layers.size(); ++i) {
+    const LayerCache& s = src.layers[i];
+    LayerCache& d = out.layers[i];
+    if (s.type == LayerType::Mamba) {
+      d.conv_BCK.copy_(s.conv_BCK.index_select(0, index.to(s.conv_BCK.device())));
+      d.ssm_BHPN.copy_(s.ssm_BHPN.index_select(0, index.to(s.ssm_BHPN.device())));
+    } else if (s.type == LayerType::Attention) {
+      const at::Tensor idx = index.to(s.k_BHTD.device());
+      d.k_BHTD.narrow(2, 0, src.length).copy_(s.k_BHTD.narrow(2, 0, src.length).index_select(0, idx));
+      d.v_BHTD.narrow(2, 0, src.length).copy_(s.v_BHTD.narrow(2, 0, src.length).index_select(0, idx));
+      d.length = src.length;
+    }
+  }
+  out.length = src.length;
+  return out;
+}
+
 namespace {
 
 // dst <- N(0, 1) drawn on dst's device (a many-GiB cache on a GPU fills in milliseconds), one

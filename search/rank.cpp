@@ -13,7 +13,9 @@
 
 namespace mp {
 
-bool metric_higher_is_better(const std::string& m) { return m == "accuracy" || m == "agreement"; }
+bool metric_higher_is_better(const std::string& m) {
+  return m == "accuracy" || m == "agreement" || m.rfind("task_", 0) == 0;
+}
 
 std::vector<int64_t> layer_ranking(const Importance& imp, LayerMetric metric) {
   std::vector<int64_t> order(imp.layers.size());
@@ -74,18 +76,26 @@ std::map<std::string, double> compare(const Model& parent, const at::Tensor& par
 
 void rank_candidates(SearchResult& r, const Model& parent, const Importance& imp, const at::Tensor& windows,
                      const RankOptions& opt, const std::function<void(int64_t, int64_t)>& on_candidate) {
-  if (opt.metric != "kl" && opt.metric != "loss" && opt.metric != "accuracy" && opt.metric != "agreement")
-    fail_usage("--rank-by '{}': expected kl, loss, accuracy or agreement", opt.metric);
+  const bool builtin = opt.metric == "kl" || opt.metric == "loss" || opt.metric == "accuracy" || opt.metric == "agreement";
+  if (!builtin && !opt.extra_metrics)
+    fail_usage("--rank-by '{}': expected kl, loss, accuracy, agreement or task:FILE", opt.metric);
   at::NoGradGuard no_grad;
   const int64_t L = windows.size(1) - 1;
   at::Tensor targets = windows.narrow(1, 1, L).reshape({-1}).to(parent.device());
   at::Tensor parent_h = normed_hidden(parent, windows, opt.micro_batch);
   r.parent_metrics = compare(parent, parent_h, parent, parent_h, targets);
+  if (opt.extra_metrics)
+    for (const auto& [k, v] : opt.extra_metrics(parent)) r.parent_metrics[k] = v;
+  if (!r.parent_metrics.count(opt.metric))
+    fail_usage("--rank-by '{}': not a metric of this ranking; expected kl, loss, accuracy, agreement or task:FILE",
+               opt.metric);
   const int64_t n = std::min<int64_t>(opt.top_k, static_cast<int64_t>(r.feasible.size()));
   for (int64_t i = 0; i < n; ++i) {
     CandidateResult& c = r.feasible[i];
     Model child = apply_plan(parent, make_plan(imp, candidate_target(c, opt.layer_metric)));
     c.metrics = compare(parent, parent_h, child, normed_hidden(child, windows, opt.micro_batch), targets);
+    if (opt.extra_metrics)
+      for (const auto& [k, v] : opt.extra_metrics(child)) c.metrics[k] = v;
     if (on_candidate) on_candidate(i + 1, n);
   }
   const bool higher = metric_higher_is_better(opt.metric);

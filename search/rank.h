@@ -14,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <map>
 #include <string>
 
 namespace mp {
@@ -23,6 +24,10 @@ struct RankOptions {
   int64_t micro_batch = 4;
   std::string metric = "kl";   // kl | loss (lower is better), accuracy | agreement (higher)
   LayerMetric layer_metric = LayerMetric::MseNormed;
+  // More metrics of a model (the parent and each candidate), merged into its metrics; `metric`
+  // may name one of them (e.g. a benchmark task's accuracy, cli/cmd_search.cpp). Their names
+  // start with "task_" and are higher-is-better.
+  std::function<std::map<std::string, double>(const Model&)> extra_metrics;
 };
 
 // Parent layer indices ordered most important first by the chosen layer metric.

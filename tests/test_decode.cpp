@@ -165,6 +165,57 @@ TEST(Decode, BatchRowsAreIndependent) {
   }
 }
 
+// extend(): prefill a prompt, then the rest in chunks of several tokens (shorter than the conv
+// window, across chunk boundaries, one token): every position's logits equal the full forward's.
+TEST(Decode, ExtendInChunksMatchesTheFullForward) {
+  at::NoGradGuard ng;
+  for (const Case& k : cases()) {
+    mp::Model m = decode_model(k, 21);
+    const int64_t Q = m.config.chunk_size;
+    const std::vector<int64_t> pieces = {Q + 3, 1, 2, Q, 2 * Q + 1};
+    int64_t total = 0;
+    for (int64_t p : pieces) total += p;
+    const at::Tensor ids = ids_for(2, total, 31);
+    const at::Tensor full = mp::forward_logits(m, ids);
+    mp::InferenceCache cache(m, 2, total);
+    at::Tensor last = mp::prefill(m, ids.narrow(1, 0, pieces[0]), cache);
+    EXPECT_LE(rel_err(last, full.select(1, pieces[0] - 1)), 1e-5) << k.name;
+    int64_t at = pieces[0];
+    for (size_t i = 1; i < pieces.size(); ++i) {
+      const at::Tensor got = mp::extend(m, cache, ids.narrow(1, at, pieces[i]));
+      ASSERT_EQ(got.sizes(), (std::vector<int64_t>{2, pieces[i], m.config.vocab_size})) << k.name;
+      EXPECT_LE(rel_err(got, full.narrow(1, at, pieces[i])), 1e-5) << k.name << " piece " << i;
+      at += pieces[i];
+    }
+    EXPECT_EQ(cache.length, total) << k.name;
+    // From an empty cache, extend is the full forward.
+    mp::InferenceCache empty(m, 2, total);
+    EXPECT_LE(rel_err(mp::extend(m, empty, ids), full), 1e-5) << k.name;
+  }
+}
+
+// gather_cache_rows hands one prompt's state to several rows: each row then continues exactly as
+// the prompt's own cache would, whatever the other rows do.
+TEST(Decode, GatheredRowsContinueLikeTheirSource) {
+  at::NoGradGuard ng;
+  for (const Case& k : cases()) {
+    mp::Model m = decode_model(k, 22);
+    const at::Tensor prompts = ids_for(2, 7, 41), cont = ids_for(5, 4, 42);
+    mp::InferenceCache src(m, 2, 7);
+    mp::prefill(m, prompts, src);
+    const std::vector<int64_t> rows = {1, 0, 1, 1, 0};
+    mp::InferenceCache many = mp::gather_cache_rows(m, src, rows, 11);
+    EXPECT_EQ(many.batch, 5);
+    EXPECT_EQ(many.length, 7);
+    const at::Tensor got = mp::extend(m, many, cont);
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const at::Tensor whole = at::cat({prompts.narrow(0, rows[r], 1), cont.narrow(0, r, 1)}, 1);
+      const at::Tensor ref = mp::forward_logits(m, whole).narrow(1, 7, 4);
+      EXPECT_LE(rel_err(got.narrow(0, r, 1), ref), 1e-5) << k.name << " row " << r;
+    }
+  }
+}
+
 void expect_bad_input(const std::function<void()>& f, const std::vector<std::string>& needles) {
   try {
     f();
@@ -193,6 +244,9 @@ TEST(Decode, MisuseIsOneClearErrorAndLeavesTheCacheUnchanged) {
   mp::decode_step(m, cache, ids.select(1, 3));  // the 4th token fills the cache
   expect_bad_input([&] { mp::decode_step(m, cache, ids.select(1, 4)); }, {"cache is full", "4 of max_len = 4"});
   EXPECT_EQ(cache.length, 4);
+  expect_bad_input([&] { mp::extend(m, cache, ids.narrow(1, 0, 1)); }, {"extend", "4 held + 1 new", "max_len = 4"});
+  expect_bad_input([&] { mp::gather_cache_rows(m, cache, {0, 2}, 8); }, {"row 2", "[0, 2)"});
+  expect_bad_input([&] { mp::gather_cache_rows(m, cache, {0}, 3); }, {"capacity 3", "4 tokens"});
   expect_bad_input([&] { mp::InferenceCache(m, 0, 4); }, {"batch"});
   expect_bad_input([&] { mp::InferenceCache(m, 1, 0); }, {"max_len"});
   mp::Model other = decode_model(cases()[1], 14);

@@ -26,6 +26,7 @@ std::string quote_for_message(std::string_view s);
 enum class NormalForm { NFC, NFD, NFKC, NFKD };
 std::string normalize(std::string_view s, NormalForm form);
 std::string lowercase(std::string_view s);  // full lowercase mapping, per character
+char32_t titlecase(char32_t c);             // simple titlecase mapping of one character
 
 bool is_whitespace(char32_t c);    // White_Space property
 bool is_numeric(char32_t c);       // general category N*
