@@ -1,14 +1,10 @@
-// safetensors files: a validated, memory-mapped reader and an atomic writer.
-//
-// Layout: u64 little-endian header length N, N bytes of JSON, then the data buffer.
-// Every rule a valid file obeys is checked when the file is opened (see formats.md):
-// header length within the file and at most 100 MB, header starts with '{', known dtypes,
-// data_offsets inside the buffer, end - begin == prod(shape) * itemsize, offsets tile the buffer
-// exactly (no gap, no overlap, last end == buffer size), no duplicate names or keys, the header
-// nests at most 8 levels (scanned before parsing), element counts fit 64 bits in any order of
-// multiplication, and the file is a regular file (links followed; a pipe is refused, never read).
-// A violation throws mp::Error (bad input) whose message names the file and the tensor.
+// safetensors files: a validated, memory-mapped reader and an atomic writer. What a valid header
+// obeys, and the checks made when a file is opened, are in safetensors_header.h; the file must be
+// a regular file (links followed; a pipe is refused, never read). A violation throws mp::Error
+// (bad input) whose message names the file and the tensor.
 #pragma once
+
+#include "model/safetensors_header.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -21,25 +17,11 @@
 
 namespace mp {
 
-enum class StDType { BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64 };
-
-const char* st_dtype_name(StDType t);
-int st_dtype_size(StDType t);
-// Parses "BF16" etc.; false when unknown.
-bool st_dtype_from_name(const std::string& name, StDType* out);
 // The ATen type a safetensors dtype loads as; false for types LibTorch 1.13 cannot hold (F8,
 // unsigned 16/32/64).
 bool st_dtype_to_scalar_type(StDType t, at::ScalarType* out);
 // The safetensors dtype an ATen tensor is written as; false for types safetensors cannot hold.
 bool st_dtype_from_scalar_type(at::ScalarType s, StDType* out);
-
-struct StTensorInfo {
-  std::string name;
-  StDType dtype;
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // relative to the start of the data buffer
-  int64_t numel() const;
-};
 
 class SafetensorsFile {
  public:

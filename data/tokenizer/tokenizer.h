@@ -22,6 +22,9 @@ class Tokenizer {
   // tokenizer_config.json beside it, when present, names the bos and eos tokens. Bad input
   // naming the file and field for unreadable or malformed files and for unsupported components.
   static std::shared_ptr<const Tokenizer> load(const std::string& path);
+  // The same from the text of a tokenizer.json (no tokenizer_config.json: bos and eos come from
+  // the post-processor); `source` names it in messages.
+  static std::shared_ptr<const Tokenizer> from_json_text(const std::string& text, const std::string& source);
   ~Tokenizer();
 
   // Ids of `text` (UTF-8; bad input when it is not). With add_special_tokens the file's
@@ -44,6 +47,7 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  static std::shared_ptr<Tokenizer> build(const std::string& text, const std::string& path);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
