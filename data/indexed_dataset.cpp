@@ -514,16 +514,17 @@ void IndexedDatasetWriter::finish() {
     if (wrote != h.size() || crc != 0)
       fail_runtime("{}: write failed: {}", w.idx.temp_path(), std::strerror(errno));
   }
-  // .bin first, then .idx: a reader never finds a new index describing a missing .bin.
+  // .bin first, then .idx: a reader never finds a new index describing a missing .bin. An older
+  // .idx goes before the new .bin arrives, so that a kill between the two renames leaves a .bin
+  // without an index (recognisably unfinished), never a new .bin under an old index.
+  std::error_code ec;
+  if (fs::is_regular_file(idx_path, ec)) fs::remove(idx_path, ec);
   w.bin.commit();
   try {
     w.idx.commit();
   } catch (...) {
-    // Neither file may be left: the new .bin goes, and so does an older .idx that would now
-    // describe a .bin that no longer exists.
-    std::error_code ec;
+    // Neither file may be left: the new .bin goes too.
     fs::remove(bin_path, ec);
-    if (fs::is_regular_file(idx_path, ec)) fs::remove(idx_path, ec);
     throw;
   }
   w.finished = true;

@@ -19,6 +19,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/util/Exception.h>
 
 #include <chrono>
 #include <cmath>
@@ -115,6 +116,17 @@ struct Student {
     return m;
   }
 };
+
+// The first weight holding NaN or infinity, if any: checked before a checkpoint is written, so
+// that every checkpoint a run leaves is one a resume can continue from.
+std::optional<std::string> non_finite_weight(const Model& m) {
+  for (const auto& [name, t] : m.weights)
+    if (t.is_floating_point() && !at::isfinite(t).all().item<bool>()) return name;
+  return std::nullopt;
+}
+
+// The first line of a LibTorch message (its allocator adds advice and a backtrace).
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 struct MicroLosses {
   double loss = 0.0, kl = 0.0, ce = 0.0, hidden = 0.0;
@@ -271,142 +283,169 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   int64_t last_saved = resume_dir ? step : -1;
   ResidualRecorder rec_s(base_layers), rec_t(teacher_layers);
   if (hooks.on_weights && !sharded) hooks.on_weights(student.weights());
-
-  while (step < total && !(hooks.stop_at > 0 && step >= hooks.stop_at)) {
-    const auto t_step = std::chrono::steady_clock::now();
-    const double lr = sched.at(step);
-    MicroLosses sl;
-    for (int64_t a = 0; a < accum; ++a) {
-      at::Tensor batch = sampler.next_batch(cfg.micro_batch * hooks.world_size);
-      if (hooks.world_size > 1) batch = batch.slice(0, hooks.rank, batch.size(0), hooks.world_size);
-      batch = batch.to(dev);
-      const int64_t B = batch.size(0);
-      at::Tensor ids = batch.narrow(1, 0, L), targets = batch.narrow(1, 1, L).reshape({B * L});
-      ForwardOptions fs_opt, ft_opt;
-      if (!pairs.empty()) fs_opt.observer = &rec_s.observer(), ft_opt.observer = &rec_t.observer();
-      fs_opt.recompute = cfg.recompute;
-      fs_opt.keep_ssd_states = cfg.keep_ssd_states;
-      KdLossResult r;
-      at::Tensor loss;
-      if (!sharded) {
-        at::Tensor hs = apply_final_norm(student.model, forward_hidden(student.model, ids, fs_opt));
-        at::Tensor ht;
-        if (teacher) {
-          at::NoGradGuard no_grad;
-          ht = apply_final_norm(*teacher, forward_hidden(*teacher, ids, ft_opt));
-          ht = ht.reshape({B * L, ht.size(-1)});
-        }
-        r = kd_loss(hs.reshape({B * L, hs.size(-1)}), student.model.w(kLmHeadName), ht,
-                    teacher ? teacher->w(kLmHeadName) : at::Tensor(), targets, ko);
-        loss = r.loss;
-      } else {
-        sharded->begin_micro();
-        at::Tensor h = sharded->runner().forward_hidden(ids, fs_opt.observer, cfg.recompute, cfg.keep_ssd_states);
-        at::Tensor t_hidden;
-        if (distill) {
-          at::NoGradGuard no_grad;
-          t_hidden = sharded_teacher ? sharded_teacher->runner().forward_hidden(ids, ft_opt.observer, false, false)
-                                     : forward_hidden(*teacher, ids, ft_opt);
-        }
-        // The student's head unit: final norm, LM head and the fused loss (with the teacher's
-        // head, gathered for the while when the teacher is sharded).
-        loss = sharded->runner().head(h, [&](const Model& v, const at::Tensor& x) {
-          at::Tensor hs = apply_final_norm(v, x);
-          hs = hs.reshape({B * L, hs.size(-1)});
-          auto with_teacher = [&](const Model& tm) {
-            at::Tensor ht;
-            {
-              at::NoGradGuard no_grad;
-              ht = apply_final_norm(tm, t_hidden);
-              ht = ht.reshape({B * L, ht.size(-1)});
-            }
-            r = kd_loss(hs, v.w(kLmHeadName), ht, tm.w(kLmHeadName), targets, ko);
-            return r.loss;
-          };
-          if (!distill) {
-            r = kd_loss(hs, v.w(kLmHeadName), at::Tensor(), at::Tensor(), targets, ko);
-            return r.loss;
-          }
-          return sharded_teacher ? sharded_teacher->runner().with_head(with_teacher) : with_teacher(*teacher);
-        });
-      }
-      if (!pairs.empty()) {
-        at::Tensor h = cosine_hidden_loss(rec_s, rec_t, pairs);
-        sl.hidden += h.item<double>() / accum;
-        loss = loss + h * cfg.hidden_weight;
-        rec_s.clear(), rec_t.clear();
-      }
-      sl.loss += loss.item<double>() / accum, sl.kl += r.kl / accum, sl.ce += r.ce / accum;
-      if (hooks.before_backward) hooks.before_backward(step, a, a + 1 == accum);
-      (loss * (1.0 / static_cast<double>(accum))).backward();
-    }
-    if (hooks.average) {
-      std::vector<double> v = {sl.loss, sl.kl, sl.ce, sl.hidden};
-      hooks.average(v);
-      sl.loss = v[0], sl.kl = v[1], sl.ce = v[2], sl.hidden = v[3];
-    }
-    if (sharded) sharded->finish_grads();
-    std::vector<at::Tensor> grads = sharded ? sharded->grads() : student.grads();
-    if (hooks.after_backward) hooks.after_backward(step, grads);
-    // The loss is the ranks' mean, so every rank takes the same branch (the sharded norm is a collective).
-    const double gnorm = !std::isfinite(sl.loss) ? sl.loss
-                         : sharded             ? sharded->clip(cfg.clip)
-                                               : clip_grad_norm(grads, cfg.clip);
-    if (!std::isfinite(sl.loss) || !std::isfinite(gnorm)) {
-      auto word = [](double x) { return std::isnan(x) ? std::string("nan") : x > 0 ? "inf" : "-inf"; };
-      const std::string what = std::isfinite(sl.loss) ? "the gradient norm is " + word(gnorm)
-                                                      : "the loss is " + word(sl.loss);
-      const std::string msg = fmt::format(
-          "step {}: {}; stopped before updating the weights; {}", step + 1, what,
-          last_good.empty() ? "no checkpoint was written yet"
-                            : "last good checkpoint " + last_good + " (continue from it with --resume)");
-      record({{"type", "error"}, {"step", step + 1}, {"message", msg}});
+  auto last_good_text = [&]() {
+    return last_good.empty() ? std::string("no checkpoint was written yet")
+                             : "last good checkpoint " + last_good + " (continue from it with --resume)";
+  };
+  // Weights about to be saved must be finite: a NaN that crept in without a non-finite loss or
+  // gradient norm (e.g. an update overflowing) stops the run here instead of being written.
+  auto check_finite_before_save = [&](const Model& m, const std::string& what) {
+    if (const std::optional<std::string> bad = non_finite_weight(m)) {
+      const std::string msg = fmt::format("step {}: tensor '{}' holds NaN or infinity after the update; stopped "
+                                          "without writing {}; {}", step, *bad, what, last_good_text());
+      record({{"type", "error"}, {"step", step}, {"message", msg}});
       fail_input("{}", msg);
     }
-    if (sharded) {
-      sharded->step(lr);
-    } else {
-      student.opt->step(grads, lr);
-      student.after_step();
-    }
-    ++step;
-    sum.tokens += cfg.tokens_per_step();
-    const double dt_step = seconds_since(t_step);
-    sum.last_loss = sl.loss, sum.last_kl = sl.kl, sum.last_ce = sl.ce;
-    nlohmann::json rec = {{"type", "train"}, {"step", step}, {"tokens", sum.tokens}, {"loss", sl.loss},
-                          {"kl", sl.kl}, {"ce", sl.ce}, {"lr", lr}, {"grad_norm", gnorm},
-                          {"tokens_per_s", cfg.tokens_per_step() / std::max(dt_step, 1e-9)},
-                          {"step_seconds", dt_step}, {"time", seconds_since(t_start)}};
-    if (!pairs.empty()) rec["hidden"] = sl.hidden;
-    record(rec);
-    progress.advance(cfg.tokens_per_step(),
-                     distill ? fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", step, total,
-                                           sl.loss, sl.kl, sl.ce, lr)
-                             : fmt::format("step {}/{} | loss {:.4f} | lr {:.2e}", step, total, sl.loss, lr));
-    if (evaluating && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) {
-      if (!sharded) {
-        if (eval_windows.defined()) sum.eval_end = evaluate(step, student.model, "student");
-      } else {
-        Model whole = whole_student();
-        if (eval_windows.defined()) sum.eval_end = evaluate(step, whole, "student");
+  };
+
+  try {
+    while (step < total && !(hooks.stop_at > 0 && step >= hooks.stop_at)) {
+      const auto t_step = std::chrono::steady_clock::now();
+      const double lr = sched.at(step);
+      MicroLosses sl;
+      for (int64_t a = 0; a < accum; ++a) {
+        at::Tensor batch = sampler.next_batch(cfg.micro_batch * hooks.world_size);
+        if (hooks.world_size > 1) batch = batch.slice(0, hooks.rank, batch.size(0), hooks.world_size);
+        batch = batch.to(dev);
+        const int64_t B = batch.size(0);
+        at::Tensor ids = batch.narrow(1, 0, L), targets = batch.narrow(1, 1, L).reshape({B * L});
+        ForwardOptions fs_opt, ft_opt;
+        if (!pairs.empty()) fs_opt.observer = &rec_s.observer(), ft_opt.observer = &rec_t.observer();
+        fs_opt.recompute = cfg.recompute;
+        fs_opt.keep_ssd_states = cfg.keep_ssd_states;
+        KdLossResult r;
+        at::Tensor loss;
+        if (!sharded) {
+          at::Tensor hs = apply_final_norm(student.model, forward_hidden(student.model, ids, fs_opt));
+          at::Tensor ht;
+          if (teacher) {
+            at::NoGradGuard no_grad;
+            ht = apply_final_norm(*teacher, forward_hidden(*teacher, ids, ft_opt));
+            ht = ht.reshape({B * L, ht.size(-1)});
+          }
+          r = kd_loss(hs.reshape({B * L, hs.size(-1)}), student.model.w(kLmHeadName), ht,
+                      teacher ? teacher->w(kLmHeadName) : at::Tensor(), targets, ko);
+          loss = r.loss;
+        } else {
+          sharded->begin_micro();
+          at::Tensor h = sharded->runner().forward_hidden(ids, fs_opt.observer, cfg.recompute, cfg.keep_ssd_states);
+          at::Tensor t_hidden;
+          if (distill) {
+            at::NoGradGuard no_grad;
+            t_hidden = sharded_teacher ? sharded_teacher->runner().forward_hidden(ids, ft_opt.observer, false, false)
+                                       : forward_hidden(*teacher, ids, ft_opt);
+          }
+          // The student's head unit: final norm, LM head and the fused loss (with the teacher's
+          // head, gathered for the while when the teacher is sharded).
+          loss = sharded->runner().head(h, [&](const Model& v, const at::Tensor& x) {
+            at::Tensor hs = apply_final_norm(v, x);
+            hs = hs.reshape({B * L, hs.size(-1)});
+            auto with_teacher = [&](const Model& tm) {
+              at::Tensor ht;
+              {
+                at::NoGradGuard no_grad;
+                ht = apply_final_norm(tm, t_hidden);
+                ht = ht.reshape({B * L, ht.size(-1)});
+              }
+              r = kd_loss(hs, v.w(kLmHeadName), ht, tm.w(kLmHeadName), targets, ko);
+              return r.loss;
+            };
+            if (!distill) {
+              r = kd_loss(hs, v.w(kLmHeadName), at::Tensor(), at::Tensor(), targets, ko);
+              return r.loss;
+            }
+            return sharded_teacher ? sharded_teacher->runner().with_head(with_teacher) : with_teacher(*teacher);
+          });
+        }
+        if (!pairs.empty()) {
+          at::Tensor h = cosine_hidden_loss(rec_s, rec_t, pairs);
+          sl.hidden += h.item<double>() / accum;
+          loss = loss + h * cfg.hidden_weight;
+          rec_s.clear(), rec_t.clear();
+        }
+        sl.loss += loss.item<double>() / accum, sl.kl += r.kl / accum, sl.ce += r.ce / accum;
+        if (hooks.before_backward) hooks.before_backward(step, a, a + 1 == accum);
+        (loss * (1.0 / static_cast<double>(accum))).backward();
       }
-    }
-    const bool stopping = hooks.stop_at > 0 && step >= hooks.stop_at && step < total;
-    if ((cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) || stopping) {
-      // Sharded runs gather the whole student and optimizer onto rank 0 and write the usual checkpoint.
+      if (hooks.average) {
+        std::vector<double> v = {sl.loss, sl.kl, sl.ce, sl.hidden};
+        hooks.average(v);
+        sl.loss = v[0], sl.kl = v[1], sl.ce = v[2], sl.hidden = v[3];
+      }
+      if (sharded) sharded->finish_grads();
+      std::vector<at::Tensor> grads = sharded ? sharded->grads() : student.grads();
+      if (hooks.after_backward) hooks.after_backward(step, grads);
+      // The loss is the ranks' mean, so every rank takes the same branch (the sharded norm is a collective).
+      const double gnorm = !std::isfinite(sl.loss) ? sl.loss
+                           : sharded             ? sharded->clip(cfg.clip)
+                                                 : clip_grad_norm(grads, cfg.clip);
+      if (!std::isfinite(sl.loss) || !std::isfinite(gnorm)) {
+        auto word = [](double x) { return std::isnan(x) ? std::string("nan") : x > 0 ? "inf" : "-inf"; };
+        const std::string what = std::isfinite(sl.loss) ? "the gradient norm is " + word(gnorm)
+                                                        : "the loss is " + word(sl.loss);
+        const std::string msg =
+            fmt::format("step {}: {}; stopped before updating the weights; {}", step + 1, what, last_good_text());
+        record({{"type", "error"}, {"step", step + 1}, {"message", msg}});
+        fail_input("{}", msg);
+      }
       if (sharded) {
-        Model whole = whole_student();
-        std::unique_ptr<AdamW> opt = sharded->gather_optimizer(main_rank);
-        TrainerState st{step, sum.tokens, sampler.position(), sharded->optimizer().steps_taken(),
-                        train_config_to_json(cfg)};
-        if (main_rank) save_training_checkpoint(cfg.output, whole, *opt, st, companions);
-      } else if (main_rank) {
-        TrainerState st{step, sum.tokens, sampler.position(), student.opt->steps_taken(), train_config_to_json(cfg)};
-        save_training_checkpoint(cfg.output, student.detached(), *student.opt, st, companions);
+        sharded->step(lr);
+      } else {
+        student.opt->step(grads, lr);
+        student.after_step();
       }
-      last_good = cfg.output + "/" + checkpoint_dir_name(step);
-      last_saved = step;
+      ++step;
+      sum.tokens += cfg.tokens_per_step();
+      const double dt_step = seconds_since(t_step);
+      sum.last_loss = sl.loss, sum.last_kl = sl.kl, sum.last_ce = sl.ce;
+      nlohmann::json rec = {{"type", "train"}, {"step", step}, {"tokens", sum.tokens}, {"loss", sl.loss},
+                            {"kl", sl.kl}, {"ce", sl.ce}, {"lr", lr}, {"grad_norm", gnorm},
+                            {"tokens_per_s", cfg.tokens_per_step() / std::max(dt_step, 1e-9)},
+                            {"step_seconds", dt_step}, {"time", seconds_since(t_start)}};
+      if (!pairs.empty()) rec["hidden"] = sl.hidden;
+      record(rec);
+      progress.advance(cfg.tokens_per_step(),
+                       distill ? fmt::format("step {}/{} | loss {:.4f} | kl {:.4f} | ce {:.4f} | lr {:.2e}", step,
+                                             total, sl.loss, sl.kl, sl.ce, lr)
+                               : fmt::format("step {}/{} | loss {:.4f} | lr {:.2e}", step, total, sl.loss, lr));
+      if (evaluating && cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < total) {
+        if (!sharded) {
+          if (eval_windows.defined()) sum.eval_end = evaluate(step, student.model, "student");
+        } else {
+          Model whole = whole_student();
+          if (eval_windows.defined()) sum.eval_end = evaluate(step, whole, "student");
+        }
+      }
+      const bool stopping = hooks.stop_at > 0 && step >= hooks.stop_at && step < total;
+      if ((cfg.save_every > 0 && step % cfg.save_every == 0 && step < total) || stopping) {
+        // Sharded runs gather the whole student and optimizer onto rank 0 and write the usual checkpoint.
+        if (sharded) {
+          Model whole = whole_student();
+          std::unique_ptr<AdamW> opt = sharded->gather_optimizer(main_rank);
+          TrainerState st{step, sum.tokens, sampler.position(), sharded->optimizer().steps_taken(),
+                          train_config_to_json(cfg)};
+          if (main_rank) {
+            check_finite_before_save(whole, checkpoint_dir_name(step));
+            save_training_checkpoint(cfg.output, whole, *opt, st, companions);
+          }
+        } else if (main_rank) {
+          TrainerState st{step, sum.tokens, sampler.position(), student.opt->steps_taken(), train_config_to_json(cfg)};
+          const Model m = student.detached();
+          check_finite_before_save(m, checkpoint_dir_name(step));
+          save_training_checkpoint(cfg.output, m, *student.opt, st, companions);
+        }
+        last_good = cfg.output + "/" + checkpoint_dir_name(step);
+        last_saved = step;
+      }
     }
+  } catch (const c10::OutOfMemoryError& e) {
+    // Memory is a setting of the run, not a bug: one line with the step and what lowers it.
+    const std::string msg = fmt::format(
+        "step {}: out of GPU memory ({}); stopped; {}; a step needs less memory with --shard full, --recompute or a "
+        "smaller --micro-batch (--plan prints what each needs)",
+        step + 1, first_line(e.what_without_backtrace()), last_good_text());
+    record({{"type", "error"}, {"step", step + 1}, {"message", msg}});
+    fail_input("{}", msg);
   }
   (void)last_saved;
 
@@ -424,14 +463,16 @@ TrainSummary run_training(const TrainConfig& cfg, const TrainHooks& hooks) {
   sum.peak_gpu_bytes = peak_memory_bytes(dev), sum.peak_gpu_reserved_bytes = peak_reserved_bytes(dev);
   if (main_rank) {
     if (sum.finished) {
+      check_finite_before_save(final_student, "final/");
       SaveOptions so;
       so.companions_from = companions;
       save_model(final_student, cfg.output + "/final", so);
     }
-    write_file_atomic(cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
+    // summary.json last: a run folder holding it is complete (run_folder_start relies on that).
     write_file_atomic(cfg.output + "/loss.svg",
                       render_svg(run_loss_chart(read_run_records(cfg.output, cfg.mode),
                                                 fmt::format("{}: loss by training tokens", cfg.mode))));
+    write_file_atomic(cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
   }
   return sum;
 }

@@ -40,10 +40,8 @@ std::vector<std::pair<std::string, at::Tensor>> Model::ordered() const {
 }
 
 
-namespace {
-
-// Whether every value is finite, checked in slices while the tensor is still in the CPU cache
-// after its copy out of the file (one extra read pass; the temporary is at most 16 MB).
+// Checked in slices while the tensor is still in the CPU cache after its copy out of the file (one
+// extra read pass; the temporary is at most 16 MB).
 bool all_finite(const at::Tensor& t) {
   if (!c10::isFloatingType(t.scalar_type())) return true;
   const at::Tensor flat = t.reshape({-1});
@@ -54,7 +52,6 @@ bool all_finite(const at::Tensor& t) {
   return true;
 }
 
-}  // namespace
 
 Model load_model(const std::string& dir, const LoadOptions& opt) {
   namespace fs = std::filesystem;

@@ -40,6 +40,9 @@ struct LoadOptions {
 // "backbone.embedding.weight" for "backbone.embeddings.weight". A tensor holding NaN or infinity
 // is refused naming it (checked per tensor as it is read: one extra pass over memory just written).
 Model load_model(const std::string& dir, const LoadOptions& opt = {});
+// Whether every value of a tensor read from a checkpoint is finite (true for integer tensors); the
+// check load_model makes, for readers that load tensors one at a time.
+bool all_finite(const at::Tensor& t);
 
 struct SaveOptions {
   std::optional<at::ScalarType> dtype;  // default: as held
