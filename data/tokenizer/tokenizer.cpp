@@ -176,7 +176,15 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   return out;
 }
 
-int64_t Tokenizer::vocab_size() const { return std::max(impl_->model->id_limit(), impl_->added->id_limit()); }
+int64_t Tokenizer::vocab_size() const {
+  int64_t n = std::max(impl_->model->id_limit(), impl_->added->id_limit());
+  // A post-processor may add ids no token has (a template's special_tokens name their ids).
+  if (impl_->post) {
+    for (int32_t id : impl_->post->prefix()) n = std::max<int64_t>(n, int64_t{id} + 1);
+    for (int32_t id : impl_->post->suffix()) n = std::max<int64_t>(n, int64_t{id} + 1);
+  }
+  return n;
+}
 std::optional<int64_t> Tokenizer::bos_id() const { return impl_->bos; }
 std::optional<int64_t> Tokenizer::eos_id() const { return impl_->eos; }
 

@@ -33,8 +33,8 @@ class Tokenizer {
   // Text of `ids`; ids with no token are skipped, as Hugging Face does.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const;
 
-  // Largest id of the model's vocab and the added tokens, plus one: the embedding rows a model
-  // needs to accept every id this tokenizer produces.
+  // Largest id of the model's vocab, the added tokens and the post-processor's special tokens, plus
+  // one: the embedding rows a model needs to accept every id this tokenizer produces.
   int64_t vocab_size() const;
   std::optional<int64_t> bos_id() const;
   std::optional<int64_t> eos_id() const;
