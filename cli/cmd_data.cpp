@@ -1,6 +1,7 @@
 // minipuzzle data from-text | from-jsonl | info: token data in Megatron's indexed format.
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "common/error.h"
 #include "common/output_guard.h"
 #include "data/indexed_dataset.h"
 #include "data/text_dataset.h"
@@ -10,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -45,6 +47,16 @@ void add_corpus_options(CLI::App* cmd, FromTextArgs& a, bool tokenizer_note) {
 void guard_token_outputs(const FromTextArgs& a) {
   std::vector<std::string> inputs = a.files;
   if (!a.tokenizer.empty()) inputs.push_back(a.tokenizer);
+  for (const std::string& out : token_data_files(a.output))
+    guard_output({"--output", out, OutputKind::File}, inputs, true);  // never an input
+  // The writer renames PREFIX.bin into place before PREFIX.idx: a .bin alone is a run killed
+  // between the two, never usable data.
+  std::error_code ec;
+  if (!a.overwrite && std::filesystem::exists(a.output + ".bin", ec) &&
+      !std::filesystem::exists(a.output + ".idx", ec))
+    fail_input("--output {}: {}.bin exists without {}.idx, an unfinished output (a run stopped as it finished); "
+               "pass --overwrite to replace it",
+               a.output, a.output, a.output);
   for (const std::string& out : token_data_files(a.output))
     guard_output({"--output", out, OutputKind::File}, inputs, a.overwrite);
 }

@@ -51,6 +51,13 @@ int main(int argc, char** argv) {
   } catch (const mp::Error& e) {
     std::fprintf(stderr, "minipuzzle: error: %s\n", mp::printable(e.what()).c_str());
     return e.exit_code();
+  } catch (const c10::OutOfMemoryError& e) {
+    // Not a bug but a setting that does not fit the card: bad input, one line (train and distill
+    // say which step and what to change; distill/trainer.cpp).
+    std::string msg = e.what_without_backtrace();
+    std::fprintf(stderr, "minipuzzle: error: out of GPU memory: %s\n",
+                 mp::printable(msg.substr(0, msg.find('\n'))).c_str());
+    return 2;
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
     std::fprintf(stderr, "minipuzzle: internal error: %s\n", mp::printable(msg.substr(0, msg.find('\n'))).c_str());

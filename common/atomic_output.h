@@ -1,7 +1,9 @@
 // Outputs appear whole or not at all. A file is written under a temporary name in the same
 // folder and renamed into place; a folder is filled under a temporary sibling name and renamed
 // when complete. If the writer is destroyed without commit() (an exception, a crash unwinding),
-// the temporary is removed, so nothing that looks complete is ever left behind.
+// the temporary is removed, so nothing that looks complete is ever left behind. A temporary left by
+// a process that was killed (its PID no longer runs) is removed when the same output is written
+// again.
 #pragma once
 
 #include <string>

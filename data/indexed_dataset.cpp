@@ -222,25 +222,8 @@ TokenDType token_dtype_for_vocab(int64_t vocab_size) {
 // ---------------------------------------------------------------------------------------------
 // Reader
 
-std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) {
-  const std::string idx_path = prefix + ".idx", bin_path = prefix + ".bin";
-  // Check both before mapping anything so the message names the file that is really missing.
-  if (!fs::exists(idx_path))
-    fail_input("{}: file not found (index of the token dataset {})", idx_path, prefix);
-  if (!fs::exists(bin_path))
-    fail_input("{}: file not found (token data of the dataset {})", bin_path, prefix);
-
-  std::shared_ptr<IndexedDataset> ds(new IndexedDataset());
-  ds->prefix_ = prefix;
-
-  Mapping idx = map_file(idx_path, "index of the token dataset");
-  struct Unmap {
-    Mapping& m;
-    ~Unmap() { unmap(m); }
-  } idx_guard{idx};
-  const auto* p = static_cast<const unsigned char*>(idx.data);
-  const size_t n = idx.size;
-
+MegatronIndex parse_megatron_index(const unsigned char* p, size_t n, uint64_t bin_bytes, const std::string& idx_path,
+                                   const std::string& bin_path) {
   if (n < kHeaderSize)
     fail_input("{}: truncated: the header needs {} bytes, file has {}", idx_path, kHeaderSize, n);
   if (std::memcmp(p, kMagic, 9) != 0) {
@@ -257,8 +240,9 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
     fail_input("{}: dtype code: expected 1..8 (1 uint8, 2 int8, 3 int16, 4 int32, 5 int64, "
                "6 float64, 7 float32, 8 uint16), found {}",
                idx_path, code);
-  ds->dtype_ = static_cast<TokenDType>(code);
-  const int64_t itemsize = token_dtype_size(ds->dtype_);
+  MegatronIndex ix;
+  ix.dtype = static_cast<TokenDType>(code);
+  const int64_t itemsize = token_dtype_size(ix.dtype);
   const uint64_t S = load<uint64_t>(p + 18), D = load<uint64_t>(p + 26);
 
   const uint64_t body = n - kHeaderSize;
@@ -281,19 +265,15 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
   if (D < 1)
     fail_input("{}: document indices: expected at least one entry (doc_idx[0] = 0), found none",
                idx_path);
-
-  Mapping bin = map_file(bin_path, "token data of the dataset");
-  ds->bin_map_ = bin.data;  // owned by ds from here: its destructor unmaps
-  ds->bin_size_ = bin.size;
-  const int64_t bin_size = static_cast<int64_t>(bin.size);
+  if (bin_bytes > static_cast<uint64_t>(INT64_MAX))
+    fail_input("{}: {} bytes is more than any token file holds", bin_path, bin_bytes);
+  const int64_t bin_size = static_cast<int64_t>(bin_bytes);
 
   const unsigned char* len_p = p + kHeaderSize;
   const unsigned char* ptr_p = len_p + 4 * S;
   const unsigned char* doc_p = ptr_p + 8 * S;
-  ds->lengths_.resize(S);
-  ds->pointers_.resize(S);
-  ds->seq_start_.resize(S + 1);
-  ds->seq_start_[0] = 0;
+  ix.lengths.resize(S);
+  ix.pointers.resize(S);
   int64_t prev_ptr = 0;
   for (uint64_t i = 0; i < S; ++i) {
     int64_t len = load<int32_t>(len_p + 4 * i);
@@ -306,19 +286,15 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
     if (ptr > bin_size || len * itemsize > bin_size - ptr)
       fail_input("{}: too short for pointers[{}]: sequence {} spans bytes [{}, {}) ({} {} tokens), "
                  "file has {} bytes",
-                 bin_path, i, i, ptr, ptr + len * itemsize, len, token_dtype_name(ds->dtype_),
-                 bin_size);
-    ds->lengths_[i] = len;
-    ds->pointers_[i] = ptr;
-    ds->seq_start_[i + 1] = ds->seq_start_[i] + len;
+                 // ptr and the byte count are each below 2^63, so their sum fits unsigned 64 bits.
+                 bin_path, i, i, ptr, static_cast<uint64_t>(ptr) + static_cast<uint64_t>(len * itemsize), len,
+                 token_dtype_name(ix.dtype), bin_size);
+    ix.lengths[i] = len;
+    ix.pointers[i] = ptr;
     prev_ptr = ptr;
   }
-  ds->total_tokens_ = ds->seq_start_[S];
-  if (ds->dtype_ == TokenDType::F32 || ds->dtype_ == TokenDType::F64)
-    check_float_tokens(ds->dtype_, static_cast<const unsigned char*>(ds->bin_map_), ds->lengths_, ds->pointers_,
-                       bin_path);
 
-  ds->doc_idx_.resize(D);
+  ix.doc_idx.resize(D);
   for (uint64_t i = 0; i < D; ++i) {
     int64_t d = load<int64_t>(doc_p + 8 * i);
     if (i == 0 && d != 0)
@@ -326,11 +302,49 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) 
     if (d < 0 || static_cast<uint64_t>(d) > S)
       fail_input("{}: document indices[{}]: expected a sequence index in [0, {}], found {}",
                  idx_path, i, S, d);
-    if (i > 0 && d < ds->doc_idx_[i - 1])
+    if (i > 0 && d < ix.doc_idx[i - 1])
       fail_input("{}: document indices[{}]: expected non-decreasing, found {} after {}", idx_path,
-                 i, d, ds->doc_idx_[i - 1]);
-    ds->doc_idx_[i] = d;
+                 i, d, ix.doc_idx[i - 1]);
+    ix.doc_idx[i] = d;
   }
+  return ix;
+}
+
+std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix) {
+  const std::string idx_path = prefix + ".idx", bin_path = prefix + ".bin";
+  // Check both before mapping anything so the message names the file that is really missing.
+  if (!fs::exists(idx_path))
+    fail_input("{}: file not found (index of the token dataset {})", idx_path, prefix);
+  if (!fs::exists(bin_path))
+    fail_input("{}: file not found (token data of the dataset {})", bin_path, prefix);
+
+  std::shared_ptr<IndexedDataset> ds(new IndexedDataset());
+  ds->prefix_ = prefix;
+
+  Mapping idx = map_file(idx_path, "index of the token dataset");
+  struct Unmap {
+    Mapping& m;
+    ~Unmap() { unmap(m); }
+  } idx_guard{idx};
+  const uint64_t bin_bytes = require_regular_file(bin_path, "token data of the dataset");
+  MegatronIndex ix = parse_megatron_index(static_cast<const unsigned char*>(idx.data), idx.size, bin_bytes,
+                                          idx_path, bin_path);
+
+  Mapping bin = map_file(bin_path, "token data of the dataset");
+  ds->bin_map_ = bin.data;  // owned by ds from here: its destructor unmaps
+  ds->bin_size_ = bin.size;
+  if (bin.size != bin_bytes)
+    fail_input("{}: changed size while being opened ({} bytes, then {})", bin_path, bin_bytes, bin.size);
+  ds->dtype_ = ix.dtype;
+  ds->lengths_ = std::move(ix.lengths);
+  ds->pointers_ = std::move(ix.pointers);
+  ds->doc_idx_ = std::move(ix.doc_idx);
+  ds->seq_start_.assign(ds->lengths_.size() + 1, 0);
+  for (size_t i = 0; i < ds->lengths_.size(); ++i) ds->seq_start_[i + 1] = ds->seq_start_[i] + ds->lengths_[i];
+  ds->total_tokens_ = ds->seq_start_.back();
+  if (ds->dtype_ == TokenDType::F32 || ds->dtype_ == TokenDType::F64)
+    check_float_tokens(ds->dtype_, static_cast<const unsigned char*>(ds->bin_map_), ds->lengths_, ds->pointers_,
+                       bin_path);
   return ds;
 }
 
@@ -500,16 +514,17 @@ void IndexedDatasetWriter::finish() {
     if (wrote != h.size() || crc != 0)
       fail_runtime("{}: write failed: {}", w.idx.temp_path(), std::strerror(errno));
   }
-  // .bin first, then .idx: a reader never finds a new index describing a missing .bin.
+  // .bin first, then .idx: a reader never finds a new index describing a missing .bin. An older
+  // .idx goes before the new .bin arrives, so that a kill between the two renames leaves a .bin
+  // without an index (recognisably unfinished), never a new .bin under an old index.
+  std::error_code ec;
+  if (fs::is_regular_file(idx_path, ec)) fs::remove(idx_path, ec);
   w.bin.commit();
   try {
     w.idx.commit();
   } catch (...) {
-    // Neither file may be left: the new .bin goes, and so does an older .idx that would now
-    // describe a .bin that no longer exists.
-    std::error_code ec;
+    // Neither file may be left: the new .bin goes too.
     fs::remove(bin_path, ec);
-    if (fs::is_regular_file(idx_path, ec)) fs::remove(idx_path, ec);
     throw;
   }
   w.finished = true;

@@ -21,6 +21,16 @@ const char* token_dtype_name(TokenDType t);
 // uint16 when the vocabulary fits (below 65500), else int32: Megatron's rule.
 TokenDType token_dtype_for_vocab(int64_t vocab_size);
 
+// What a .idx holds, checked against the size of its .bin without reading any token: every check
+// open() makes on the index. `idx` is the whole .idx (`idx_size` bytes). Bad input naming the file
+// and field.
+struct MegatronIndex {
+  TokenDType dtype = TokenDType::I32;
+  std::vector<int64_t> lengths, pointers, doc_idx;
+};
+MegatronIndex parse_megatron_index(const unsigned char* idx, size_t idx_size, uint64_t bin_size,
+                                   const std::string& idx_path, const std::string& bin_path);
+
 class IndexedDataset {
  public:
   // Throws mp::Error(BadInput) naming the file and field: missing files, bad magic, version,

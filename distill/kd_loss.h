@@ -24,6 +24,8 @@
 // the inputs' dtypes.
 #pragma once
 
+#include "distill/loss_kind.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -31,9 +33,6 @@
 
 namespace mp {
 
-enum class LossKind { KL, KLPlusCE, CE };
-LossKind parse_loss_kind(const std::string& name);  // "kl", "kl+ce", "ce"; usage error otherwise
-const char* loss_kind_name(LossKind k);
 
 struct KdLossOptions {
   LossKind kind = LossKind::KL;

@@ -33,6 +33,7 @@ MetricsLog::MetricsLog(std::string path, int64_t keep_up_to_step) : path_(std::m
 void MetricsLog::append(const nlohmann::json& record) {
   out_ << record.dump() << "\n";
   out_.flush();
+  if (!out_) fail_runtime("{}: write failed (disk full?)", path_);
 }
 
 }  // namespace mp

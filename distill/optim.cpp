@@ -69,6 +69,11 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, int64_t s
     if (it->second.sizes() != into.sizes())
       fail_input("{}: optimizer tensor '{}' has {} elements in shape {}, the model needs shape {}", source, key,
                  it->second.numel(), c10::str(it->second.sizes()), c10::str(into.sizes()));
+    // A damaged state would turn the first update into NaN weights: refused here, naming the tensor.
+    if (!at::isfinite(it->second).all().item<bool>())
+      fail_input("{}: optimizer tensor '{}' holds NaN or infinite values; the checkpoint is damaged", source, key);
+    if (key.rfind("exp_avg_sq.", 0) == 0 && (it->second < 0).any().item<bool>())
+      fail_input("{}: optimizer tensor '{}' holds negative second moments; the checkpoint is damaged", source, key);
     into.copy_(it->second);
   };
   for (size_t i = 0; i < names_.size(); ++i) {

@@ -2,8 +2,9 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_file.h"
-#include "distill/kd_loss.h"
+#include "distill/loss_kind.h"
 
 #include <nlohmann/json.hpp>
 
@@ -141,9 +142,13 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& s
   return c;
 }
 
+TrainConfig recipe_from_json_text(const std::string& text, const std::string& source, TrainConfig base) {
+  const nlohmann::json j = parse_json_text(text, source);
+  return with_json_source(source, [&] { return train_config_from_json(j, source, std::move(base)); });
+}
+
 TrainConfig load_recipe(const std::string& path, TrainConfig base) {
-  const nlohmann::json j = read_json_file(path);
-  return train_config_from_json(j, path, std::move(base));
+  return recipe_from_json_text(read_regular_file(path, JsonLimits{}.max_bytes, "JSON"), path, std::move(base));
 }
 
 void validate_train_config(const TrainConfig& c, int64_t world_size) {

@@ -62,6 +62,7 @@ nlohmann::json train_config_to_json(const TrainConfig& c);
 // Overlays `j` onto `base`: only the keys present change. Bad input naming `source` and the key
 // for unknown keys and wrong JSON types.
 TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& source, TrainConfig base = {});
+TrainConfig recipe_from_json_text(const std::string& text, const std::string& source, TrainConfig base = {});
 TrainConfig load_recipe(const std::string& path, TrainConfig base = {});
 
 // Checks a run's settings before anything is read or written: usage errors for missing or

@@ -22,6 +22,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/util/Exception.h>
 
 #include <chrono>
 #include <cmath>
@@ -59,6 +60,9 @@ struct MicroLosses {
 };
 
 std::string non_finite_word(double x) { return std::isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"; }
+
+// The first line of a LibTorch message (its allocator adds advice and a backtrace).
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
 
@@ -146,6 +150,12 @@ struct Trainer::State {
             sharded ? sharded->optimizer().steps_taken() : whole.opt->steps_taken(), train_config_to_json(cfg)};
   }
   void write_final();
+  std::string last_good_text() const {
+    return last_good.empty() ? std::string("no checkpoint was written yet")
+                             : "last good checkpoint " + last_good + " (continue from it with --resume)";
+  }
+  void check_finite_before_save(const std::string& what);
+  [[noreturn]] void fail_out_of_memory(const c10::OutOfMemoryError& e);
 };
 
 // Where to start (reads only), then the models and data (all checked before anything is written),
@@ -381,7 +391,16 @@ bool Trainer::done() const {
   return s_->step >= s_->total || (s_->hooks.stop_at > 0 && s_->step >= s_->hooks.stop_at);
 }
 
+// Out of memory anywhere in a step or an evaluation ends the run with one line (see fail_out_of_memory).
 void Trainer::step() {
+  try {
+    step_unguarded();
+  } catch (const c10::OutOfMemoryError& e) {
+    s_->fail_out_of_memory(e);
+  }
+}
+
+void Trainer::step_unguarded() {
   State& s = *s_;
   const TrainHooks& hooks = s.hooks;
   const TrainConfig& cfg = s.cfg;
@@ -418,10 +437,8 @@ void Trainer::step() {
   if (!std::isfinite(sl.loss) || !std::isfinite(gnorm)) {
     const std::string what = std::isfinite(sl.loss) ? "the gradient norm is " + non_finite_word(gnorm)
                                                     : "the loss is " + non_finite_word(sl.loss);
-    const std::string msg = fmt::format(
-        "step {}: {}; stopped before updating the weights; {}", s.step + 1, what,
-        s.last_good.empty() ? "no checkpoint was written yet"
-                            : "last good checkpoint " + s.last_good + " (continue from it with --resume)");
+    const std::string msg =
+        fmt::format("step {}: {}; stopped before updating the weights; {}", s.step + 1, what, s.last_good_text());
     s.record({{"type", "error"}, {"step", s.step + 1}, {"message", msg}});
     fail_input("{}", msg);
   }
@@ -451,13 +468,18 @@ void Trainer::step() {
 void Trainer::evaluate_if_due() {
   State& s = *s_;
   if (s.cfg.eval_data.empty() || s.cfg.eval_every <= 0 || s.step % s.cfg.eval_every != 0 || s.step >= s.total) return;
-  if (auto e = s.evaluate_student(s.step)) s.sum.eval_end = e;
+  try {
+    if (auto e = s.evaluate_student(s.step)) s.sum.eval_end = e;
+  } catch (const c10::OutOfMemoryError& e) {
+    s.fail_out_of_memory(e);
+  }
 }
 
 void Trainer::checkpoint_if_due() {
   State& s = *s_;
   const bool stopping = s.hooks.stop_at > 0 && s.step >= s.hooks.stop_at && s.step < s.total;
   if (!((s.cfg.save_every > 0 && s.step % s.cfg.save_every == 0 && s.step < s.total) || stopping)) return;
+  s.check_finite_before_save(checkpoint_dir_name(s.step));
   // Sharded runs write one file per rank (sharded_checkpoint.h); nothing is gathered.
   if (s.sharded) {
     s.sharded->save_checkpoint(s.cfg.output, s.trainer_state(), s.companions);
@@ -480,14 +502,55 @@ TrainSummary Trainer::finish() {
   s.progress->finish(fmt::format("loss {:.4f}", sum.last_loss));
   sum.output_dir = sum.finished ? s.cfg.output + "/final" : s.last_good;
   sum.peak_gpu_bytes = peak_memory_bytes(s.set.device), sum.peak_gpu_reserved_bytes = peak_reserved_bytes(s.set.device);
-  if (sum.finished) s.write_final();
+  if (sum.finished) {
+    s.check_finite_before_save("final/");
+    s.write_final();
+  }
   if (s.main_rank) {
-    write_file_atomic(s.cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
+    // summary.json last: a run folder holding it is complete (run_folder_start relies on that).
     write_file_atomic(s.cfg.output + "/loss.svg",
                       render_svg(run_loss_chart(read_run_records(s.cfg.output, s.cfg.mode),
                                                 fmt::format("{}: loss by training tokens", s.cfg.mode))));
+    write_file_atomic(s.cfg.output + "/summary.json", sum.to_json().dump(2) + "\n");
   }
   return sum;
+}
+
+// Weights about to be saved must be finite: a NaN that crept in without a non-finite loss or
+// gradient norm (an update overflowing, say) stops the run here instead of being written, so that
+// every checkpoint a run leaves is one a resume can continue from. Sharded: each rank counts its
+// own masters and the counts are summed, so every rank takes the same branch.
+void Trainer::State::check_finite_before_save(const std::string& what) {
+  std::string bad;
+  if (sharded) {
+    double non_finite = 0.0;
+    for (const at::Tensor& m : sharded->optimizer().masters())
+      non_finite += static_cast<double>(m.numel() - at::isfinite(m).sum().item<int64_t>());
+    std::vector<double> v = {non_finite};
+    comm->all_reduce_sum(v);
+    if (v[0] > 0) bad = fmt::format("{} weight values hold", static_cast<int64_t>(v[0]));
+  } else {
+    for (const auto& [name, t] : whole.model.weights)
+      if (t.is_floating_point() && !at::isfinite(t.detach()).all().item<bool>()) {
+        bad = fmt::format("tensor '{}' holds", name);
+        break;
+      }
+  }
+  if (bad.empty()) return;
+  const std::string msg = fmt::format("step {}: {} NaN or infinity after the update; stopped without writing {}; {}",
+                                      step, bad, what, last_good_text());
+  record({{"type", "error"}, {"step", step}, {"message", msg}});
+  fail_input("{}", msg);
+}
+
+// Memory is a setting of the run, not a bug: one line with the step and what lowers it.
+void Trainer::State::fail_out_of_memory(const c10::OutOfMemoryError& e) {
+  const std::string msg = fmt::format(
+      "step {}: out of GPU memory ({}); stopped; {}; a step needs less memory with --shard full, --recompute or a "
+      "smaller --micro-batch (--plan prints what each needs)",
+      step + 1, first_line(e.what_without_backtrace()), last_good_text());
+  record({{"type", "error"}, {"step", step + 1}, {"message", msg}});
+  fail_input("{}", msg);
 }
 
 TrainSummary run_training(const TrainConfig& config, const TrainHooks& hooks) {

@@ -116,6 +116,7 @@ class Trainer {
   TrainSummary finish();
 
  private:
+  void step_unguarded();
   struct State;
   std::unique_ptr<State> s_;
 };

@@ -5,7 +5,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
-#include "common/json_file.h"
+#include "model/shard_index.h"
 
 #include <c10/core/ScalarType.h>
 #include <nlohmann/json.hpp>
@@ -37,15 +37,6 @@ bool writable(at::ScalarType s) {
   }
 }
 
-// A shard is a plain file name inside the checkpoint folder: no folder part, no "..", not absolute.
-void check_shard_name(const std::string& index_path, const std::string& tensor, const std::string& shard) {
-  if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos ||
-      shard.find('\\') != std::string::npos || shard.find('\0') != std::string::npos)
-    fail_input("{}: weight_map entry for tensor '{}' names shard '{}'; expected a plain file name inside the "
-               "checkpoint folder (no folders, no '..', not absolute)",
-               index_path, tensor, shard);
-}
-
 }  // namespace
 
 CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir) {
@@ -62,27 +53,16 @@ CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir) {
     return;
   }
 
-  const json index = read_json_file(index_path);
-  if (!index.is_object()) fail_input("{}: expected a JSON object, found {}", index_path, index.type_name());
-  auto wm = index.find("weight_map");
-  if (wm == index.end() || !wm->is_object())
-    fail_input("{}: missing \"weight_map\" object (tensor name -> shard file)", index_path);
-
-  // Open each shard once, in order of first mention.
-  std::map<std::string, size_t> shard_index;
-  std::vector<std::string> shard_names;
-  for (auto it = wm->begin(); it != wm->end(); ++it) {
-    if (!it->is_string())
-      fail_input("{}: weight_map entry for tensor '{}' is {}, expected a shard file name", index_path, it.key(),
-                 it->type_name());
-    const std::string shard = it->get<std::string>();
-    if (shard_index.count(shard)) continue;
-    check_shard_name(index_path, it.key(), shard);
+  const ShardIndex index = read_shard_index(index_path);
+  for (size_t k = 0; k < index.shards.size(); ++k) {
+    const std::string& shard = index.shards[k];
     const std::string shard_path = join_path(dir_, shard);
-    if (!fs::exists(shard_path) && !fs::is_symlink(shard_path))
-      fail_input("{}: shard '{}' (named for tensor '{}') not found in {}", index_path, shard, it.key(), dir_);
-    shard_index[shard] = files_.size();
-    shard_names.push_back(shard);
+    if (!fs::exists(shard_path) && !fs::is_symlink(shard_path)) {
+      std::string tensor;
+      for (const auto& [name, where] : index.weight_map)
+        if (where == k && tensor.empty()) tensor = name;
+      fail_input("{}: shard '{}' (named for tensor '{}') not found in {}", index_path, shard, tensor, dir_);
+    }
     files_.push_back(SafetensorsFile::open(shard_path));
   }
 
@@ -92,16 +72,14 @@ CheckpointReader::CheckpointReader(const std::string& dir) : dir_(dir) {
       auto [pos, inserted] = where_.emplace(t.name, i);
       if (!inserted)
         fail_input("{}: tensor '{}' appears in two shards, '{}' and '{}'", index_path, t.name,
-                   shard_names[pos->second], shard_names[i]);
+                   index.shards[pos->second], index.shards[i]);
     }
   }
   // Every mapped tensor is in the shard it is mapped to.
-  for (auto it = wm->begin(); it != wm->end(); ++it) {
-    const std::string shard = it->get<std::string>();
-    if (!files_[shard_index[shard]]->find(it.key()))
-      fail_input("{}: tensor '{}' is mapped to shard '{}', which does not contain it", index_path, it.key(),
-                 shard);
-  }
+  for (const auto& [name, k] : index.weight_map)
+    if (!files_[k]->find(name))
+      fail_input("{}: tensor '{}' is mapped to shard '{}', which does not contain it", index_path, name,
+                 index.shards[k]);
 }
 
 std::vector<std::string> CheckpointReader::names() const {

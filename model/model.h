@@ -40,7 +40,6 @@ struct LoadOptions {
 // "backbone.embedding.weight" for "backbone.embeddings.weight". A tensor holding NaN or infinity
 // is refused naming it (checked per tensor as it is read: one extra pass over memory just written).
 Model load_model(const std::string& dir, const LoadOptions& opt = {});
-
 struct SaveOptions {
   std::optional<at::ScalarType> dtype;  // default: as held
   uint64_t max_shard_bytes = 5000000000ull;

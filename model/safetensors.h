@@ -1,14 +1,10 @@
-// safetensors files: a validated, memory-mapped reader and an atomic writer.
-//
-// Layout: u64 little-endian header length N, N bytes of JSON, then the data buffer.
-// Every rule a valid file obeys is checked when the file is opened (see docs/formats.md):
-// header length within the file and at most 100 MB, header starts with '{', known dtypes,
-// data_offsets inside the buffer, end - begin == prod(shape) * itemsize, offsets tile the buffer
-// exactly (no gap, no overlap, last end == buffer size), no duplicate names or keys, the header
-// nests at most 8 levels (scanned before parsing), element counts fit 64 bits in any order of
-// multiplication, and the file is a regular file (links followed; a pipe is refused, never read).
-// A violation throws mp::Error (bad input) whose message names the file and the tensor.
+// safetensors files: a validated, memory-mapped reader and an atomic writer. What a valid header
+// obeys, and the checks made when a file is opened, are in safetensors_header.h; the file must be
+// a regular file (links followed; a pipe is refused, never read). A violation throws mp::Error
+// (bad input) whose message names the file and the tensor.
 #pragma once
+
+#include "model/safetensors_header.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -21,25 +17,11 @@
 
 namespace mp {
 
-enum class StDType { BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64 };
-
-const char* st_dtype_name(StDType t);
-int st_dtype_size(StDType t);
-// Parses "BF16" etc.; false when unknown.
-bool st_dtype_from_name(const std::string& name, StDType* out);
 // The ATen type a safetensors dtype loads as; false for types LibTorch 1.13 cannot hold (F8,
 // unsigned 16/32/64).
 bool st_dtype_to_scalar_type(StDType t, at::ScalarType* out);
 // The safetensors dtype an ATen tensor is written as; false for types safetensors cannot hold.
 bool st_dtype_from_scalar_type(at::ScalarType s, StDType* out);
-
-struct StTensorInfo {
-  std::string name;
-  StDType dtype;
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // relative to the start of the data buffer
-  int64_t numel() const;
-};
 
 class SafetensorsFile {
  public:
@@ -56,9 +38,6 @@ class SafetensorsFile {
   // F32 are accepted for model weights (others: bad input naming the tensor and its dtype), plus
   // the integer types I64/I32 used by token-id files.
   at::Tensor load(const std::string& name) const;
-  // Elements [begin, end) of the tensor's row-major flattening as a new 1-D CPU tensor of its
-  // stored dtype (same dtypes as load); runtime error when the range is not inside [0, numel).
-  at::Tensor load_range(const std::string& name, int64_t begin, int64_t end) const;
   // Raw bytes of a tensor inside the mapping (valid while this object lives).
   const uint8_t* data(const StTensorInfo& t) const;
 

@@ -120,6 +120,12 @@ CalibrationScores calibrate(LayerSource& src, const at::Tensor& windows, const C
       const Model& m = src.layer(i);
       for (at::Tensor& hb : h) {
         at::Tensor next = block_forward(m, i, hb, &obs);
+        // Stopped at the first layer whose output is not finite (an overflow in the compute dtype),
+        // before a whole pass is spent and long before a file with NaN scores could be written.
+        if (!at::isfinite(next).all().item<bool>())
+          fail_runtime("calibration: the output of layer {} holds NaN or infinity (windows {}..{}; {} activations "
+                       "overflow?); nothing was written",
+                       i, p0, p0 + pn - 1, c10::toString(next.scalar_type()));
         bi[i] += influence_sum(hb, next);
         hb = next;
       }

@@ -44,6 +44,4 @@ uint64_t model_fingerprint(const std::map<std::string, at::Tensor>& weights) {
   return combine_fingerprints(per);
 }
 
-std::string fingerprint_hex(uint64_t f) { return fmt::format("0x{:016x}", f); }
-
 }  // namespace mp

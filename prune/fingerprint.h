@@ -18,6 +18,5 @@ uint64_t tensor_fingerprint(const std::string& name, const at::Tensor& t);
 // Combines per-tensor fingerprints (name -> value), in name order.
 uint64_t combine_fingerprints(const std::map<std::string, uint64_t>& per_tensor);
 uint64_t model_fingerprint(const std::map<std::string, at::Tensor>& weights);
-std::string fingerprint_hex(uint64_t f);  // "0x0123456789abcdef"
 
 }  // namespace mp

@@ -2,12 +2,9 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_file.h"
-#include "prune/calibration.h"
-#include "prune/fingerprint.h"
-#include "prune/layer_importance.h"
 
-#include <ATen/ATen.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -50,12 +47,6 @@ double LayerImportanceRow::importance(LayerMetric m) const {
 
 namespace {
 
-std::vector<float> to_vec(const at::Tensor& t) {
-  if (!t.defined()) return {};
-  at::Tensor c = t.to(at::kFloat).cpu().contiguous().reshape({-1});
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
 // Shortest decimal that reads back as the same float: ~9 characters instead of 17.
 json float_array(const std::vector<float>& v) {
   json a = json::array();
@@ -65,34 +56,7 @@ json float_array(const std::vector<float>& v) {
 
 }  // namespace
 
-Importance make_importance(const ModelConfig& parent, uint64_t fingerprint, const ScoreSettings& s,
-                           const CalibrationScores& cal, const LayerDropScores& drops) {
-  Importance imp;
-  imp.parent = parent;
-  imp.fingerprint = fingerprint;
-  imp.settings = s;
-  imp.full_loss = drops.full_loss;
-  const int64_t n = parent.num_layers();
-  imp.hidden.assign(parent.hidden_size, 0.0f);
-  at::Tensor hidden_sum = at::zeros({parent.hidden_size}, at::kDouble);
-  for (int64_t i = 0; i < n; ++i) {
-    imp.hidden_per_layer.push_back(to_vec(cal.mixer_input[i]));
-    hidden_sum += cal.mixer_input[i].to(at::kDouble);
-    imp.mlp.push_back(to_vec(cal.mlp[i]));
-    imp.attention.push_back(to_vec(cal.attn_heads[i]));
-    imp.mamba.push_back(to_vec(cal.mamba[i]));
-    LayerImportanceRow r;
-    r.mse_hidden = drops.mse_hidden[i];
-    r.mse_normed = drops.mse_normed[i];
-    r.kl = drops.kl[i];
-    r.loss_delta = drops.loss_delta[i];
-    r.agreement = drops.agreement[i];
-    r.block_influence = cal.block_influence[i];
-    imp.layers.push_back(r);
-  }
-  imp.hidden = to_vec(hidden_sum);
-  return imp;
-}
+std::string fingerprint_hex(uint64_t f) { return fmt::format("0x{:016x}", f); }
 
 json importance_to_json(const Importance& imp) {
   const ModelConfig& c = imp.parent;
@@ -242,9 +206,17 @@ void save_importance(const Importance& imp, const std::string& path) {
   write_file_atomic(path, importance_to_json(imp).dump(1) + "\n");
 }
 
+namespace {
+const JsonLimits kImportanceLimits{uint64_t{1} << 30, 16};  // per-channel scores of large models
+}
+
+Importance importance_from_json_text(const std::string& text, const std::string& source) {
+  const json j = parse_json_text(text, source, kImportanceLimits);
+  return with_json_source(source, [&] { return importance_from_json(j, source); });
+}
+
 Importance load_importance(const std::string& path) {
-  const json j = read_json_file(path, JsonLimits{uint64_t{1} << 30, 16});  // per-channel scores of large models
-  return with_json_source(path, [&] { return importance_from_json(j, path); });
+  return importance_from_json_text(read_regular_file(path, kImportanceLimits.max_bytes, "JSON"), path);
 }
 
 void check_importance_matches(const Importance& imp, const ModelConfig& model, uint64_t model_fp,

@@ -74,7 +74,10 @@ void save_importance(const Importance& imp, const std::string& path);  // atomic
 // (deterministic in `seed`), so that make_plan() keeps random indices and random layers of the
 // same shape. Pruning by importance must beat this.
 Importance randomized_importance(const Importance& imp, uint64_t seed);
+Importance importance_from_json_text(const std::string& text, const std::string& source);
 Importance load_importance(const std::string& path);
+// How the file writes a weight fingerprint (fingerprint.h): "0x0123456789abcdef".
+std::string fingerprint_hex(uint64_t f);
 
 // Refuses (bad input) an importance file made for another model: config mismatch (names the
 // first differing field) or weight fingerprint mismatch (names both fingerprints).

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "model/checkpoint_io.h"
+#include "model/model_folder.h"
 #include "model/weights.h"
 #include "prune/fingerprint.h"
 
@@ -82,8 +83,16 @@ class StreamingSource : public LayerSource {
   }
 
  private:
+  // As load_model: weights are floating point and finite (a NaN would run through every score).
   at::Tensor load(const std::string& canon) {
-    at::Tensor t = reader_.load(stored_.at(canon));
+    const std::string& stored = stored_.at(canon);
+    const StDType dt = reader_.info(stored).dtype;
+    if (dt != StDType::F32 && dt != StDType::BF16 && dt != StDType::F16)
+      fail_input("{}: tensor '{}' has dtype {}; model weights must be F32, BF16 or F16", reader_.dir(), stored,
+                 st_dtype_name(dt));
+    at::Tensor t = reader_.load(stored);
+    if (!all_finite(t))
+      fail_input("{}: tensor '{}' holds NaN or infinite values; the checkpoint is damaged", reader_.dir(), stored);
     if (dtype_) t = t.to(*dtype_);
     t = t.to(device_);
     if (!per_tensor_.count(canon)) per_tensor_[canon] = tensor_fingerprint(canon, t);

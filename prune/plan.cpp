@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_file.h"
 
 #include <fmt/format.h>
@@ -220,9 +221,13 @@ PruneTarget target_from_json(const json& j, const std::string& source) {
   return t;
 }
 
+PruneTarget target_from_json_text(const std::string& text, const std::string& source) {
+  const json j = parse_json_text(text, source);
+  return with_json_source(source, [&] { return target_from_json(j, source); });
+}
+
 PruneTarget load_target(const std::string& path) {
-  const json j = read_json_file(path);
-  return with_json_source(path, [&] { return target_from_json(j, path); });
+  return target_from_json_text(read_regular_file(path, JsonLimits{}.max_bytes, "JSON"), path);
 }
 
 PruningPlan make_plan(const Importance& imp, const PruneTarget& t) {

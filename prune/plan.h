@@ -59,6 +59,7 @@ struct PruneTarget {
 // "layers" {"mamba": n, "attention": n, "mlp": n}; optional "layer_metric". "name", "comment" and
 // "metadata" are ignored; any other key is refused.
 PruneTarget target_from_json(const nlohmann::json& j, const std::string& source);
+PruneTarget target_from_json_text(const std::string& text, const std::string& source);
 PruneTarget load_target(const std::string& path);
 // "mamba=45,attention=5,mlp=48" -> counts; "3,7,9" -> indices. Usage error naming `flag`.
 std::map<LayerType, int64_t> parse_layer_counts(const std::string& text, const std::string& flag);

@@ -12,9 +12,29 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <iostream>
 
 namespace mp {
+namespace {
+
+// An importance file holds numbers only: a score that is not finite (the model without some layer
+// overflows in the compute dtype) stops the run with one line instead of being written.
+void check_finite_scores(const LayerDropScores& d, const std::string& dtype) {
+  if (!std::isfinite(d.full_loss))
+    fail_runtime("layer removal: the full model's loss is {} ({} activations overflow?); nothing was written",
+                 d.full_loss, dtype);
+  const std::pair<const char*, const std::vector<double>*> metrics[] = {
+      {"mse_hidden", &d.mse_hidden}, {"mse_normed", &d.mse_normed}, {"kl", &d.kl},
+      {"loss_delta", &d.loss_delta}, {"agreement", &d.agreement}};
+  for (const auto& [name, v] : metrics)
+    for (size_t i = 0; i < v->size(); ++i)
+      if (!std::isfinite((*v)[i]))
+        fail_runtime("layer removal: layer {}'s {} is {} (the model without it overflows in {}?); nothing was written",
+                     i, name, (*v)[i], dtype);
+}
+
+}  // namespace
 
 ScoreResult score_model(const ScoreOptions& opt) {
   const auto start = std::chrono::steady_clock::now();
@@ -63,6 +83,7 @@ ScoreResult score_model(const ScoreOptions& opt) {
   lo.on_windows = [&](int64_t k) { p2.advance(k); };
   LayerDropScores drops = layer_importance(*src, windows.narrow(0, 0, s.layer_samples), lo);
   p2.finish();
+  check_finite_scores(drops, s.dtype);
 
   ScoreResult r;
   r.importance = make_importance(c, src->fingerprint(), s, cal, drops);

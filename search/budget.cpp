@@ -2,6 +2,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_file.h"
 
 #include <nlohmann/json.hpp>
@@ -37,7 +38,14 @@ double format_bytes(NumberFormat f, double values) {
 }
 
 Budget load_budget(const std::string& path) {
-  const nlohmann::json j = read_json_file(path);
+  return budget_from_json_text(read_regular_file(path, JsonLimits{}.max_bytes, "JSON"), path);
+}
+
+Budget budget_from_json_text(const std::string& text, const std::string& source) {
+  return with_json_source(source, [&] { return budget_from_json(parse_json_text(text, source), source); });
+}
+
+Budget budget_from_json(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) fail_input("{}: expected a JSON object", path);
   Budget b;
   auto num = [&](const char* k, auto* out, double min) {

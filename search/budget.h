@@ -2,6 +2,8 @@
 // Read from JSON (configs/budgets/*.json); every field named in errors.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <string>
 
@@ -33,5 +35,7 @@ struct Budget {
 };
 
 Budget load_budget(const std::string& path);  // bad input naming the file and field
+Budget budget_from_json(const nlohmann::json& j, const std::string& source);
+Budget budget_from_json_text(const std::string& text, const std::string& source);
 
 }  // namespace mp

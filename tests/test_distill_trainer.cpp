@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -170,6 +171,47 @@ TEST_F(DistillFixture, NanLossBeforeAnyCheckpointSaysSo) {
   std::string msg = expect_bad_input([&] { mp::run_training(c, poison); }, "step 1: the loss is nan");
   EXPECT_NE(msg.find("no checkpoint was written yet"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(c.output + "/final"));
+}
+
+// Weights that turn non-finite in the update itself (written here after the gradient norm was
+// taken) are caught before a checkpoint holds them: every checkpoint a run leaves can be resumed.
+TEST_F(DistillFixture, NonFiniteWeightsAreNeverSaved) {
+  mp::TrainConfig c = config("train", "nan_update");
+  c.save_every = 1;
+  std::vector<at::Tensor> weights;
+  mp::TrainHooks poison;
+  poison.on_weights = [&](const std::vector<at::Tensor>& w) { weights = w; };
+  poison.after_backward = [&](int64_t step, const std::vector<at::Tensor>&) {
+    at::NoGradGuard ng;
+    if (step == 1) weights[0].view(-1)[3] = INFINITY;
+  };
+  const std::string msg = expect_bad_input([&] { mp::run_training(c, poison); }, "step 2: tensor '");
+  EXPECT_NE(msg.find("holds NaN or infinity after the update; stopped without writing checkpoint-2; last good "
+                     "checkpoint " + c.output + "/checkpoint-1"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(mp::read_file(c.output + "/latest"), "checkpoint-1\n");
+  EXPECT_FALSE(fs::exists(c.output + "/checkpoint-2"));
+  EXPECT_NO_THROW(mp::load_model(c.output + "/checkpoint-1"));
+}
+
+// A CUDA allocation failing mid-step (c10::OutOfMemoryError, raised here by a hook) is one line
+// of bad input naming the step and what lowers the memory a step needs, not an internal error.
+TEST_F(DistillFixture, OutOfMemoryMidStepNamesTheStepAndTheRemedies) {
+  mp::TrainConfig c = config("distill", "oom");
+  c.save_every = 1;
+  mp::TrainHooks oom;
+  oom.before_backward = [](int64_t step, int64_t, bool) {
+    if (step == 2)
+      throw c10::OutOfMemoryError(c10::SourceLocation{__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
+                                  "CUDA out of memory. Tried to allocate 2.00 GiB\nadvice on a second line");
+  };
+  const std::string msg = expect_bad_input([&] { mp::run_training(c, oom); }, "step 3: out of GPU memory");
+  for (const char* remedy : {"--plan", "--shard full", "--recompute", "smaller --micro-batch",
+                             "Tried to allocate 2.00 GiB", "checkpoint-2"})
+    EXPECT_NE(msg.find(remedy), std::string::npos) << remedy << ": " << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  EXPECT_EQ(read_metrics(c.output, "error").size(), 1u);
 }
 
 TEST_F(DistillFixture, BadInputsAreRefusedBeforeAnythingIsWritten) {

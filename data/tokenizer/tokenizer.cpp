@@ -4,6 +4,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_file.h"
 #include "data/tokenizer/added_vocabulary.h"
 #include "data/tokenizer/bpe.h"
@@ -67,20 +68,11 @@ bool mentions_byte_level(const Json& j) {
 
 }  // namespace
 
-std::shared_ptr<const Tokenizer> Tokenizer::load(const std::string& where) {
-  std::error_code ec;
-  std::string path = where;
-  if (fs::is_directory(where, ec)) {
-    path = (fs::path(where) / "tokenizer.json").string();
-    if (!fs::exists(path, ec))
-      fail_input("{}: no tokenizer.json in this folder; expected a tokenizer.json file or a checkpoint folder holding one", where);
-  } else if (!fs::exists(where, ec)) {
-    fail_input("{}: tokenizer not found; expected a tokenizer.json file or a folder holding one", where);
-  }
+std::shared_ptr<Tokenizer> Tokenizer::build(const std::string& text, const std::string& path) {
   std::shared_ptr<Tokenizer> t(new Tokenizer());
   Impl& m = *t->impl_;
   m.path = path;
-  const Json root_json = parse_json_file(path);
+  const Json root_json = parse_json_text(text, path);
   Node root{root_json, path};
   if (!root_json.is_object()) root.fail("a JSON object (a Hugging Face tokenizer.json)");
   if (auto v = root.find("version"); v && v->str() != "1.0")
@@ -96,6 +88,31 @@ std::shared_ptr<const Tokenizer> Tokenizer::load(const std::string& where) {
                                                    *m.model, m.normalizer.get());
   m.byte_level = mentions_byte_level(root_json.value("pre_tokenizer", Json())) ||
                  mentions_byte_level(root_json.value("decoder", Json()));
+  return t;
+}
+
+std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(const std::string& text, const std::string& source) {
+  std::shared_ptr<Tokenizer> t = build(text, source);
+  Impl& m = *t->impl_;
+  if (m.post) {
+    if (m.post->prefix().size() == 1) m.bos = m.post->prefix()[0];
+    if (m.post->suffix().size() == 1) m.eos = m.post->suffix()[0];
+  }
+  return t;
+}
+
+std::shared_ptr<const Tokenizer> Tokenizer::load(const std::string& where) {
+  std::error_code ec;
+  std::string path = where;
+  if (fs::is_directory(where, ec)) {
+    path = (fs::path(where) / "tokenizer.json").string();
+    if (!fs::exists(path, ec))
+      fail_input("{}: no tokenizer.json in this folder; expected a tokenizer.json file or a checkpoint folder holding one", where);
+  } else if (!fs::exists(where, ec)) {
+    fail_input("{}: tokenizer not found; expected a tokenizer.json file or a folder holding one", where);
+  }
+  std::shared_ptr<Tokenizer> t = build(read_regular_file(path, JsonLimits{}.max_bytes, "JSON"), path);
+  Impl& m = *t->impl_;
 
   // bos / eos: tokenizer_config.json beside the file, else the post-processor's tokens.
   const fs::path config_path = fs::path(path).parent_path() / "tokenizer_config.json";
@@ -159,7 +176,15 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   return out;
 }
 
-int64_t Tokenizer::vocab_size() const { return std::max(impl_->model->id_limit(), impl_->added->id_limit()); }
+int64_t Tokenizer::vocab_size() const {
+  int64_t n = std::max(impl_->model->id_limit(), impl_->added->id_limit());
+  // A post-processor may add ids no token has (a template's special_tokens name their ids).
+  if (impl_->post) {
+    for (int32_t id : impl_->post->prefix()) n = std::max<int64_t>(n, int64_t{id} + 1);
+    for (int32_t id : impl_->post->suffix()) n = std::max<int64_t>(n, int64_t{id} + 1);
+  }
+  return n;
+}
 std::optional<int64_t> Tokenizer::bos_id() const { return impl_->bos; }
 std::optional<int64_t> Tokenizer::eos_id() const { return impl_->eos; }
 

@@ -22,6 +22,9 @@ class Tokenizer {
   // tokenizer_config.json beside it, when present, names the bos and eos tokens. Bad input
   // naming the file and field for unreadable or malformed files and for unsupported components.
   static std::shared_ptr<const Tokenizer> load(const std::string& path);
+  // The same from the text of a tokenizer.json (no tokenizer_config.json: bos and eos come from
+  // the post-processor); `source` names it in messages.
+  static std::shared_ptr<const Tokenizer> from_json_text(const std::string& text, const std::string& source);
   ~Tokenizer();
 
   // Ids of `text` (UTF-8; bad input when it is not). With add_special_tokens the file's
@@ -30,8 +33,8 @@ class Tokenizer {
   // Text of `ids`; ids with no token are skipped, as Hugging Face does.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const;
 
-  // Largest id of the model's vocab and the added tokens, plus one: the embedding rows a model
-  // needs to accept every id this tokenizer produces.
+  // Largest id of the model's vocab, the added tokens and the post-processor's special tokens, plus
+  // one: the embedding rows a model needs to accept every id this tokenizer produces.
   int64_t vocab_size() const;
   std::optional<int64_t> bos_id() const;
   std::optional<int64_t> eos_id() const;
@@ -44,6 +47,7 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  static std::shared_ptr<Tokenizer> build(const std::string& text, const std::string& path);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
