@@ -3,7 +3,8 @@
 # (include/minipuzzle/<folder>/...h, the include paths the sources use) and a CMake package:
 #   find_package(minipuzzle CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE minipuzzle::mp_model)
-# Two components: "runtime" (binary, configs, docs, README) and "dev" (the rest).
+# Two components, "runtime" (binary, configs, docs, README) and "dev" (the rest); `cpack -G DEB`
+# makes a Debian package of each (cmake/package.cmake). Nothing here changes what the build builds.
 include(CMakePackageConfigHelpers)
 
 set(MP_INSTALL_DATADIR ${CMAKE_INSTALL_DATADIR}/minipuzzle)
@@ -97,3 +98,4 @@ install(EXPORT minipuzzleTargets NAMESPACE minipuzzle:: DESTINATION ${MP_INSTALL
 install(FILES ${CMAKE_BINARY_DIR}/package/minipuzzleConfig.cmake ${CMAKE_BINARY_DIR}/package/minipuzzleConfigVersion.cmake
         DESTINATION ${MP_INSTALL_CMAKEDIR} COMPONENT dev)
 
+include(cmake/package.cmake)  # `cpack -G DEB`
