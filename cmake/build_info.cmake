@@ -11,7 +11,7 @@ if(_mp_git)
                   RESULT_VARIABLE _mp_rc ERROR_QUIET)
   if(_mp_rc EQUAL 0 AND _mp_head MATCHES "^[0-9a-f]+$")
     set(MP_COMMIT "${_mp_head}")
-    execute_process(COMMAND ${_mp_git} -C "${SOURCE_DIR}" status --porcelain
+    execute_process(COMMAND ${_mp_git} -C "${SOURCE_DIR}" --no-optional-locks status --porcelain
                     OUTPUT_VARIABLE _mp_status RESULT_VARIABLE _mp_rc ERROR_QUIET)
     if(NOT _mp_rc EQUAL 0 OR NOT _mp_status STREQUAL "")
       string(APPEND MP_COMMIT "-dirty")

@@ -19,12 +19,16 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/configs/ DESTINATION ${MP_INSTALL_DATADIR}
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/ DESTINATION ${MP_INSTALL_DATADIR}/docs COMPONENT runtime)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime)
 
-# The tokenizer's PCRE2 and utf8proc copied into deps/lib (scripts/bundle_deps.sh) go with the
-# binary, which finds them next to itself.
+# PCRE2 and utf8proc found without pkg-config (the copies scripts/bundle_deps.sh puts in deps/lib)
+# go with the binary, which finds them next to itself: the link name, the soname, the file.
 get_property(_mp_tokenizer_libs GLOBAL PROPERTY MP_TOKENIZER_LIBS)
 if(_mp_tokenizer_libs STREQUAL "bundled")
-  install(DIRECTORY ${MP_DEPS_DIR}/lib/ DESTINATION ${CMAKE_INSTALL_LIBDIR}/minipuzzle COMPONENT runtime
-          FILES_MATCHING PATTERN "libpcre2-8.so*" PATTERN "libutf8proc.so*")
+  foreach(_mp_lib ${MP_PCRE2_LIB} ${MP_UTF8PROC_LIB})
+    get_filename_component(_mp_lib_dir "${_mp_lib}" DIRECTORY)
+    get_filename_component(_mp_lib_name "${_mp_lib}" NAME)
+    file(GLOB _mp_lib_files "${_mp_lib_dir}/${_mp_lib_name}*")
+    install(FILES ${_mp_lib_files} DESTINATION ${CMAKE_INSTALL_LIBDIR}/minipuzzle COMPONENT runtime)
+  endforeach()
   set_property(TARGET minipuzzle APPEND PROPERTY INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}/minipuzzle")
 endif()
 
