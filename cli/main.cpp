@@ -18,6 +18,8 @@ std::vector<std::string> g_args;
 }
 void set_command_line(int argc, char** argv) { g_args.assign(argv + 1, argv + argc); }
 const std::vector<std::string>& command_line() { return g_args; }
+// Version, commit, LibTorch version and CUDA support; generated at build time (cmake/build_info.cmake).
+std::string version_text();
 }  // namespace mp::cli
 
 int main(int argc, char** argv) {
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
   CLI::App app{"minipuzzle: score, search, prune and distill Nemotron-H hybrid models"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every subcommand");
+  app.set_version_flag("--version", mp::cli::version_text, "Version, commit, LibTorch version and CUDA support");
   mp::cli::register_info(app);
   mp::cli::register_init(app);
   mp::cli::register_forward(app);
@@ -44,6 +47,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "minipuzzle: usage error: %s (see --help)\n", mp::printable(e.what()).c_str());
