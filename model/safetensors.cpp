@@ -103,15 +103,32 @@ const StTensorInfo* SafetensorsFile::find(const std::string& name) const {
 
 const uint8_t* SafetensorsFile::data(const StTensorInfo& t) const { return buffer_ + t.begin; }
 
-at::Tensor SafetensorsFile::load(const std::string& name) const {
+const StTensorInfo& SafetensorsFile::loadable(const std::string& name, at::ScalarType* st) const {
   const StTensorInfo* t = find(name);
   if (!t) fail_input("{}: tensor '{}' not found", path_, name);
-  at::ScalarType st;
-  if (!st_dtype_to_scalar_type(t->dtype, &st))
+  if (!st_dtype_to_scalar_type(t->dtype, st))
     fail_input("{}: tensor '{}': dtype {} is not supported (supported: {})", path_, name,
                st_dtype_name(t->dtype), kSupportedForLoad);
-  at::Tensor out = at::empty(t->shape, at::TensorOptions().dtype(st));
-  if (t->end > t->begin) std::memcpy(out.data_ptr(), data(*t), t->end - t->begin);
+  return *t;
+}
+
+at::Tensor SafetensorsFile::load(const std::string& name) const {
+  at::ScalarType st;
+  const StTensorInfo& t = loadable(name, &st);
+  at::Tensor out = at::empty(t.shape, at::TensorOptions().dtype(st));
+  if (t.end > t.begin) std::memcpy(out.data_ptr(), data(t), t.end - t.begin);
+  return out;
+}
+
+at::Tensor SafetensorsFile::load_range(const std::string& name, int64_t begin, int64_t end) const {
+  at::ScalarType st;
+  const StTensorInfo& t = loadable(name, &st);
+  const int64_t size = st_dtype_size(t.dtype);
+  const int64_t numel = static_cast<int64_t>(t.end - t.begin) / size;
+  if (begin < 0 || end < begin || end > numel)
+    fail_runtime("{}: tensor '{}': range [{}, {}) outside its {} elements", path_, name, begin, end, numel);
+  at::Tensor out = at::empty({end - begin}, at::TensorOptions().dtype(st));
+  if (end > begin) std::memcpy(out.data_ptr(), data(t) + begin * size, static_cast<size_t>((end - begin) * size));
   return out;
 }
 

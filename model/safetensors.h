@@ -38,11 +38,16 @@ class SafetensorsFile {
   // F32 are accepted for model weights (others: bad input naming the tensor and its dtype), plus
   // the integer types I64/I32 used by token-id files.
   at::Tensor load(const std::string& name) const;
+  // Elements [begin, end) of the tensor's row-major flattening as a new 1-D CPU tensor of its
+  // stored dtype (same dtypes as load); runtime error when the range is not inside [0, numel).
+  at::Tensor load_range(const std::string& name, int64_t begin, int64_t end) const;
   // Raw bytes of a tensor inside the mapping (valid while this object lives).
   const uint8_t* data(const StTensorInfo& t) const;
 
  private:
   SafetensorsFile() = default;
+  // The tensor and its LibTorch dtype; bad input when it is absent or of a dtype load refuses.
+  const StTensorInfo& loadable(const std::string& name, at::ScalarType* st) const;
   std::string path_;
   void* map_ = nullptr;
   size_t map_size_ = 0;

@@ -4,6 +4,7 @@
 # suite (GPU tests included), check that transformers loads what we write, run the benchmarks.
 #   scripts/gpu_run.sh [build] [fixtures] [tests] [reverse] [bench] [throughput] [mfu] ...
 #   [shard] [plan] (default: build tests reverse prune distill bench)
+# MP_BUILD_TARGETS (space-separated CMake targets) narrows the build step.
 # Logs and results go to $OUT (the device tool brings that folder back).
 set -u
 # Device code for sm_90a (the SSD kernels' wgmma): LibTorch's CMake takes the architectures from
@@ -26,7 +27,7 @@ for step in $steps; do
       t0=$(date +%s)
       cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
         -DMP_DEPS_DIR="$PWD/deps" >"$OUT/configure.log" 2>&1 &&
-        cmake --build $B -j16 >"$OUT/build.log" 2>&1
+        cmake --build $B -j16 ${MP_BUILD_TARGETS:+--target $MP_BUILD_TARGETS} >"$OUT/build.log" 2>&1
       note "build rc=$? in $(( $(date +%s) - t0 )) s"; tail -30 "$OUT/build.log" | grep -E "error|FAILED" | head -20
       ;;
     fixtures)
