@@ -8,7 +8,11 @@
 namespace mp::eval {
 
 std::vector<Document> read_documents(const std::string& path, const std::string& preprocess) {
-  const std::string text = read_regular_file(path, 0, "task data (JSONL)");
+  return documents_from_text(read_regular_file(path, 0, "task data (JSONL)"), path, preprocess);
+}
+
+std::vector<Document> documents_from_text(const std::string& text, const std::string& path,
+                                          const std::string& preprocess) {
   std::vector<Document> docs;
   size_t start = 0;
   int64_t line = 0;

@@ -20,5 +20,8 @@ struct Document {
 // naming the file (and line) when it is unreadable, empty, not UTF-8 JSON, or a line is not an
 // object.
 std::vector<Document> read_documents(const std::string& path, const std::string& preprocess);
+// The same from the file's text; `path` names it in messages.
+std::vector<Document> documents_from_text(const std::string& text, const std::string& path,
+                                          const std::string& preprocess);
 
 }  // namespace mp::eval

@@ -185,6 +185,8 @@ const nlohmann::json& resolve_path(const nlohmann::json& doc, std::string_view p
 
 std::string value_text(const nlohmann::json& v, std::string_view path, const std::string& where) {
   if (v.is_string()) return v.get<std::string>();
+  // Unsigned first: an integer above INT64_MAX is stored unsigned and would render negative.
+  if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
   fail_input("{}: field '{}' is {}; expected text (a string, an integer or a boolean)", where, std::string(path),

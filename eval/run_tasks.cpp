@@ -36,25 +36,6 @@ int64_t default_max_length(const std::string& model_dir) {
   return 4096;
 }
 
-PreparedTask prepare_task(const TaskSpec& spec, const BuildOptions& build, const TextEncoder& enc, int64_t max_length) {
-  PreparedTask p;
-  p.requests = build_task_requests(spec, build);
-  for (const DocRequests& d : p.requests.docs) {
-    std::vector<std::pair<int64_t, int64_t>> spans;
-    for (const Request& r : d.requests) {
-      const int64_t begin = static_cast<int64_t>(p.tokens.size());
-      if (spec.kind == RequestKind::LoglikelihoodRolling) {
-        for (TokenRequest& w : encode_rolling(enc, r.continuation, max_length, d.where)) p.tokens.push_back(std::move(w));
-      } else {
-        p.tokens.push_back(encode_request(enc, r.context, r.continuation, max_length, d.where));
-      }
-      spans.emplace_back(begin, static_cast<int64_t>(p.tokens.size()));
-    }
-    p.span.push_back(std::move(spans));
-  }
-  return p;
-}
-
 TaskOutcome evaluate_task(const Model& m, const PreparedTask& task, const EvaluateOptions& o,
                           const std::function<void(int64_t)>& on_requests) {
   TaskOutcome out;

@@ -3,6 +3,7 @@
 // and per-sample records as JSON.
 #pragma once
 
+#include "eval/prepare_task.h"
 #include "eval/request_tokens.h"
 #include "eval/score_requests.h"
 #include "eval/task_metrics.h"
@@ -28,15 +29,6 @@ TextEncoder encoder_for_model(const std::string& model_dir, int64_t vocab_size, 
                               std::optional<int64_t> prefix_token);
 // --max-length default: config.json's max_position_embeddings, else 4096.
 int64_t default_max_length(const std::string& model_dir);
-
-struct PreparedTask {
-  TaskRequests requests;
-  std::vector<TokenRequest> tokens;  // every request's token form; rolling documents have several
-  // For document d, request r: tokens[span[d][r].first, span[d][r].second).
-  std::vector<std::vector<std::pair<int64_t, int64_t>>> span;
-};
-
-PreparedTask prepare_task(const TaskSpec& spec, const BuildOptions& build, const TextEncoder& enc, int64_t max_length);
 
 struct TaskOutcome {
   std::vector<DocOutcome> docs;

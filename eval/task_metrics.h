@@ -15,7 +15,6 @@
 // None for a single document.
 #pragma once
 
-#include "eval/score_requests.h"
 #include "eval/task_requests.h"
 
 #include <cstdint>

@@ -69,6 +69,15 @@ std::pair<std::string, std::string> example_turn(const TaskSpec& t, const Docume
   return {render_template(t.prompt, ex.fields, ex.where), render_template(t.target, ex.fields, ex.where)};
 }
 
+// The few-shot examples per prompt; a usage error for a rolling task given some.
+int64_t fewshot_count(const TaskSpec& spec, const BuildOptions& o) {
+  const int64_t k = o.num_fewshot.value_or(spec.num_fewshot);
+  if (k > 0 && spec.kind == RequestKind::LoglikelihoodRolling)
+    fail_usage("--num-fewshot {}: task {} is loglikelihood_rolling (each document is scored alone); expected 0", k,
+               spec.name);
+  return k;
+}
+
 }  // namespace
 
 DocRequests render_document(const TaskSpec& t, const Document& d, const std::vector<const Document*>& examples) {
@@ -108,22 +117,26 @@ DocRequests render_document(const TaskSpec& t, const Document& d, const std::vec
 }
 
 TaskRequests build_task_requests(const TaskSpec& spec, const BuildOptions& o) {
-  TaskRequests out;
-  out.spec = spec;
-  out.num_fewshot = o.num_fewshot.value_or(spec.num_fewshot);
-  out.seed = spec.fewshot.seed.value_or(o.seed);
-  if (out.num_fewshot > 0 && spec.kind == RequestKind::LoglikelihoodRolling)
-    fail_usage("--num-fewshot {}: task {} is loglikelihood_rolling (each document is scored alone); expected 0",
-               out.num_fewshot, spec.name);
+  const int64_t k = fewshot_count(spec, o);
   const std::vector<Document> docs = read_documents(spec.data, spec.preprocess);
-  out.documents_in_file = static_cast<int64_t>(docs.size());
-  const int64_t n = o.limit < 0 ? out.documents_in_file : std::min(o.limit, out.documents_in_file);
-
   const std::string pool_file = o.fewshot_data.empty() ? spec.fewshot.data : o.fewshot_data;
   std::vector<Document> pool_docs;
   const bool pool_is_eval = pool_file.empty();
-  if (out.num_fewshot > 0 && !pool_is_eval) pool_docs = read_documents(pool_file, spec.preprocess);
-  const std::vector<Document>& pool = pool_is_eval ? docs : pool_docs;
+  if (k > 0 && !pool_is_eval) pool_docs = read_documents(pool_file, spec.preprocess);
+  return requests_from_documents(spec, o, docs, pool_is_eval ? nullptr : &pool_docs, pool_file);
+}
+
+TaskRequests requests_from_documents(const TaskSpec& spec, const BuildOptions& o, const std::vector<Document>& docs,
+                                     const std::vector<Document>* pool_docs, const std::string& pool_file) {
+  TaskRequests out;
+  out.spec = spec;
+  out.num_fewshot = fewshot_count(spec, o);
+  out.seed = spec.fewshot.seed.value_or(o.seed);
+  out.documents_in_file = static_cast<int64_t>(docs.size());
+  const int64_t n = o.limit < 0 ? out.documents_in_file : std::min(o.limit, out.documents_in_file);
+
+  const bool pool_is_eval = pool_docs == nullptr;
+  const std::vector<Document>& pool = pool_is_eval ? docs : *pool_docs;
   const std::string pool_name = pool_is_eval ? spec.data : pool_file;
   PyRandom rng(out.seed);
 

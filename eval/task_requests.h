@@ -53,6 +53,11 @@ struct BuildOptions {
 };
 
 TaskRequests build_task_requests(const TaskSpec& spec, const BuildOptions& options);
+// The same from documents already read: `docs` from spec.data, `pool` the few-shot pool read from
+// `pool_file` (options.fewshot_data, else spec.fewshot.data), or null when the pool is `docs`.
+TaskRequests requests_from_documents(const TaskSpec& spec, const BuildOptions& options,
+                                     const std::vector<Document>& docs, const std::vector<Document>* pool,
+                                     const std::string& pool_file);
 
 // One document's requests given its few-shot examples (already chosen), for tests and tools.
 DocRequests render_document(const TaskSpec& spec, const Document& doc, const std::vector<const Document*>& examples);

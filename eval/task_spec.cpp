@@ -1,6 +1,7 @@
 #include "eval/task_spec.h"
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json_file.h"
 #include "eval/preprocess.h"
 #include "eval/prompt_template.h"
@@ -190,13 +191,17 @@ TaskSpec parse_task(const nlohmann::json& j, const std::string& source, const st
   return t;
 }
 
-TaskSpec load_task_file(const std::string& path) {
-  const nlohmann::json j = read_json_file(path);
+TaskSpec task_from_json_text(const std::string& text, const std::string& path) {
+  const nlohmann::json j = parse_json_text(text, path);
   std::string base = std::filesystem::path(path).parent_path().string();
   if (base.empty()) base = ".";
   TaskSpec t = parse_task(j, path, base);
   if (t.data.empty()) fail_input("{}: field 'data' is missing; expected the JSONL file of the task's documents", path);
   return t;
+}
+
+TaskSpec load_task_file(const std::string& path) {
+  return task_from_json_text(read_regular_file(path, JsonLimits{}.max_bytes, "JSON"), path);
 }
 
 TaskSpec resolve_task_argument(const std::string& arg) {

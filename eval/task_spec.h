@@ -63,6 +63,9 @@ std::vector<std::string> metrics_for(RequestKind k);
 // paths. Unknown keys, missing required fields, templates that do not parse and metrics the kind
 // cannot report are bad input naming the source and field.
 TaskSpec parse_task(const nlohmann::json& j, const std::string& source, const std::string& base_dir);
+// A task file: its text as read from `path` (which names it in errors and resolves its relative
+// data paths); bad input also when it names no data.
+TaskSpec task_from_json_text(const std::string& text, const std::string& path);
 TaskSpec load_task_file(const std::string& path);
 
 std::vector<std::string> builtin_task_names();

@@ -2,8 +2,9 @@
 // each input and what tests/test_fuzz_regressions.cpp runs on the inputs that once broke them.
 // Each reader goes through the functions the commands use and then checks properties the result
 // must have (a safetensors header's tensors tile its buffer; a config.json written back reads the
-// same; ...). Bad input throws mp::Error, as in the commands; a broken property throws
-// std::logic_error; any other exception escaping is a bug as well.
+// same; a task's token requests fit max_length; ...). Bad input throws mp::Error, as in the
+// commands; a broken property throws std::logic_error; any other exception escaping is a bug as
+// well.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +35,10 @@ void read_recipe(const uint8_t* data, size_t size);
 void read_budget(const uint8_t* data, size_t size);
 // tokenizer.json, then encoding and decoding a fixed text that touches every kind of character.
 void read_tokenizer(const uint8_t* data, size_t size);
+// Benchmark task files (eval-tasks --tasks): the task JSON on the first line, its documents
+// (JSONL) after it, standing also for the few-shot pool file when the task names one; then the
+// requests rendered, tokenized (UTF-8 bytes, and a tokenizer with a BOS) and their metrics.
+void read_task(const uint8_t* data, size_t size);
 
 // Runs `read` on the input with the refusal checked: "" when the input is accepted, else the
 // message of the mp::Error refusing it, which must be bad input or a usage error (exit code 2) and

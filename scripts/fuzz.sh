@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan; fuzz/) into build-fuzz/ and runs one:
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer flags...]
 # TARGET is a format of fuzz/format_readers.h (safetensors, config, shard_index, megatron_idx,
-# importance, shape, recipe, budget, tokenizer). One process at nice 15; its corpus grows in
+# importance, shape, recipe, budget, tokenizer, task). One process at nice 15; its corpus grows in
 # build-fuzz/corpus/TARGET (seeded by scripts/fuzz_corpus.sh), inputs that crash land in
 # build-fuzz/crashes/TARGET/. Prints the executions, the seconds and every crash; exits 1 on a crash.
 set -euo pipefail
@@ -15,7 +15,7 @@ target=$1
 seconds=$2
 shift 2
 case "$target" in
-  safetensors|config|shard_index|importance|tokenizer) max_len=16384 ;;
+  safetensors|config|shard_index|importance|tokenizer|task) max_len=16384 ;;
   megatron_idx|recipe|budget|shape) max_len=4096 ;;
   *) echo "scripts/fuzz.sh: unknown target '$target'" >&2; exit 2 ;;
 esac

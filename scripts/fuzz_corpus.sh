@@ -133,5 +133,51 @@ put("tokenizer", "metaspace", json.dumps({"version": "1.0", "model": {"type": "B
     "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<unk>", "type_id": 0}},
     {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<unk>": {"id": "<unk>", "ids": [0],
     "tokens": ["<unk>"]}}}}, ensure_ascii=False))
+
+# Benchmark tasks: the task JSON on one line, then its documents (JSONL). Each built-in task
+# (eval/builtin_tasks.cpp) with its fixture documents (tests/fixtures/eval_tasks/, zero- and
+# few-shot; a pool's rows join the documents, which the target also reads as the pool), cut to
+# fit max_len; and task files of the other features (templates and filters, gold forms, samplers,
+# delimiters).
+import re
+builtin = {n: json.loads(t) for n, t in
+           re.findall(r'\{"(\w+)", R"\((.*?)\)"\}', open("eval/builtin_tasks.cpp").read(), re.S)}
+def task(name, spec, docs):
+    lines, size = [], len(json.dumps(spec)) + 1
+    for row in docs:
+        if size + len(row) + 1 > 12000:
+            break
+        lines.append(row)
+        size += len(row) + 1
+    put("task", name, json.dumps(spec) + "\n" + "\n".join(lines) + "\n")
+for p in sorted(glob.glob("tests/fixtures/eval_tasks/*.docs.jsonl")):
+    case = os.path.basename(p)[:-len(".docs.jsonl")]
+    spec = dict(builtin[max((n for n in builtin if case.startswith(n)), key=len)], data=os.path.basename(p))
+    shots = re.search(r"_(\d+)shot", case)
+    if shots:
+        spec["num_fewshot"] = int(shots.group(1))
+        if os.path.exists(p.replace(".docs.", ".pool.")):
+            spec["fewshot"] = dict(spec.get("fewshot", {}), data="pool.jsonl")
+    rows = open(p, encoding="utf-8").read().splitlines()
+    if os.path.exists(p.replace(".docs.", ".pool.")):  # the pool's rows join the documents
+        rows += open(p.replace(".docs.", ".pool."), encoding="utf-8").read().splitlines()
+    task(case, spec, rows)
+docs = [json.dumps({"q": f"  Question {i}?  ", "s": "high_school_x" if i % 2 else "law", "c": {"t": ["a", "b", "c"]},
+                    "g": ["yes", "no"][i % 2], "k": "b", "n": i % 2, "b": i % 2 == 0, "text": f"word {i}  and\tmore"})
+        for i in range(6)]
+task("templates", {"name": "t", "kind": "multiple_choice", "data": "d.jsonl",
+    "description": "About {{s|replace('_', ' ')}}:\n", "prompt": "{{ q|strip }} {{c.t[1]}}{{n}}{{b}}",
+    "choices": ["{{c.t[0]}}", "B", "{{g}}"], "gold": {"field": "g", "map": {"yes": 0, "no": 1}},
+    "target_delimiter": "", "fewshot_delimiter": "\n---\n", "num_fewshot": 2,
+    "fewshot": {"sampler": "random", "seed": 7}, "metrics": ["acc_norm"]}, docs)
+task("index_in_same_field", {"name": "t", "kind": "multiple_choice", "data": "d.jsonl", "prompt": "{{q}}",
+    "choices": {"field": "c.t"}, "gold": {"field": "k", "index_in": "c.t"}, "num_fewshot": 1,
+    "fewshot": {"data": "pool.jsonl", "sampler": "first_n", "same_field": "s"}}, docs)
+task("contexts", {"name": "t", "kind": "multiple_choice", "data": "d.jsonl", "choices_are_contexts": True,
+    "choices": ["{{q}}", "{{g}}"], "target": "{{text}}", "gold": "n"}, docs)
+task("loglikelihood", {"name": "t", "kind": "loglikelihood", "data": "d.jsonl", "prompt": "{{q}}",
+    "target": " {{g}}", "num_fewshot": 3, "metrics": ["perplexity"]}, docs)
+task("rolling_long", {"name": "t", "kind": "loglikelihood_rolling", "data": "d.jsonl", "target": "{{text}}"},
+     [json.dumps({"text": "caf\u00e9 \u3000 " * 40}), json.dumps({"text": "x"})])
 EOF
 find "$dest" -type f | awk -F/ '{print $(NF-1)}' | sort | uniq -c | awk '{printf "%s: %s seeds\n", $2, $1}'

@@ -122,6 +122,9 @@ TEST(EvalPrompts, TemplatesAndTaskFiles) {
   const nlohmann::json doc = {{"q", "  Why?  "}, {"s", "high_school_x"}, {"c", {{"t", {"a", "b"}}}}, {"n", 3}, {"b", true}};
   EXPECT_EQ(mp::eval::render_template("{{ q|strip }}|{{s|replace('_', ' ')}}|{{c.t[1]}}{{n}}{{b}}", doc, "d"),
             "Why?|high school x|b3True");
+  // Python prints any integer exactly, the largest a document can hold and the smallest too.
+  EXPECT_EQ(mp::eval::render_template("{{u}} {{i}}", nlohmann::json::parse(R"({"u": 18446744073709551615, "i": -9223372036854775808})"), "d"),
+            "18446744073709551615 -9223372036854775808");
   expect_bad_input([&] { mp::eval::render_template("{{c.t[2]}}", doc, "data.jsonl:7"); }, {"data.jsonl:7", "c.t[2]"});
   expect_bad_input([&] { mp::eval::render_template("{{missing}}", doc, "data.jsonl:3"); }, {"data.jsonl:3", "'missing'"});
   expect_bad_input([&] { mp::eval::check_template("{{q|upper}}", "t.json: field 'prompt'"); }, {"prompt", "upper"});

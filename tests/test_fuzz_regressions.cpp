@@ -5,10 +5,12 @@
 // files of every format must be accepted, so that the readers the fuzzers drive are not refusing
 // everything.
 #include "common/printable.h"
+#include "eval/task_spec.h"
 #include "fuzz/format_readers.h"
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -84,6 +86,14 @@ TEST(FuzzRegressions, TheRepositorysOwnFilesAreAccepted) {
   accepted("shard_index", "tests/fixtures/parity/mqa_g1_sharded/model/model.safetensors.index.json");
   accepted("budget", "configs/budgets/rtx5090-fp4-1m.json");
   for (const char* r : {"configs/recipes/minipuzzle-kd.json", "configs/recipes/cpu-demo-kd.json"}) accepted("recipe", r);
+  // Every built-in task, as a task file on one line, with its documents from the prompt fixtures.
+  for (const std::string& name : mp::eval::builtin_task_names()) {
+    const fs::path docs = mp::test::source_path("tests/fixtures/eval_tasks/" + name + ".docs.jsonl");
+    if (!fs::exists(docs)) continue;
+    nlohmann::json task = nlohmann::json::parse(mp::eval::builtin_task_json(name));
+    task["data"] = docs.filename().string();
+    EXPECT_EQ(refusal("task", task.dump() + "\n" + slurp(docs)), "") << name;
+  }
 }
 
 TEST(FuzzRegressions, AnIndexIsCheckedAgainstTheSizeOfItsBin) {
