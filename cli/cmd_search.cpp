@@ -133,8 +133,8 @@ void register_search(CLI::App& app) {
     const std::string what = width_flags()[i].what;
     const bool ffn = std::string(width_flags()[i].flag) == "--ffn-hidden-size";
     cmd->add_option(width_flags()[i].flag, a->widths[i],
-                    "Values to try for the " + what + ": a,b,c or a:b[:step], e.g. 24576:32768:1024 (default: " +
-                        (ffn ? "75%..100% of the parent's in 1/32 steps)" : "the parent's)"));
+                    "Values to try for the " + what + ": a,b,c or a:b[:step] (default: " +
+                        (ffn ? "75%..100% of the parent's in 1/32 steps; e.g. 24576:32768:1024)" : "the parent's)"));
   }
   cmd->add_option("--min-memory-gib", j.limits.min_memory_gib, "Drop candidates below this memory (they waste the budget)")
       ->capture_default_str()->check(finite_number());
