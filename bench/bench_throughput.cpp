@@ -2,7 +2,7 @@
 // the model's predicted speed-ups against whole candidate models measured the same way.
 //
 //   bench_throughput measure --families demo,8b,56b --card "NVIDIA H200" --out-samples s.json --out-model m.json
-//   bench_throughput check --throughput m.json --parent configs/nemotron-h-8b/config.json \
+//   bench_throughput check --throughput-model m.json --parent configs/nemotron-h-8b/config.json \
 //       --budget B.json --auto 4 [--candidate CONFIG.json ...] --out check.json
 //
 // measure: single-type stacks (k Mamba, attention or MLP layers plus embedding and LM head) at
@@ -377,7 +377,7 @@ int main(int argc, char** argv) {
   CLI::App* rs = app.add_subcommand("rescore", "Predictions of another model for a recorded check's measurements");
   std::string check_in;
   rs->add_option("--check", check_in, "JSON written by check --out")->required();
-  rs->add_option("--throughput", throughput)->required();
+  rs->add_option("--throughput-model", throughput)->required();
   rs->add_option("--out", out);
 
   CLI::App* ch = app.add_subcommand("check", "Predicted against measured speed-ups of whole candidates");
@@ -385,7 +385,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> candidates;
   int64_t n_auto = 0;
   mp::Workload w;
-  ch->add_option("--throughput", throughput)->required();
+  ch->add_option("--throughput-model", throughput)->required();
   ch->add_option("--parent", parent)->required();
   ch->add_option("--budget", budget);
   ch->add_option("--auto", n_auto, "Candidates taken from a search under --budget")->capture_default_str();

@@ -1,5 +1,6 @@
 // minipuzzle data from-text | from-jsonl | info: token data in Megatron's indexed format.
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/output_guard.h"
@@ -10,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <iostream>
@@ -21,26 +23,28 @@ namespace {
 struct FromTextArgs {
   std::vector<std::string> files;
   std::string output, tokenizer, json_key = "text";
-  bool overwrite = false, no_eod = false, add_special_tokens = false, quiet = false;
+  bool overwrite = false, no_eod = false, add_special_tokens = false;
+  ReportFlags report;
   int threads = 0;
 };
 
 struct DataInfoArgs {
   std::string prefix;
+  ReportFlags report;
 };
 
 // Options shared by from-text and from-jsonl.
 void add_corpus_options(CLI::App* cmd, FromTextArgs& a, bool tokenizer_note) {
-  cmd->add_option("--output", a.output, "Output prefix (PREFIX.bin + PREFIX.idx)")->required();
-  cmd->add_option("--tokenizer", a.tokenizer,
-                  tokenizer_note ? "Hugging Face tokenizer.json, or a checkpoint folder holding one (default: UTF-8 bytes, vocab 256)"
-                                 : "Hugging Face tokenizer.json, or a checkpoint folder holding one");
+  add_output(cmd, a.output, "Output prefix (PREFIX.bin + PREFIX.idx)")->required();
+  add_tokenizer(cmd, a.tokenizer,
+                tokenizer_note ? "Hugging Face tokenizer.json, or a checkpoint folder holding one (default: UTF-8 bytes, vocab 256)"
+                               : "Hugging Face tokenizer.json, or a checkpoint folder holding one");
   cmd->add_flag("--no-eod", a.no_eod, "Do not append the tokenizer's EOS token to each document");
   cmd->add_flag("--add-special-tokens", a.add_special_tokens,
                 "Apply the tokenizer's post-processor to each document (e.g. a leading BOS)");
   cmd->add_option("--threads", a.threads, "Tokenizer threads (0: all cores)")->capture_default_str();
-  cmd->add_flag("--quiet", a.quiet, "No progress lines");
-  cmd->add_flag("--overwrite", a.overwrite, "Replace existing PREFIX.bin/.idx (never an input)");
+  add_overwrite(cmd, a.overwrite, "Replace existing PREFIX.bin/.idx (never an input)");
+  add_report_flags(cmd, a.report);
 }
 
 // PREFIX.bin and PREFIX.idx: never an input, never an existing file unless --overwrite.
@@ -67,13 +71,19 @@ CorpusOptions corpus_options(const FromTextArgs& a) {
   o.add_special_tokens = a.add_special_tokens;
   o.threads = a.threads;
   o.json_key = a.json_key;
-  o.quiet = a.quiet;
+  o.quiet = a.report.quiet;
   return o;
 }
 
-void print_stats(const std::string& prefix, const CorpusStats& s, const std::string& what) {
-  std::cerr << fmt::format("wrote {}.bin/.idx: {} documents, {} tokens ({}, {}), {:.1f} MB of text in {:.1f}s\n", prefix,
-                           s.documents, s.tokens, s.dtype, what, s.bytes / 1e6, s.seconds);
+// With --json the result on stdout; the "wrote" line on stderr either way (unless --quiet).
+void report_corpus(const FromTextArgs& a, const CorpusStats& s, const std::string& what) {
+  if (a.report.json)
+    std::cout << nlohmann::json{{"output", a.output}, {"documents", s.documents}, {"tokens", s.tokens},
+                                {"dtype", s.dtype}, {"tokenizer", what}, {"text_bytes", s.bytes},
+                                {"seconds", s.seconds}}.dump(2)
+              << "\n";
+  note(a.report, fmt::format("wrote {}.bin/.idx: {} documents, {} tokens ({}, {}), {:.1f} MB of text in {:.1f}s",
+                             a.output, s.documents, s.tokens, s.dtype, what, s.bytes / 1e6, s.seconds));
 }
 
 }  // namespace
@@ -91,11 +101,15 @@ void register_data(CLI::App& app) {
     guard_token_outputs(*ft);
     if (ft->tokenizer.empty()) {
       TextToTokensStats s = bytes_dataset_from_text(ft->files, ft->output);
-      std::cerr << fmt::format("wrote {}.bin/.idx: {} documents, {} tokens (bytes)\n", ft->output, s.documents, s.tokens);
+      if (ft->report.json)
+        std::cout << nlohmann::json{{"output", ft->output}, {"documents", s.documents}, {"tokens", s.tokens},
+                                    {"tokenizer", "bytes"}}.dump(2)
+                  << "\n";
+      note(ft->report, fmt::format("wrote {}.bin/.idx: {} documents, {} tokens (bytes)", ft->output, s.documents, s.tokens));
       return;
     }
     auto tok = Tokenizer::load(ft->tokenizer);
-    print_stats(ft->output, tokenize_text_files(ft->files, ft->output, *tok, corpus_options(*ft)), tok->path());
+    report_corpus(*ft, tokenize_text_files(ft->files, ft->output, *tok, corpus_options(*ft)), tok->path());
   });
 
   auto fj = std::make_shared<FromTextArgs>();
@@ -109,7 +123,7 @@ void register_data(CLI::App& app) {
     std::shared_ptr<const Tokenizer> tok;
     if (!fj->tokenizer.empty()) tok = Tokenizer::load(fj->tokenizer);
     CorpusStats s = tokenize_jsonl_files(fj->files, fj->output, tok.get(), corpus_options(*fj));
-    print_stats(fj->output, s, tok ? tok->path() : std::string("bytes"));
+    report_corpus(*fj, s, tok ? tok->path() : std::string("bytes"));
   });
 
   register_data_make_task(data);
@@ -117,8 +131,16 @@ void register_data(CLI::App& app) {
   auto di = std::make_shared<DataInfoArgs>();
   CLI::App* info = data->add_subcommand("info", "Sequences, documents, tokens and dtype of token data");
   info->add_option("prefix", di->prefix, "Token data prefix")->required();
+  add_report_flags(info, di->report);
   info->callback([di] {
     auto d = IndexedDataset::open(di->prefix);
+    if (di->report.json) {
+      std::cout << nlohmann::json{{"dtype", token_dtype_name(d->dtype())}, {"sequences", d->num_sequences()},
+                                  {"documents", d->num_documents()}, {"tokens", d->total_tokens()},
+                                  {"largest_token_id", d->max_token()}}.dump(2)
+                << "\n";
+      return;
+    }
     std::cout << table({{"field", "value"},
                         {"dtype", token_dtype_name(d->dtype())},
                         {"sequences", std::to_string(d->num_sequences())},

@@ -2,6 +2,7 @@
 // tokenized on the fly with the model's tokenizer (one document per file, EOS appended, as
 // `data from-text` does).
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "data/sampler.h"
@@ -28,7 +29,7 @@ struct EvalArgs {
   std::vector<std::string> text;
   int64_t seq_len = 1024, samples = 64, micro_batch = 4;
   uint64_t seed = 1234;
-  bool json = false, quiet = false;
+  ReportFlags report;
 };
 
 // A private temporary folder, removed with everything in it when the evaluation ends.
@@ -56,7 +57,7 @@ std::string tokenize_text(const EvalArgs& a, int64_t vocab, const ScratchFolder&
     co.quiet = true;
     tokenize_text_files(a.text, prefix, *text.tokenizer(), co);
   }
-  if (!a.quiet) std::cerr << fmt::format("eval: {} text file(s) through {}\n", a.text.size(), text.describe());
+  note(a.report, fmt::format("eval: {} text file(s) through {}", a.text.size(), text.describe()));
   return prefix;
 }
 
@@ -75,11 +76,11 @@ void run_eval(const EvalArgs& a) {
   WindowSampler sampler(IndexedDataset::open(data), a.seq_len, a.seed, m.config.vocab_size);
   const int64_t n = std::min<int64_t>(a.samples, sampler.num_windows());
   at::Tensor windows = sampler.fixed_windows(n);
-  Progress progress("eval", n * a.seq_len, "tok", a.quiet);
+  Progress progress("eval", n * a.seq_len, "tok", a.report.quiet);
   LmStats s = lm_stats(m, windows, a.micro_batch, [&](int64_t t) { progress.advance(t); });
   progress.finish();
   const double tps = s.tokens / std::max(progress.elapsed_seconds(), 1e-9);
-  if (a.json) {
+  if (a.report.json) {
     nlohmann::json j = {{"loss", s.loss()}, {"perplexity", s.perplexity()}, {"accuracy", s.accuracy()},
                         {"bits_per_token", s.bits_per_token()}, {"tokens", s.tokens}, {"windows", n},
                         {"seq_len", a.seq_len}, {"tokens_per_second", tps}, {"seconds", progress.elapsed_seconds()}};
@@ -96,25 +97,22 @@ void run_eval(const EvalArgs& a) {
 void register_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand("eval", "LM loss, perplexity and next-token accuracy on token data");
-  cmd->add_option("--model", a->model, "Checkpoint folder")->required();
-  auto* data = cmd->add_option("--data", a->data, "Token data prefix (PREFIX.bin + PREFIX.idx)");
-  auto* text = cmd->add_option("--text", a->text,
+  add_model(cmd, a->model)->required();
+  auto* data = add_data(cmd, a->data);
+  auto* text = cmd->add_option("--text-files", a->text,
                                "UTF-8 text files instead of token data, tokenized with the model folder's tokenizer.json "
                                "(bytes for a byte-level model), one document per file");
   data->excludes(text);
-  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json or a folder holding one (default: the model folder's)")
-      ->needs(text);
-  cmd->add_option("--seq-len", a->seq_len, "Tokens per window")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--samples", a->samples, "Windows to evaluate")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--micro-batch", a->micro_batch, "Windows per forward pass")->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", a->seed, "Window selection seed")->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
-  cmd->add_flag("--json", a->json, "Machine-readable output");
-  cmd->add_flag("--quiet", a->quiet, "No progress lines");
+  add_tokenizer(cmd, a->tokenizer, "tokenizer.json or a folder holding one (default: the model folder's)")->needs(text);
+  add_seq_len(cmd, a->seq_len);
+  cmd->add_option("--samples", a->samples, "Samples (windows) to evaluate")->capture_default_str()->check(CLI::PositiveNumber);
+  add_micro_batch(cmd, a->micro_batch);
+  add_seed(cmd, a->seed, "Window selection seed");
+  add_device(cmd, a->device);
+  add_dtype(cmd, a->dtype)->capture_default_str();
+  add_report_flags(cmd, a->report);
   cmd->callback([a, data, text] {
-    if (data->count() == 0 && text->count() == 0) fail_usage("eval: give --data PREFIX or --text FILES");
+    if (data->count() == 0 && text->count() == 0) fail_usage("eval: give --data PREFIX or --text-files FILES");
     run_eval(*a);
   });
 }

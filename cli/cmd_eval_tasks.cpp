@@ -2,6 +2,7 @@
 // rolling perplexity, or a task file) scored with the lm-evaluation-harness's conventions
 // (docs/eval_tasks.md); results JSON, a table, and per-sample records with --log-samples.
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "cli/flag_checks.h"
 #include "cli/format.h"
 #include "common/atomic_output.h"
@@ -33,7 +34,8 @@ struct EvalTasksArgs {
   int64_t limit = -1, num_fewshot = -1, batch_tokens = 4096, max_length = 0, bootstrap_iters = 100000,
           prefix_token_id = -1;
   uint64_t seed = 1234;
-  bool log_samples = false, json = false, quiet = false, overwrite = false, no_context_reuse = false;
+  bool log_samples = false, overwrite = false, no_context_reuse = false;
+  ReportFlags report;
 };
 
 // results.json -> results.samples.jsonl (beside it).
@@ -108,7 +110,7 @@ void run(const EvalTasksArgs& a) {
   eo.score.reuse_context = !a.no_context_reuse;
   eo.bootstrap_iters = a.bootstrap_iters;
   eo.seed = a.seed;
-  Progress progress("eval-tasks", total_requests, "requests", a.quiet);
+  Progress progress("eval-tasks", total_requests, "requests", a.report.quiet);
   nlohmann::json results = nlohmann::json::object();
   std::string samples;
   std::vector<std::vector<std::string>> rows = {{"task", "docs", "shots", "metric", "value", "stderr"}};
@@ -147,14 +149,13 @@ void run(const EvalTasksArgs& a) {
   } else {
     write_file_atomic(a.output, doc.dump(2) + "\n");
   }
-  if (a.json) {
+  if (a.report.json)
     std::cout << doc.dump(2) << "\n";
-    return;
-  }
-  std::cout << table(rows);
-  std::cout << fmt::format("wrote {}{} ({} requests in {:.1f} s)\n", a.output,
-                           a.log_samples ? " and " + samples_path(a.output) : std::string(), total_requests,
-                           progress.elapsed_seconds());
+  else
+    std::cout << table(rows);
+  note(a.report, fmt::format("wrote {}{} ({} requests in {:.1f} s)", a.output,
+                             a.log_samples ? " and " + samples_path(a.output) : std::string(), total_requests,
+                             progress.elapsed_seconds()));
 }
 
 }  // namespace
@@ -164,27 +165,26 @@ void register_eval_tasks(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "eval-tasks", "Benchmark tasks (MMLU, ARC, HellaSwag, WinoGrande, PIQA, BoolQ, LAMBADA, task files) scored as "
                     "the lm-evaluation-harness does");
-  cmd->add_option("--model", a->model, "Checkpoint folder")->required();
+  add_model(cmd, a->model)->required();
   cmd->add_option("--tasks", a->tasks,
                   "NAME=DATA.jsonl for a built-in task (arc_easy, arc_challenge, hellaswag, winogrande, piqa, boolq, "
                   "mmlu, lambada_openai, lambada_standard, perplexity), or a task file (docs/eval_tasks.md)")
       ->required();
-  cmd->add_option("--output", a->output, "Results JSON file")->required();
+  add_output(cmd, a->output, "Results JSON file")->required();
   cmd->add_option("--fewshot-data", a->fewshot_data, "TASK=PATH.jsonl: the few-shot pool of a task (e.g. its train split)");
   cmd->add_option("--limit", a->limit, "Evaluate the first N documents of each task")
       ->check(CLI::Range(int64_t{1}, kMaxCount));
   cmd->add_option("--num-fewshot", a->num_fewshot, "Few-shot examples per prompt (default: the task's, 0 for built-ins)")
       ->check(CLI::Range(int64_t{0}, int64_t{1000}));
-  cmd->add_option("--seed", a->seed, "Few-shot sampling seed (the harness's default) and bootstrap seed")
-      ->capture_default_str();
+  add_seed(cmd, a->seed, "Few-shot sampling seed (the harness's default) and bootstrap seed");
   cmd->add_option("--batch-tokens", a->batch_tokens, "Tokens per forward pass")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, kMaxCount));
   cmd->add_option("--max-length", a->max_length,
                   "Longest sequence scored; longer requests lose context from the left (default: config.json's "
                   "max_position_embeddings, else 4096)")
       ->check(CLI::Range(int64_t{2}, kMaxCount));
-  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json or a folder holding one (default: the checkpoint's; "
-                                               "UTF-8 bytes when it has none)");
+  add_tokenizer(cmd, a->tokenizer,
+                "tokenizer.json or a folder holding one (default: the checkpoint's; UTF-8 bytes when it has none)");
   cmd->add_option("--prefix-token-id", a->prefix_token_id,
                   "Token that empty contexts and rolling windows start from (default: BOS, else EOS; '\\n' for bytes)")
       ->check(CLI::Range(int64_t{0}, kMaxCount));
@@ -193,11 +193,10 @@ void register_eval_tasks(CLI::App& app) {
   cmd->add_flag("--no-context-reuse", a->no_context_reuse,
                 "Score every context + continuation as its own sequence (the harness's way; slower, same numbers)");
   cmd->add_flag("--log-samples", a->log_samples, "Also write per-sample records (OUTPUT stem + .samples.jsonl)");
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
-  cmd->add_flag("--json", a->json, "Print the results JSON instead of the table");
-  cmd->add_flag("--quiet", a->quiet, "No progress lines");
-  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output (never an input)");
+  add_device(cmd, a->device);
+  add_dtype(cmd, a->dtype)->capture_default_str();
+  add_overwrite(cmd, a->overwrite);
+  add_report_flags(cmd, a->report);
   cmd->callback([a] { run(*a); });
 }
 

@@ -2,6 +2,7 @@
 // continuation out, with prefill and decode speed reported separately (model/generate.h does the
 // work). Greedy at temperature 0. Text output stops at the tokenizer's EOS.
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "common/error.h"
 #include "cli/flag_checks.h"
 #include "data/tokenizer/model_text.h"
@@ -41,7 +42,7 @@ struct GenerateArgs {
   std::string model, device = "cpu", dtype = "fp32", text, tokenizer;
   std::vector<int64_t> prompt;
   GenerateOptions opt;
-  bool json = false;
+  ReportFlags report;
 };
 
 void run_generate(const GenerateArgs& a) {
@@ -69,7 +70,7 @@ void run_generate(const GenerateArgs& a) {
         }
     continuation = text->decode(kept);
   }
-  if (a.json) {
+  if (a.report.json) {
     nlohmann::json j = {{"prompt_ids", prompt_ids},
                         {"generated_ids", ids},
                         {"prefill", {{"tokens", r.prefill_tokens}, {"seconds", r.prefill_seconds},
@@ -83,9 +84,9 @@ void run_generate(const GenerateArgs& a) {
     std::cout << a.text << continuation << "\n";
   } else {
     std::cout << fmt::format("{}\n", fmt::join(ids, ","));
-    std::cerr << fmt::format("prefill {} tokens in {:.4f} s ({:.1f} tokens/s) | decode {} tokens in {:.4f} s ({:.1f} tokens/s)\n",
-                             r.prefill_tokens, r.prefill_seconds, r.prefill_tokens_per_second(), r.decode_tokens,
-                             r.decode_seconds, r.decode_tokens_per_second());
+    note(a.report, fmt::format("prefill {} tokens in {:.4f} s ({:.1f} tokens/s) | decode {} tokens in {:.4f} s ({:.1f} tokens/s)",
+                               r.prefill_tokens, r.prefill_seconds, r.prefill_tokens_per_second(), r.decode_tokens,
+                               r.decode_seconds, r.decode_tokens_per_second()));
   }
 }
 
@@ -94,21 +95,20 @@ void run_generate(const GenerateArgs& a) {
 void register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate token ids after a prompt (prefill, then one token a step)");
-  cmd->add_option("--model", a->model, "Checkpoint folder")->required();
+  add_model(cmd, a->model)->required();
   auto* text = cmd->add_option("--prompt", a->text, "Prompt text, through the model folder's tokenizer.json (UTF-8 bytes for a "
                                "byte-level model); prints the prompt and its continuation");
   auto* ids = cmd->add_option("--prompt-ids", a->prompt, "Prompt token ids, comma-separated (e.g. 1,2,3)")->delimiter(',');
   text->excludes(ids);
-  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json or a folder holding one (default: the model folder's)")
-      ->needs(text);
+  add_tokenizer(cmd, a->tokenizer, "tokenizer.json or a folder holding one (default: the model folder's)")->needs(text);
   cmd->add_option("--max-new-tokens", a->opt.max_new_tokens, "Tokens to generate")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, kMaxNewTokens));
   cmd->add_option("--temperature", a->opt.temperature, "0: greedy; > 0: sample from softmax(logits / T)")
       ->capture_default_str()->check(temperature_check());
-  cmd->add_option("--seed", a->opt.seed, "Sampling seed")->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
-  cmd->add_flag("--json", a->json, "Machine-readable output");
+  add_seed(cmd, a->opt.seed, "Sampling seed");
+  add_device(cmd, a->device);
+  add_dtype(cmd, a->dtype)->capture_default_str();
+  add_report_flags(cmd, a->report);
   cmd->callback([a, text, ids] {
     if (text->count() == 0 && ids->count() == 0) fail_usage("generate: give --prompt TEXT or --prompt-ids IDS");
     run_generate(*a);

@@ -1,5 +1,6 @@
 // minipuzzle info MODEL_OR_CONFIG: pattern, parameters by component, weight bytes, inference state.
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "cli/format.h"
 #include "model/accounting.h"
 #include "model/config.h"
@@ -20,18 +21,20 @@ namespace {
 
 struct InfoArgs {
   std::string path;
-  bool json = false;
+  ReportFlags report;
   int64_t context = 8192;
   int64_t batch = 1;
   std::string budget;
-  std::string throughput;  // predicted generation speed with this throughput model
+  bool predict_speed = false;
+  std::string throughput_model;  // empty: configs/throughput/h200-bf16.json
   int64_t prompt_tokens = 65536, output_tokens = 1024;
 };
 
 // Predicted generation time on the card the throughput model was measured on (search/throughput.h).
 ThroughputModel read_speed_model(const InfoArgs& a) {
-  const std::string path = a.throughput == "default" ? default_throughput_path() : a.throughput;
-  if (path.empty()) fail_input("--throughput default: configs/throughput/h200-bf16.json is not in this source tree");
+  const std::string path = a.throughput_model.empty() ? default_throughput_path() : a.throughput_model;
+  if (path.empty())
+    fail_input("--predict-speed: configs/throughput/h200-bf16.json is not in this source tree; give --throughput-model FILE");
   return load_throughput(path);
 }
 
@@ -77,8 +80,8 @@ void run_info(const InfoArgs& a) {
   // Every file is read before anything is printed, so a bad one ends in one line.
   const std::optional<Budget> budget = a.budget.empty() ? std::nullopt : std::optional<Budget>(load_budget(a.budget));
   const std::optional<ThroughputModel> speed =
-      a.throughput.empty() ? std::nullopt : std::optional<ThroughputModel>(read_speed_model(a));
-  if (budget && a.json) {
+      a.predict_speed || !a.throughput_model.empty() ? std::optional<ThroughputModel>(read_speed_model(a)) : std::nullopt;
+  if (budget && a.report.json) {
     print_budget(c, *budget, true);
     return;
   }
@@ -89,7 +92,7 @@ void run_info(const InfoArgs& a) {
   const double conv_bytes_seq = 2.0 * s.mamba_conv_per_seq;               // bf16
   const double ssm_bytes_seq = 4.0 * s.mamba_ssm_per_seq;                 // fp32 (mamba_ssm_cache_dtype)
   const double state_total = a.batch * (kv_bytes_token * a.context + conv_bytes_seq + ssm_bytes_seq);
-  if (a.json) {
+  if (a.report.json) {
     nlohmann::json j;
     j["pattern"] = c.pattern();
     j["layers"] = {{"total", c.num_layers()}, {"mamba", c.count(LayerType::Mamba)},
@@ -103,6 +106,14 @@ void run_info(const InfoArgs& a) {
                   {"mamba_ssm_bytes_per_sequence_fp32", ssm_bytes_seq}, {"context", a.context}, {"batch", a.batch},
                   {"total_bytes", state_total}};
     j["forward_flops_per_token"] = forward_flops_per_token(c, a.context);
+    if (speed) {
+      const Workload w{a.batch, a.prompt_tokens, a.output_tokens};
+      const GenerationEstimate e = speed->estimate(c, w);
+      j["predicted_speed"] = {{"card", speed->card}, {"dtype", speed->dtype}, {"batch", w.batch},
+                              {"prompt_tokens", w.prompt_tokens}, {"output_tokens", w.output_tokens},
+                              {"prefill_s", e.prefill_s}, {"decode_s_per_token", e.decode_s_per_token},
+                              {"generation_s", e.generation_s}};
+    }
     std::cout << j.dump(2) << "\n";
     return;
   }
@@ -143,18 +154,21 @@ void register_info(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   CLI::App* cmd = app.add_subcommand("info", "Layer pattern, parameters by component, weight and state bytes");
   cmd->add_option("model", args->path, "Checkpoint folder or config.json")->required();
-  cmd->add_flag("--json", args->json, "Machine-readable output");
   cmd->add_option("--context", args->context, "Context length for the KV-cache figures")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   cmd->add_option("--batch", args->batch, "Sequences for the state figures")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--budget", args->budget, "Deployment budget JSON: memory breakdown and whether it fits");
-  cmd->add_option("--throughput", args->throughput,
-                  "Throughput model JSON ('default': configs/throughput/h200-bf16.json): predicted generation time");
-  cmd->add_option("--prompt-tokens", args->prompt_tokens, "Prompt tokens for --throughput")->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  cmd->add_option("--output-tokens", args->output_tokens, "New tokens for --throughput")->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cmd->add_flag("--predict-speed", args->predict_speed,
+                "Predicted generation time from a throughput model (--throughput-model)");
+  cmd->add_option("--throughput-model", args->throughput_model,
+                  "Throughput model JSON (bench/bench_throughput) that predicts generation speed; implies "
+                  "--predict-speed [default: configs/throughput/h200-bf16.json]");
+  cmd->add_option("--prompt-tokens", args->prompt_tokens, "Generation workload for predicted speed: prompt tokens")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  cmd->add_option("--output-tokens", args->output_tokens, "Generation workload for predicted speed: new tokens")
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  add_report_flags(cmd, args->report);
   cmd->callback([args] { run_info(*args); });
 }
 

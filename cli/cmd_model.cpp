@@ -1,5 +1,6 @@
 // Subcommands over one checkpoint: init, forward, convert.
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/output_guard.h"
@@ -14,6 +15,7 @@
 #include <ATen/core/grad_mode.h>
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
@@ -27,7 +29,14 @@ struct InitArgs {
   std::string config, output, dtype = "bf16", max_shard = "5GB";
   uint64_t seed = 0;
   bool overwrite = false;
+  ReportFlags report;
 };
+
+// The checkpoint written: {"output", ...} on stdout with --json, the "wrote" line on stderr.
+void report_written(const ReportFlags& r, nlohmann::json result, const std::string& line) {
+  if (r.json) std::cout << result.dump(2) << "\n";
+  note(r, line);
+}
 
 // A model whose weights cannot fit this machine's memory is refused before allocating them.
 void check_fits_memory(const ModelConfig& c, at::ScalarType dt, const std::string& source) {
@@ -48,13 +57,17 @@ void run_init(const InitArgs& a) {
   SaveOptions so;
   so.max_shard_bytes = shard;
   save_model(m, a.output, so);
-  std::cerr << fmt::format("wrote {} ({} parameters, {}, seed {})\n", a.output, billions(count_params(c).total()),
-                           dtype_config_name(dt), a.seed);
+  report_written(a.report,
+                 {{"output", a.output}, {"parameters", count_params(c).total()}, {"dtype", dtype_config_name(dt)},
+                  {"seed", a.seed}},
+                 fmt::format("wrote {} ({} parameters, {}, seed {})", a.output, billions(count_params(c).total()),
+                             dtype_config_name(dt), a.seed));
 }
 
 struct ForwardArgs {
   std::string model, input, output, device = "cpu", dtype = "fp32";
   bool overwrite = false;
+  ReportFlags report;
 };
 
 void run_forward(const ForwardArgs& a) {
@@ -72,12 +85,14 @@ void run_forward(const ForwardArgs& a) {
   at::NoGradGuard no_grad;
   at::Tensor logits = forward_logits(m, ids.to(dev));
   write_safetensors(a.output, {{"logits", logits.cpu().contiguous()}});
-  std::cerr << fmt::format("wrote {}: logits [{}, {}, {}]\n", a.output, logits.size(0), logits.size(1), logits.size(2));
+  report_written(a.report, {{"output", a.output}, {"logits_shape", logits.sizes().vec()}},
+                 fmt::format("wrote {}: logits [{}, {}, {}]", a.output, logits.size(0), logits.size(1), logits.size(2)));
 }
 
 struct ConvertArgs {
   std::string model, output, dtype, max_shard = "5GB";
   bool overwrite = false;
+  ReportFlags report;
 };
 
 void run_convert(const ConvertArgs& a) {
@@ -88,7 +103,8 @@ void run_convert(const ConvertArgs& a) {
     if (!a.dtype.empty()) co.dtype = parse_dtype(a.dtype);
     co.max_shard_bytes = shard;
     consolidate_sharded_checkpoint(a.model, a.output, co);
-    std::cerr << fmt::format("wrote {} (from sharded checkpoint {})\n", a.output, a.model);
+    report_written(a.report, {{"output", a.output}, {"from_sharded_checkpoint", true}},
+                   fmt::format("wrote {} (from sharded checkpoint {})", a.output, a.model));
     return;
   }
   LoadOptions lo;
@@ -98,7 +114,8 @@ void run_convert(const ConvertArgs& a) {
   so.max_shard_bytes = shard;
   so.companions_from = a.model;
   save_model(m, a.output, so);
-  std::cerr << fmt::format("wrote {} ({})\n", a.output, dtype_config_name(m.dtype()));
+  report_written(a.report, {{"output", a.output}, {"dtype", dtype_config_name(m.dtype())}},
+                 fmt::format("wrote {} ({})", a.output, dtype_config_name(m.dtype())));
 }
 
 }  // namespace
@@ -107,35 +124,37 @@ void register_init(CLI::App& app) {
   auto a = std::make_shared<InitArgs>();
   CLI::App* cmd = app.add_subcommand("init", "Write a randomly initialised checkpoint for a config");
   cmd->add_option("--config", a->config, "config.json (or a folder holding one)")->required();
-  cmd->add_option("--output", a->output, "Output checkpoint folder")->required();
-  cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
-  cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16")->capture_default_str();
-  cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB or 20KB")->capture_default_str();
-  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output folder (never one holding an input)");
+  add_output(cmd, a->output, "Output checkpoint folder")->required();
+  add_seed(cmd, a->seed, "Initialisation seed");
+  add_dtype(cmd, a->dtype, "Stored dtype: fp32, bf16 or fp16")->capture_default_str();
+  add_max_shard_size(cmd, a->max_shard);
+  add_overwrite(cmd, a->overwrite);
+  add_report_flags(cmd, a->report);
   cmd->callback([a] { run_init(*a); });
 }
 
 void register_forward(CLI::App& app) {
   auto a = std::make_shared<ForwardArgs>();
   CLI::App* cmd = app.add_subcommand("forward", "Logits for token ids (safetensors in, safetensors out)");
-  cmd->add_option("--model", a->model, "Checkpoint folder")->required();
+  add_model(cmd, a->model)->required();
   cmd->add_option("--input", a->input, "safetensors file with int64 'input_ids' [batch, length]")->required();
-  cmd->add_option("--output", a->output, "safetensors file to write 'logits' float32 [batch, length, vocab]")->required();
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--dtype", a->dtype, "Compute dtype: fp32, bf16 or fp16")->capture_default_str();
-  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output file (never an input)");
+  add_output(cmd, a->output, "safetensors file to write 'logits' float32 [batch, length, vocab]")->required();
+  add_device(cmd, a->device);
+  add_dtype(cmd, a->dtype)->capture_default_str();
+  add_overwrite(cmd, a->overwrite);
+  add_report_flags(cmd, a->report);
   cmd->callback([a] { run_forward(*a); });
 }
 
 void register_convert(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();
   CLI::App* cmd = app.add_subcommand("convert", "Rewrite a checkpoint (dtype, sharding) in canonical HF form");
-  cmd->add_option("--model", a->model, "Input checkpoint folder (or a sharded training step, OUTPUT/checkpoint-STEP)")
-      ->required();
-  cmd->add_option("--output", a->output, "Output checkpoint folder")->required();
-  cmd->add_option("--dtype", a->dtype, "fp32, bf16 or fp16 (default: as stored; a sharded step: the run's compute dtype)");
-  cmd->add_option("--max-shard-size", a->max_shard, "Largest shard, e.g. 5GB or 20KB")->capture_default_str();
-  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output folder (never one holding an input)");
+  add_model(cmd, a->model, "Input checkpoint folder (or a sharded training step, OUTPUT/checkpoint-STEP)")->required();
+  add_output(cmd, a->output, "Output checkpoint folder")->required();
+  add_dtype(cmd, a->dtype, "Stored dtype: fp32, bf16 or fp16 (default: as stored; a sharded step: the run's compute dtype)");
+  add_max_shard_size(cmd, a->max_shard);
+  add_overwrite(cmd, a->overwrite);
+  add_report_flags(cmd, a->report);
   cmd->callback([a] { run_convert(*a); });
 }
 

@@ -1,6 +1,7 @@
 // minipuzzle plot: loss curves of one or more training runs in one SVG (and their last values on
 // the terminal), e.g. distilled against fine-tuned against from-scratch on held-out loss.
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "common/atomic_output.h"
 #include "common/error.h"
 #include "common/output_guard.h"
@@ -8,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <iostream>
@@ -21,6 +23,7 @@ struct PlotArgs {
   std::string output = "curves.svg", title;
   CurveOptions curve;
   bool overwrite = false;
+  ReportFlags report;
 };
 
 void run_plot(const PlotArgs& a) {
@@ -40,6 +43,17 @@ void run_plot(const PlotArgs& a) {
   const std::string title = a.title.empty() ? fmt::format("{} {} by {}", a.curve.records, a.curve.field, a.curve.x) : a.title;
   const LineChart ch = curves_chart(runs, a.curve, title);
   write_file_atomic(a.output, render_svg(ch));
+  if (a.report.json) {
+    nlohmann::json series = nlohmann::json::array();
+    for (const ChartSeries& s : ch.series) {
+      nlohmann::json j = {{"run", s.name}, {"points", s.points.size()}};
+      if (!s.points.empty()) j["last"] = {{a.curve.x, s.points.back().first}, {a.curve.field, s.points.back().second}};
+      series.push_back(j);
+    }
+    std::cout << nlohmann::json{{"output", a.output}, {"series", series}}.dump(2) << "\n";
+    note(a.report, "wrote " + a.output);
+    return;
+  }
   std::cout << fmt::format("{:<28} {:>8} {:>14} {:>12}\n", "run", "points", a.curve.x, a.curve.field);
   for (const ChartSeries& s : ch.series) {
     if (s.points.empty()) {
@@ -49,7 +63,7 @@ void run_plot(const PlotArgs& a) {
     std::cout << fmt::format("{:<28} {:>8} {:>14.6g} {:>12.5g}\n", s.name, s.points.size(), s.points.back().first,
                              s.points.back().second);
   }
-  std::cout << "wrote " << a.output << "\n";
+  note(a.report, "wrote " + a.output);
 }
 
 }  // namespace
@@ -65,8 +79,9 @@ void register_plot(CLI::App& app) {
   cmd->add_option("--smooth", a->curve.smooth, "Moving average over N points")->capture_default_str();
   cmd->add_flag("!--no-teacher", a->curve.teacher, "Leave out the teacher's held-out value");
   cmd->add_option("--title", a->title, "Chart title");
-  cmd->add_option("--output", a->output, "SVG file")->capture_default_str();
-  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing --output file");
+  add_output(cmd, a->output, "SVG file")->capture_default_str();
+  add_overwrite(cmd, a->overwrite, "Replace an existing --output file");
+  add_report_flags(cmd, a->report);
   cmd->callback([a] { run_plot(*a); });
 }
 

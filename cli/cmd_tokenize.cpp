@@ -1,6 +1,7 @@
 // minipuzzle tokenize: text -> ids (or ids -> text with --decode) with a Hugging Face
 // tokenizer.json, for checking what a model will see.
 #include "cli/commands.h"
+#include "cli/common_options.h"
 #include "common/atomic_output.h"
 #include "common/error.h"
 #include "data/tokenizer/tokenizer.h"
@@ -17,7 +18,8 @@ namespace {
 
 struct TokenizeArgs {
   std::string tokenizer, text, input;
-  bool decode = false, json = false, add_special_tokens = false, skip_special_tokens = false;
+  bool decode = false, add_special_tokens = false, skip_special_tokens = false;
+  ReportFlags report;
 };
 
 // Ids from "1 2 3", "1,2,3" or a JSON array "[1, 2, 3]".
@@ -48,13 +50,13 @@ void run(const TokenizeArgs& a) {
   const std::string in = a.input.empty() ? a.text : read_file(a.input);
   if (a.decode) {
     std::string text = tok->decode(parse_ids(in, where, *tok), a.skip_special_tokens);
-    if (a.json) std::cout << nlohmann::json{{"text", text}}.dump() << "\n";
+    if (a.report.json) std::cout << nlohmann::json{{"text", text}}.dump() << "\n";
     else std::cout << text << "\n";
     return;
   }
   if (auto bad = invalid_utf8_offset(in)) fail_input("{}: not valid UTF-8 at byte {}; expected UTF-8 text", where, *bad);
   std::vector<int64_t> ids = tok->encode(in, a.add_special_tokens);
-  if (a.json) {
+  if (a.report.json) {
     nlohmann::json tokens = nlohmann::json::array();
     for (int64_t id : ids) tokens.push_back(tok->id_to_token(id).value_or(""));
     std::cout << nlohmann::json{{"ids", ids}, {"tokens", tokens}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
@@ -70,14 +72,15 @@ void run(const TokenizeArgs& a) {
 void register_tokenize(CLI::App& app) {
   auto a = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Text -> token ids (or ids -> text) with a Hugging Face tokenizer.json");
-  cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json, or a checkpoint folder holding one")->required();
+  add_tokenizer(cmd, a->tokenizer, "tokenizer.json, or a checkpoint folder holding one")->required();
   auto* text = cmd->add_option("--text", a->text, "Text to encode (or ids to decode)");
   auto* input = cmd->add_option("--input", a->input, "File whose contents to encode (or ids to decode)");
   text->excludes(input);
   cmd->add_flag("--decode", a->decode, "Input is token ids; print the text");
-  cmd->add_flag("--json", a->json, "Print JSON: {\"ids\": [...], \"tokens\": [...]} (or {\"text\": ...} with --decode)");
   cmd->add_flag("--add-special-tokens", a->add_special_tokens, "Apply the tokenizer's post-processor (e.g. BOS)");
   cmd->add_flag("--skip-special-tokens", a->skip_special_tokens, "With --decode: leave special tokens out");
+  // --json prints {"ids": [...], "tokens": [...]}, or {"text": ...} with --decode.
+  add_report_flags(cmd, a->report);
   cmd->callback([a, text, input] {
     if (text->count() == 0 && input->count() == 0) fail_usage("tokenize: give --text or --input");
     run(*a);

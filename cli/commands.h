@@ -31,5 +31,6 @@ void register_score(CLI::App& app);
 void register_prune(CLI::App& app);
 void register_train(CLI::App& app);    // train and distill (cmd_train.cpp)
 void register_plot(CLI::App& app);
+void register_completion(CLI::App& app);  // completion bash (cmd_completion.cpp)
 
 }  // namespace mp::cli

@@ -1,6 +1,7 @@
 // minipuzzle: compress hybrid Mamba-Transformer models (Nemotron-H) the MiniPuzzle way.
 // Errors from user input end in one line and exit code 2; runtime failures exit 1. Every error line
 // is printable text (control characters and bytes that are not UTF-8 escaped as \xNN).
+#include "cli/app.h"
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/printable.h"
@@ -9,39 +10,20 @@
 #include <c10/util/Exception.h>
 
 #include <cstdio>
+#include <memory>
 #include <new>
 #include <string>
 
 namespace mp::cli {
-namespace {
-std::vector<std::string> g_args;
-}
-void set_command_line(int argc, char** argv) { g_args.assign(argv + 1, argv + argc); }
-const std::vector<std::string>& command_line() { return g_args; }
 // Version, commit, LibTorch version and CUDA support; generated at build time (cmake/build_info.cmake).
 std::string version_text();
 }  // namespace mp::cli
 
 int main(int argc, char** argv) {
   mp::cli::set_command_line(argc, argv);
-  CLI::App app{"minipuzzle: score, search, prune and distill Nemotron-H hybrid models"};
-  app.require_subcommand(1);
-  app.set_help_all_flag("--help-all", "Help for every subcommand");
+  const std::unique_ptr<CLI::App> owned = mp::cli::make_app();
+  CLI::App& app = *owned;
   app.set_version_flag("--version", mp::cli::version_text, "Version, commit, LibTorch version and CUDA support");
-  mp::cli::register_info(app);
-  mp::cli::register_init(app);
-  mp::cli::register_forward(app);
-  mp::cli::register_eval(app);
-  mp::cli::register_eval_tasks(app);
-  mp::cli::register_generate(app);
-  mp::cli::register_convert(app);
-  mp::cli::register_data(app);
-  mp::cli::register_tokenize(app);
-  mp::cli::register_search(app);
-  mp::cli::register_score(app);
-  mp::cli::register_prune(app);
-  mp::cli::register_train(app);
-  mp::cli::register_plot(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,6 +1,7 @@
-# `cmake --install`: the binary (bin/), configs/ and docs/ (share/minipuzzle/), the README
-# (share/doc/minipuzzle/), and for C++ users the static libraries, their headers
-# (include/minipuzzle/<folder>/...h, the include paths the sources use) and a CMake package:
+# `cmake --install`: the binary (bin/), its bash completion (share/bash-completion/completions/),
+# configs/ and docs/ (share/minipuzzle/), the README (share/doc/minipuzzle/), and for C++ users
+# the static libraries, their headers (include/minipuzzle/<folder>/...h, the include paths the
+# sources use) and a CMake package:
 #   find_package(minipuzzle CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE minipuzzle::mp_model)
 # Two components, "runtime" (binary, configs, docs, README) and "dev" (the rest); `cpack -G DEB`
@@ -18,6 +19,8 @@ install(TARGETS minipuzzle RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/configs/ DESTINATION ${MP_INSTALL_DATADIR}/configs COMPONENT runtime)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/docs/ DESTINATION ${MP_INSTALL_DATADIR}/docs COMPONENT runtime)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime)
+install(FILES ${MP_BASH_COMPLETION} DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
+        COMPONENT runtime)
 
 # PCRE2 and utf8proc found without pkg-config (the copies scripts/bundle_deps.sh puts in deps/lib)
 # go with the binary, which finds them next to itself: the link name, the soname, the file.

@@ -101,7 +101,7 @@ MakeTaskStats make_task(const MakeTaskOptions& o) {
   if (docs.size() < 2)
     fail_input("{}: {} of the {} files hold words; expected at least 2 documents, so that wrong choices come from "
                "other documents",
-               o.files.empty() ? std::string("--text") : o.files[0], docs.size(), o.files.size());
+               o.files.empty() ? std::string("--text-files") : o.files[0], docs.size(), o.files.size());
   if (o.split != "word" && o.split != "char") fail_usage("--split {}: expected word or char", o.split);
   const bool by_char = o.split == "char";
   // Positions a passage can end at: word p in [1, words), or character p in [1, chars - M] so that
@@ -115,7 +115,7 @@ MakeTaskStats make_task(const MakeTaskOptions& o) {
   uint64_t total = 0;
   for (const Doc& d : docs) cum.push_back(total += positions(d));
   if (total == 0)
-    fail_input("--text: no document is long enough; expected passages of several words (or more than "
+    fail_input("--text-files: no document is long enough; expected passages of several words (or more than "
                "--continuation-chars characters with --split char)");
 
   std::mt19937_64 rng(o.seed);
@@ -133,7 +133,7 @@ MakeTaskStats make_task(const MakeTaskOptions& o) {
     std::vector<std::string> choices = {truth};
     for (int64_t tries = 0; static_cast<int64_t>(choices.size()) < o.choices; ++tries) {
       if (tries > 1000 * o.choices)
-        fail_input("--text: cannot find {} distinct continuations from other documents; give more text or fewer "
+        fail_input("--text-files: cannot find {} distinct continuations from other documents; give more text or fewer "
                    "--choices",
                    o.choices - 1);
       size_t oi = below(docs.size() - 1);

@@ -23,7 +23,7 @@ valid=$(ls "$RUN"/text/sotu/*.txt | awk -F/ '{split($NF,a,"_"); if (a[1] > 2000)
 # A 4-choice task from the held-out addresses: a passage, its true next 40 characters and three
 # 40-character fragments of other addresses, split anywhere (docs/eval_tasks.md); every model of
 # the report is scored on it.
-$MP data make-task --text $valid --output "$RUN/task" --choices 4 --samples 400 --seed 1 --split char \
+$MP data make-task --text-files $valid --output "$RUN/task" --choices 4 --samples 400 --seed 1 --split char \
   --context-chars 300 --continuation-chars 40 --overwrite
 
 echo "== 2. teacher: configs/demo (~1M parameters, pattern M-*-M-M-, bytes), trained from scratch"
@@ -37,7 +37,7 @@ $MP score --model "$RUN/teacher/final" --data "$RUN/tokens/train" --output "$RUN
 
 echo "== 4. search: shapes with at most 60% of the teacher's parameters, ranked by KL to the teacher"
 $MP search --model "$RUN/teacher/final" --importance "$RUN/importance/importance.json" --data "$RUN/tokens/valid" \
-  --eval-tokens 16384 --seq-len 256 --mamba-layers 1:3 --attention-layers 1 --mlp-layers 1:4 --ffn-grid 128:512:64 \
+  --eval-tokens 16384 --seq-len 256 --mamba-layers 1:3 --attention-layers 1 --mlp-layers 1:4 --ffn-hidden-size 128:512:64 \
   --max-params 0.000600 --top 100 --show 8 --quiet --output "$RUN/search" --overwrite | tee "$RUN/search.txt"
 
 echo "== 5. prune the teacher to the best shape"

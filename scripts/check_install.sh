@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks an installation as a user meets it: `cmake --install` of build/ (or the build folder given)
-# into a temporary prefix, then the installed `minipuzzle --version` and `info` on an installed
-# config, then a small C++ program (tests/install_consumer/) configured against the installed
+# into a temporary prefix, then the installed `minipuzzle --version`, `info` on an installed
+# config and the bash completion script, then a small C++ program (tests/install_consumer/) configured against the installed
 # CMake package with find_package(minipuzzle), built and run. Nothing is left behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,9 @@ version=$("$mp" --version)
 [ "$(head -n1 <<<"$version")" = "minipuzzle $want" ] || fail "--version printed '$(head -n1 <<<"$version")', expected 'minipuzzle $want'"
 info=$("$mp" info "$config")
 grep -q "8.10 B" <<<"$info" || fail "info on the installed 8B config does not report 8.10 B parameters"
+completion="$prefix/share/bash-completion/completions/minipuzzle"
+[ -f "$completion" ] || fail "no share/bash-completion/completions/minipuzzle in the installed tree"
+grep -q -- '--ffn-hidden-size' "$completion" || fail "the installed bash completion does not name search's options"
 
 # A C++ program against the installed package (the compiler launcher is left out: this measures
 # a cold build, as on a fresh machine).

@@ -29,7 +29,7 @@ targets=(
     imp=$(bits "$w/imp")
     rs=""; sum=0
     for s in 1 2 3 4 5; do
-      $MP prune --model "$T" --importance "$I" --output "$w/r$s" $t --random-seed $s --overwrite >/dev/null 2>&1
+      $MP prune --model "$T" --importance "$I" --output "$w/r$s" $t --random-indices $s --overwrite >/dev/null 2>&1
       r=$(bits "$w/r$s"); rs="$rs $r"; sum=$(awk -v a="$sum" -v b="$r" 'BEGIN {print a + b}')
     done
     printf '| `%s` | %s | %s | %.3f | %s |\n' "$t" "$imp" "$(echo $rs | sed 's/ /, /g')" "$(awk -v a="$sum" 'BEGIN {print a / 5}')" "$parent"

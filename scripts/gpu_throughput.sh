@@ -11,10 +11,10 @@ model=$out/throughput_model.json
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 $B/bench/bench_throughput measure --families demo,8b,56b --card "$card" --commit "$commit" --date "$(date -u +%F)" \
   --out-samples "$out/throughput_samples.json" --out-model "$model" || exit 1
-$B/bench/bench_throughput check --throughput "$model" --parent configs/nemotron-h-8b/config.json \
+$B/bench/bench_throughput check --throughput-model "$model" --parent configs/nemotron-h-8b/config.json \
   --budget configs/budgets/rtx5090-fp4-1m.json --auto 4 --reps 5 --out "$out/throughput_check_8b.json"
 demo_child=bench/results/demo_chosen_candidate.json  # runs/demo/pruned/config.json of the main job
-$B/bench/bench_throughput check --throughput "$model" --parent configs/demo/config.json \
+$B/bench/bench_throughput check --throughput-model "$model" --parent configs/demo/config.json \
   --candidate "$demo_child" --out "$out/throughput_check_demo.json"
-$B/bench/bench_throughput check --throughput "$model" --parent configs/nemotron-h-56b/config.json \
+$B/bench/bench_throughput check --throughput-model "$model" --parent configs/nemotron-h-56b/config.json \
   --candidate configs/nemotron-h-47b/config.json --prompt-tokens 16384 --sequential --out "$out/throughput_check_56b.json"

@@ -16,7 +16,7 @@ SearchResult run_search(const ModelConfig& parent, const Budget& budget, const S
   r.budget = budget;
   const double max_gib = limits.max_memory_gib > 0 ? limits.max_memory_gib : budget.memory_limit_gib;
   if (limits.min_speedup > 0 && !speed)
-    fail_usage("a minimum speed-up needs a throughput model (--throughput FILE, see docs/search.md)");
+    fail_usage("a minimum speed-up needs a throughput model (--throughput-model FILE, see docs/search.md)");
   r.speed = speed;
   if (speed) r.parent_speed = speed->model.estimate(parent, speed->workload);
   std::vector<Candidate> all = enumerate(space, parent);

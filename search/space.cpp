@@ -75,10 +75,10 @@ std::vector<Candidate> enumerate(const SearchSpace& s, const ModelConfig& p) {
   check(s.mamba, p.count(LayerType::Mamba), "--mamba-layers", 1, "");
   check(s.attention, p.count(LayerType::Attention), "--attention-layers", 1, "");
   check(s.mlp, p.count(LayerType::Mlp), "--mlp-layers", 1, "");
-  check(s.ffn, p.intermediate_size, "--ffn-grid", 1, "");
-  check(s.hidden, p.hidden_size, "--hidden-grid", 1, "");
-  check(s.attention_heads, p.num_attention_heads, "--attention-heads", p.num_key_value_heads, "query heads per kv head");
-  check(s.mamba_heads, p.mamba_num_heads, "--mamba-heads", p.n_groups, "Mamba heads per group");
+  check(s.ffn, p.intermediate_size, "--ffn-hidden-size", 1, "");
+  check(s.hidden, p.hidden_size, "--hidden-size", 1, "");
+  check(s.attention_heads, p.num_attention_heads, "--num-attention-heads", p.num_key_value_heads, "query heads per kv head");
+  check(s.mamba_heads, p.mamba_num_heads, "--mamba-num-heads", p.n_groups, "Mamba heads per group");
   check(s.mamba_head_dim, p.mamba_head_dim, "--mamba-head-dim", 1, "");
   std::vector<Candidate> out;
   for (int64_t m : s.mamba)

@@ -217,8 +217,8 @@ std::vector<Case> cases() {
       {"ScoreOutputInsideModel", "score --model {M} --data {D} --output {M}/importance.json", "lies inside the input"},
       {"ScoreBadDataLeavesNoFolder", "score --model {M} --data {X}/absent --output {X}/new/deeper/importance.json",
        "absent.idx", [](const std::string& x) { fs::create_directories(x); }},
-      {"SearchOutputExists", "search --config {C} --throughput none --output {S}", "already exists"},
-      {"SearchOutputIsModel", "search --model {M} --throughput none --output {M}", "is the input"},
+      {"SearchOutputExists", "search --config {C} --no-predict-speed --output {S}", "already exists"},
+      {"SearchOutputIsModel", "search --model {M} --no-predict-speed --output {M}", "is the input"},
       {"DataFromTextOutputExists", "data from-text {ROOT}/text.txt --output {D}", "already exists"},
       {"DataFromTextOutputIsInput", "data from-text {X}/t.bin --output {X}/t --overwrite", "is the input",
        [](const std::string& x) { write(x + "/t.bin", "text"); }},
@@ -300,7 +300,7 @@ std::vector<Case> cases() {
        [](const std::string& x) { write(x + "/recipe.json", nested(50000)); }},
       {"BudgetDeeplyNested", "info {C} --budget {X}/budget.json", "nests deeper",
        [](const std::string& x) { write(x + "/budget.json", nested(50000)); }},
-      {"ThroughputDeeplyNested", "info {C} --throughput {X}/tp.json", "nests deeper",
+      {"ThroughputDeeplyNested", "info {C} --throughput-model {X}/tp.json", "nests deeper",
        [](const std::string& x) { write(x + "/tp.json", nested(50000)); }},
 
       // config.json fields: required, typed, in range.
@@ -419,9 +419,9 @@ std::vector<Case> cases() {
       {"GenerateTooManyTokens", "generate --model {M} --prompt-ids 1,2 --max-new-tokens 1000000000000",
        "--max-new-tokens"},
       {"GenerateTinyTemperature", "generate --model {M} --prompt-ids 1,2 --temperature 1e-320", "--temperature"},
-      {"SearchSpeedupInfinite", "search --config {C} --throughput none --min-speedup inf --output {X}/out",
+      {"SearchSpeedupInfinite", "search --config {C} --no-predict-speed --min-speedup inf --output {X}/out",
        "--min-speedup"},
-      {"SearchSeqLenZero", "search --config {C} --throughput none --seq-len 0 --output {X}/out", "--seq-len"},
+      {"SearchSeqLenZero", "search --config {C} --no-predict-speed --seq-len 0 --output {X}/out", "--seq-len"},
       {"InfoNegativePromptTokens", "info {C} --prompt-tokens -4", "--prompt-tokens"},
   };
 }

@@ -155,7 +155,7 @@ TEST_F(EvalTasksCli, MadeTaskIsDeterministicAndWhatItSays) {
     mp::test::write_text(dir.file("doc" + std::to_string(d) + ".txt"), text + words);
     docs += " " + dir.file("doc" + std::to_string(d) + ".txt");
   }
-  const std::string make = "data make-task --text" + docs + " --choices 3 --samples 25 --context-chars 40 --continuation-chars 12";
+  const std::string make = "data make-task --text-files" + docs + " --choices 3 --samples 25 --context-chars 40 --continuation-chars 12";
   auto r = run_cli(make + " --seed 5 --output " + dir.file("t1"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_EQ(run_cli(make + " --seed 5 --output " + dir.file("t2")).exit_code, 0);
@@ -198,7 +198,7 @@ TEST_F(EvalTasksCli, MadeTaskIsDeterministicAndWhatItSays) {
   }
   EXPECT_NE(slurp(dir.file("tc/task.json")).find("\"target_delimiter\": \"\""), std::string::npos);
   // One document cannot give wrong choices from other documents.
-  r = run_cli("data make-task --text " + dir.file("doc0.txt") + " --output " + dir.file("t4"));
+  r = run_cli("data make-task --text-files " + dir.file("doc0.txt") + " --output " + dir.file("t4"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("at least 2 documents"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir.file("t4")));
@@ -220,13 +220,13 @@ TEST_F(EvalTasksCli, SearchRanksCandidatesByATask) {
     return r;
   };
   run("data from-text " + dir.file("a.txt") + " --output " + dir.file("tok"));
-  run("data make-task --text " + dir.file("a.txt") + " " + dir.file("b.txt") +
+  run("data make-task --text-files " + dir.file("a.txt") + " " + dir.file("b.txt") +
       " --samples 12 --context-chars 60 --continuation-chars 20 --output " + dir.file("task"));
   run("score --model " + dir.file("model") + " --data " + dir.file("tok") + " --output " + dir.file("imp/importance.json") +
       " --samples 8 --layer-samples 4 --seq-len 64 --quiet");
   run("search --model " + dir.file("model") + " --importance " + dir.file("imp/importance.json") + " --data " +
       dir.file("tok") + " --eval-tokens 256 --seq-len 64 --mamba-layers 1:2 --attention-layers 1 --mlp-layers 1:2 " +
-      "--ffn-grid 24,48 --top 100 --quiet --rank-by task:" + dir.file("task/task.json") + " --output " + dir.file("out"));
+      "--ffn-hidden-size 24,48 --top 100 --quiet --rank-by task:" + dir.file("task/task.json") + " --output " + dir.file("out"));
   const auto j = nlohmann::json::parse(slurp(dir.file("out/candidates.json")));
   EXPECT_EQ(j["ranked_by"], "task_acc_norm");
   double prev = 2;

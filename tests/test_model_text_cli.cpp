@@ -1,4 +1,4 @@
-// Text through a model's own tokenizer: `generate --prompt` and `eval --text`, with a
+// Text through a model's own tokenizer: `generate --prompt` and `eval --text-files`, with a
 // tokenizer.json in the model folder (the hand-checked tiny byte-level BPE of
 // tokenizer_fixtures.h), bytes for a byte-level model without one, and the refusals.
 #include "data/tokenizer/tokenizer.h"
@@ -73,7 +73,7 @@ TEST_F(ModelTextCli, EvalTextEqualsEvalOnTheSameTextTokenizedByDataFromText) {
   ASSERT_EQ(d.exit_code, 0) << d.output;
   const std::string common = " --model " + m + " --seq-len 16 --samples 8 --json --quiet";
   auto by_data = run_cli("eval --data " + dir.file("tok") + common);
-  auto by_text = run_cli("eval --text " + dir.file("doc.txt") + common);
+  auto by_text = run_cli("eval --text-files " + dir.file("doc.txt") + common);
   ASSERT_EQ(by_data.exit_code, 0) << by_data.output;
   ASSERT_EQ(by_text.exit_code, 0) << by_text.output;
   EXPECT_EQ(json_of(by_data)["loss"], json_of(by_text)["loss"]);
@@ -89,7 +89,7 @@ TEST_F(ModelTextCli, TextWithoutAFittingTokenizerIsRefusedInOneLine) {
   // The fixture's ids go up to 260: too many for a 256-token model.
   const std::string small = model("small", 256, false);
   std::ofstream(dir.file("tokenizer.json")) << mp::test::tiny_byte_level_tokenizer().dump();
-  r = run_cli("eval --model " + small + " --text " + dir.file("tokenizer.json") + " --tokenizer " +
+  r = run_cli("eval --model " + small + " --text-files " + dir.file("tokenizer.json") + " --tokenizer " +
               dir.file("tokenizer.json"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("tokenizer ids go up to 260 but model"), std::string::npos) << r.output;
@@ -97,7 +97,7 @@ TEST_F(ModelTextCli, TextWithoutAFittingTokenizerIsRefusedInOneLine) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_cli("eval --model " + small);
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("give --data PREFIX or --text FILES"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("give --data PREFIX or --text-files FILES"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ TEST(CostModel, BudgetFileErrorsNameTheField) {
 TEST(Search, PaperSpaceContainsThePublished47B) {
   mp::ModelConfig parent = cfg("nemotron-h-56b");
   mp::SearchSpace space = mp::default_space(parent);
-  space.ffn = mp::parse_int_list("24576:32768:1024", "--ffn-grid");
+  space.ffn = mp::parse_int_list("24576:32768:1024", "--ffn-hidden-size");
   mp::SearchResult r = mp::run_search(parent, rtx5090(), space, {}, {});
   EXPECT_LT(r.seconds, 1.0);
   EXPECT_EQ(r.enumerated, 14 * 10 * 14 * 9);
@@ -84,7 +84,7 @@ TEST(Search, ImpossibleTargetsAreRefused) {
   space = mp::default_space(parent);
   space.mamba_heads = {100};  // not a multiple of the 8 groups
   EXPECT_THROW(mp::enumerate(space, parent), mp::Error);
-  EXPECT_THROW(mp::parse_int_list("10:5", "--ffn-grid"), mp::Error);  // empty grid
+  EXPECT_THROW(mp::parse_int_list("10:5", "--ffn-hidden-size"), mp::Error);  // empty grid
   auto r = mp::test::run_cli("search --config " + mp::test::source_path("configs/nemotron-h-56b") + " --budget " +
                              mp::test::source_path("configs/budgets/rtx5090-fp4-1m.json") +
                              " --max-memory-gib 5 --output /tmp/mp_never_written");
@@ -131,7 +131,7 @@ TEST(SearchRanking, RanksByKlAgainstTheParent) {
       " --samples 8 --layer-samples 4 --seq-len 64 --quiet");
   run("search --model " + dir.file("model") + " --importance " + dir.file("imp/importance.json") + " --data " +
       dir.file("tok") + " --eval-tokens 512 --seq-len 64 --mamba-layers 1:2 --attention-layers 1 --mlp-layers 1:2 " +
-      "--ffn-grid 32,64 --top 100 --finalists 2 --quiet --output " + dir.file("out"));
+      "--ffn-hidden-size 32,64 --top 100 --finalists 2 --quiet --output " + dir.file("out"));
   auto j = nlohmann::json::parse(mp::read_file(dir.file("out/candidates.json")));
   ASSERT_EQ(j["candidates"].size(), 8u);
   EXPECT_EQ(j["candidates"][0]["name"], "M2-A1-F2-ffn64-d32-q4-h4x8");

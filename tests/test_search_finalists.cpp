@@ -46,7 +46,7 @@ class SearchFinalists : public ::testing::Test {
   std::string search(const std::string& out) const {
     return "search --model " + dir.file("model") + " --importance " + dir.file("imp/importance.json") + " --data " +
            dir.file("tok") + " --eval-tokens 512 --seq-len 64 --mamba-layers 1:2 --attention-layers 1 --mlp-layers 1:2 " +
-           "--ffn-grid 32,64 --top 100 --finalists 3 --distill-tokens 1536 --recipe " + dir.file("recipe.json") +
+           "--ffn-hidden-size 32,64 --top 100 --finalists 3 --distill-tokens 1536 --recipe " + dir.file("recipe.json") +
            " --quiet --output " + dir.file(out);
   }
   void run(const std::string& args) const {

@@ -194,7 +194,7 @@ TEST(Throughput, SearchCliReportsPredictedSpeedAndRefusesAnImpossibleSpeedup) {
   m.card = "test card";
   mp::write_file_atomic(dir.file("t.json"), mp::throughput_to_json(m).dump(2));
   const std::string base = "search --config " + mp::test::source_path("configs/nemotron-h-8b/config.json") +
-                           " --throughput " + dir.file("t.json") + " --max-memory-gib 1000 --quiet";
+                           " --throughput-model " + dir.file("t.json") + " --max-memory-gib 1000 --quiet";
   auto r = mp::test::run_cli(base + " --output " + dir.file("out"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("speed predicted for test card"), std::string::npos) << r.output;
@@ -207,7 +207,7 @@ TEST(Throughput, SearchCliReportsPredictedSpeedAndRefusesAnImpossibleSpeedup) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("predicted speed-up >= 100"), std::string::npos) << r.output;
   r = mp::test::run_cli("search --config " + mp::test::source_path("configs/nemotron-h-8b/config.json") +
-                        " --throughput none --min-speedup 1.1 --output " + dir.file("none2"));
+                        " --no-predict-speed --min-speedup 1.1 --output " + dir.file("none2"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("throughput model"), std::string::npos) << r.output;
 }
