@@ -1,7 +1,8 @@
 // Parity with Hugging Face transformers' NemotronH: fixtures made by
 // scripts/parity/make_fixtures.py (tiny random models saved by transformers, several group
 // counts, state sizes, conv kernels, GQA/MQA/MHA, single-file and sharded; sequences shorter than
-// one chunk and several chunks long). Our fp32 logits must match to 1e-4 relative error.
+// one chunk and several chunks long). Our fp32 logits must match to 1e-5 relative error (measured:
+// at most 4.5e-7 on the CPU).
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -44,7 +45,7 @@ TEST(Parity, LogitsMatchTransformersFp32) {
       at::Tensor ref = logits->load(std::string("logits_") + tag);
       at::Tensor ours = mp::forward_logits(m, ids);
       double err = rel_err(ours, ref);
-      EXPECT_LT(err, 1e-4) << dir << " " << tag << " L=" << ids.size(1);
+      EXPECT_LT(err, 1e-5) << dir << " " << tag << " L=" << ids.size(1);
       std::printf("parity %s %s L=%ld rel err %.2e\n", fs::path(dir).filename().c_str(), tag,
                   static_cast<long>(ids.size(1)), err);
     }
