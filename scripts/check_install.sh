@@ -24,6 +24,11 @@ version=$("$mp" --version)
 [ "$(head -n1 <<<"$version")" = "minipuzzle $want" ] || fail "--version printed '$(head -n1 <<<"$version")', expected 'minipuzzle $want'"
 info=$("$mp" info "$config")
 grep -q "8.10 B" <<<"$info" || fail "info on the installed 8B config does not report 8.10 B parameters"
+# The installed binary predicts speed from the throughput model installed beside it: a copy whose
+# card is renamed must be the one it reads.
+sed -i 's/"card": "[^"]*"/"card": "installed model"/' "$prefix/share/minipuzzle/configs/throughput/h200-bf16.json"
+"$mp" info "$config" --predict-speed | grep -q "predicted on installed model" ||
+  fail "the installed binary does not read the throughput model under share/minipuzzle/configs"
 completion="$prefix/share/bash-completion/completions/minipuzzle"
 [ -f "$completion" ] || fail "no share/bash-completion/completions/minipuzzle in the installed tree"
 grep -q -- '--ffn-hidden-size' "$completion" || fail "the installed bash completion does not name search's options"

@@ -281,10 +281,19 @@ ThroughputSample sample_from_json(const nlohmann::json& j, const std::string& so
   return s;
 }
 
+// The configs installed beside the running binary (cmake --install puts them in
+// PREFIX/share/minipuzzle/configs, the binary in PREFIX/bin), else the source tree's.
 std::string default_throughput_path() {
+  const std::string file = "/throughput/h200-bf16.json";
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const std::filesystem::path installed = exe.parent_path() / ".." / "share" / "minipuzzle" / "configs";
+    if (std::filesystem::exists(installed.string() + file, ec)) return installed.string() + file;
+  }
 #ifdef MP_CONFIGS_DIR
-  const std::string p = std::string(MP_CONFIGS_DIR) + "/throughput/h200-bf16.json";
-  if (std::filesystem::exists(p)) return p;
+  const std::string p = std::string(MP_CONFIGS_DIR) + file;
+  if (std::filesystem::exists(p, ec)) return p;
 #endif
   return "";
 }
