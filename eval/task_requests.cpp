@@ -52,9 +52,10 @@ int64_t gold_index(const TaskSpec& t, const Document& d, int64_t num_choices) {
   } else {
     fail_input("{}: field '{}' is {}; expected the index of the right choice (an integer)", d.where, g.field, shown);
   }
+  // An unsigned integer above INT64_MAX reads as negative: the message shows the value as written.
   if (gold < 0 || gold >= num_choices)
-    fail_input("{}: field '{}' gives gold index {}, outside the {} choices [0, {})", d.where, g.field, gold, num_choices,
-               num_choices);
+    fail_input("{}: field '{}' gives gold index {}, outside the {} choices [0, {})", d.where, g.field,
+               v.is_number_integer() ? shown : std::to_string(gold), num_choices, num_choices);
   return gold;
 }
 

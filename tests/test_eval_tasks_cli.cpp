@@ -111,6 +111,8 @@ TEST_F(EvalTasksCli, BadInputIsOneLineExitTwoAndNoOutput) {
   // Gold out of range; answerKey not among the labels; empty choices; a missing field (file:line).
   mp::test::write_text(dir.file("piqa.jsonl"), R"({"goal": "g", "sol1": "a", "sol2": "b", "label": 2})" "\n");
   expect_refused("--tasks piqa=" + dir.file("piqa.jsonl"), {"piqa.jsonl:1", "'label'", "gold index 2", "[0, 2)"});
+  mp::test::write_text(dir.file("huge.jsonl"), R"({"goal": "g", "sol1": "a", "sol2": "b", "label": 18446744073709551615})" "\n");
+  expect_refused("--tasks piqa=" + dir.file("huge.jsonl"), {"huge.jsonl:1", "gold index 18446744073709551615"});
   mp::test::write_text(dir.file("arc.jsonl"), R"({"question": "q", "choices": {"text": ["a"], "label": ["A"]}, "answerKey": "B"})" "\n");
   expect_refused("--tasks arc_easy=" + dir.file("arc.jsonl"), {"arc.jsonl:1", "answerKey", "choices.label"});
   mp::test::write_text(dir.file("empty.jsonl"), R"({"question": "q", "choices": {"text": [], "label": []}, "answerKey": "A"})" "\n");
