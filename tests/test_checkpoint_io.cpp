@@ -4,6 +4,7 @@
 
 #include "common/atomic_output.h"
 #include "common/error.h"
+#include "tests/expect_error.h"
 #include "tests/test_util.h"
 
 #include <ATen/ATen.h>
@@ -19,17 +20,7 @@ using mp::test::ScratchDir;
 
 namespace {
 
-template <typename F>
-void expect_bad_input(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "expected mp::Error (bad input), nothing was thrown";
-  } catch (const mp::Error& e) {
-    EXPECT_EQ(e.kind(), mp::ErrorKind::BadInput) << e.what();
-    const std::string msg = e.what();
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
-  }
-}
+using mp::test::expect_bad_input;
 
 bool same_bytes(const at::Tensor& a, const at::Tensor& b) {
   if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;

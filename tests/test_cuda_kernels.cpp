@@ -7,6 +7,7 @@
 #include "kernels/ssd_scan.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "tests/tensor_checks.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -43,13 +44,7 @@ uint64_t fresh_seed() {
   return (uint64_t)std::chrono::steady_clock::now().time_since_epoch().count();
 }
 
-double rel_err(const at::Tensor& a, const at::Tensor& ref) {
-  at::Tensor d = a.cpu().to(at::kDouble), r = ref.cpu().to(at::kDouble);
-  if (!at::isfinite(d).all().item<bool>()) return INFINITY;  // NaN (poison) never passes
-  // An exactly-zero reference (dA when L = 1 and no initial state) is compared absolutely.
-  const double rn = r.norm().item<double>();
-  return (d - r).norm().item<double>() / (rn > 0 ? rn : 1.0);
-}
+using mp::test::rel_err;
 
 struct SsdCase {
   int64_t b, L, H, P, G, N, chunk;

@@ -9,6 +9,8 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "search/cost_model.h"
+#include "tests/tensor_checks.h"
+#include "tests/expect_error.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -55,10 +57,7 @@ mp::Model decode_model(const Case& k, uint64_t seed, at::ScalarType dtype = at::
   return m.to(at::kCPU, dtype);
 }
 
-double rel_err(const at::Tensor& a, const at::Tensor& ref) {
-  at::Tensor d = a.to(at::kDouble), r = ref.to(at::kDouble);
-  return (d - r).norm().item<double>() / r.norm().item<double>();
-}
+using mp::test::rel_err;
 
 at::Tensor ids_for(int64_t batch, int64_t len, uint64_t seed) {
   at::manual_seed(seed);
@@ -216,15 +215,7 @@ TEST(Decode, GatheredRowsContinueLikeTheirSource) {
   }
 }
 
-void expect_bad_input(const std::function<void()>& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no error";
-  } catch (const mp::Error& e) {
-    EXPECT_EQ(e.kind(), mp::ErrorKind::BadInput) << e.what();
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
-}
+using mp::test::expect_bad_input;
 
 TEST(Decode, MisuseIsOneClearErrorAndLeavesTheCacheUnchanged) {
   at::NoGradGuard ng;

@@ -13,6 +13,7 @@
 #include "eval/task_metrics.h"
 #include "eval/task_requests.h"
 #include "eval/task_spec.h"
+#include "tests/expect_error.h"
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>
@@ -108,15 +109,7 @@ TEST(EvalPrompts, PythonStringSemantics) {
   EXPECT_EQ(mp::eval::hellaswag_clean(" [header] A [title] B  [x] c [open\nd] "), " A. B  c [open\nd]");  // Python gives exactly this
 }
 
-void expect_bad_input(const std::function<void()>& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no error";
-  } catch (const mp::Error& e) {
-    EXPECT_EQ(e.kind(), mp::ErrorKind::BadInput) << e.what();
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-  }
-}
+using mp::test::expect_bad_input;
 
 TEST(EvalPrompts, TemplatesAndTaskFiles) {
   const nlohmann::json doc = {{"q", "  Why?  "}, {"s", "high_school_x"}, {"c", {{"t", {"a", "b"}}}}, {"n", 3}, {"b", true}};

@@ -3,6 +3,7 @@
 // i64 pointers, i64 doc indices), and one test per rejected corruption.
 #include "common/error.h"
 #include "data/indexed_dataset.h"
+#include "tests/expect_error.h"
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>
@@ -63,18 +64,7 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-// Runs fn, expects mp::Error of kind BadInput whose message contains every needle.
-void expect_bad_input(const std::function<void()>& fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected mp::Error(BadInput), nothing thrown";
-  } catch (const mp::Error& e) {
-    EXPECT_EQ(e.kind(), mp::ErrorKind::BadInput) << e.what();
-    for (const std::string& n : needles)
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-          << "message lacks '" << n << "': " << e.what();
-  }
-}
+using mp::test::expect_bad_input;
 
 bool dir_empty(const std::string& path) { return fs::is_empty(path); }
 

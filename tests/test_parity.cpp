@@ -6,6 +6,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "tests/tensor_checks.h"
 #include "tests/test_util.h"
 
 #include <ATen/ATen.h>
@@ -28,9 +29,7 @@ std::vector<std::string> fixture_cases() {
   return out;
 }
 
-double rel_err(const at::Tensor& a, const at::Tensor& ref) {
-  return ((a.to(at::kDouble) - ref.to(at::kDouble)).norm() / ref.to(at::kDouble).norm()).item<double>();
-}
+using mp::test::rel_err;
 
 TEST(Parity, FixturesArePresent) { EXPECT_GE(fixture_cases().size(), 3u); }
 

@@ -18,6 +18,7 @@
 #include "prune/apply.h"
 #include "prune/plan.h"
 #include "tests/prune_fixtures.h"
+#include "tests/tensor_checks.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -29,9 +30,7 @@ namespace {
 
 using mp::PruningPlan;
 
-double rel_err(const at::Tensor& a, const at::Tensor& b) {
-  return ((a.to(at::kDouble) - b.to(at::kDouble)).norm() / b.to(at::kDouble).norm()).item<double>();
-}
+using mp::test::rel_err;
 
 std::vector<int64_t> except(int64_t n, std::vector<int64_t> removed) {
   std::vector<int64_t> v;

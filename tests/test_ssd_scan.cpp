@@ -1,5 +1,6 @@
 // The chunked SSD scan against the plain sequential recurrence in float64.
 #include "kernels/ssd_scan.h"
+#include "tests/tensor_checks.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -24,9 +25,7 @@ ScanInputs random_inputs(int64_t b, int64_t L, int64_t H, int64_t P, int64_t G, 
   return in;
 }
 
-double rel_err(const at::Tensor& a, const at::Tensor& ref) {
-  return ((a.to(at::kDouble) - ref.to(at::kDouble)).norm() / ref.to(at::kDouble).norm()).item<double>();
-}
+using mp::test::rel_err;
 
 struct Case {
   int64_t b, L, H, P, G, N, chunk;
