@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdlib>
 
 namespace mp {
@@ -121,6 +122,15 @@ double read_number(const json& j, const char* key, const std::string& where, con
   return v.get<double>();
 }
 
+// A count (windows, tokens): a whole number from 0 to 2^53, so that it converts to int64 exactly.
+int64_t read_count(const json& j, const char* key, const std::string& where, const std::string& source) {
+  const double x = read_number(j, key, where, source);
+  if (!(x >= 0.0 && x <= 9007199254740992.0) || x != std::floor(x))
+    fail_input("{}: '{}{}' is {}, expected a whole number from 0 to 2^53", source, where, key,
+               json_brief(field(j, key, where, source)));
+  return static_cast<int64_t>(x);
+}
+
 }  // namespace
 
 Importance importance_from_json(const json& j, const std::string& source) {
@@ -137,9 +147,9 @@ Importance importance_from_json(const json& j, const std::string& source) {
   if (!fp.is_string()) fail_input("{}: 'fingerprint' must be a hex string", source);
   imp.fingerprint = std::strtoull(fp.get<std::string>().c_str(), nullptr, 16);
   const json& s = field(j, "settings", "", source);
-  imp.settings.samples = static_cast<int64_t>(read_number(s, "samples", "settings.", source));
-  imp.settings.layer_samples = static_cast<int64_t>(read_number(s, "layer_samples", "settings.", source));
-  imp.settings.seq_len = static_cast<int64_t>(read_number(s, "seq_len", "settings.", source));
+  imp.settings.samples = read_count(s, "samples", "settings.", source);
+  imp.settings.layer_samples = read_count(s, "layer_samples", "settings.", source);
+  imp.settings.seq_len = read_count(s, "seq_len", "settings.", source);
   imp.settings.seed = json_uint(field(s, "seed", "settings.", source), "settings.seed", source);
   imp.settings.aggregate_seq = json_string(field(s, "aggregate_seq", "settings.", source), "settings.aggregate_seq", source);
   imp.settings.aggregate_batch =
