@@ -8,17 +8,6 @@
 namespace mp::eval {
 namespace {
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to) {
-  std::string out;
-  size_t i = 0;
-  for (;;) {
-    const size_t at = s.find(from, i);
-    if (at == std::string::npos) return out + s.substr(i);
-    out += s.substr(i, at - i) + to;
-    i = at + from.size();
-  }
-}
-
 // re.sub(r"\[.*?\]", "", s): at each '[' the shortest run up to a ']' that crosses no newline
 // ('.' does not match one) is removed; a '[' with no such ']' stays.
 std::string remove_bracketed(const std::string& s) {
@@ -48,9 +37,9 @@ std::string text_field(const nlohmann::json& doc, const char* path, const std::s
 
 std::string hellaswag_clean(const std::string& text) {
   std::string t = py_strip(text);
-  t = replace_all(t, " [title]", ". ");
+  t = py_replace(t, " [title]", ". ");
   t = remove_bracketed(t);
-  return replace_all(t, "  ", " ");
+  return py_replace(t, "  ", " ");
 }
 
 std::vector<std::string> preprocessor_names() { return {"hellaswag", "winogrande", "lambada"}; }

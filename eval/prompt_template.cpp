@@ -120,17 +120,6 @@ Expression parse_expression(std::string_view inner, const std::string& where) {
   return e;
 }
 
-std::string py_replace(const std::string& s, const std::string& from, const std::string& to) {
-  std::string out;
-  size_t i = 0;
-  for (;;) {
-    const size_t at = s.find(from, i);
-    if (at == std::string::npos) return out + s.substr(i);
-    out += s.substr(i, at - i) + to;
-    i = at + from.size();
-  }
-}
-
 // Calls f(literal) and g(expression) in order over the template.
 template <typename Literal, typename Placeholder>
 void walk(std::string_view tmpl, const std::string& where, Literal f, Placeholder g) {

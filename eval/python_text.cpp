@@ -90,4 +90,15 @@ std::string py_join(const std::vector<std::string>& parts, std::string_view sep)
 
 bool py_startswith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
+std::string py_replace(const std::string& s, const std::string& from, const std::string& to) {
+  std::string out;
+  size_t i = 0;
+  for (;;) {
+    const size_t at = s.find(from, i);
+    if (at == std::string::npos) return out + s.substr(i);
+    out += s.substr(i, at - i) + to;
+    i = at + from.size();
+  }
+}
+
 }  // namespace mp::eval

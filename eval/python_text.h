@@ -18,6 +18,8 @@ namespace mp::eval {
 
 bool py_isspace(char32_t c);
 std::string py_strip(std::string_view s);
+// str.replace(from, to) for a non-empty `from`.
+std::string py_replace(const std::string& s, const std::string& from, const std::string& to);
 std::string py_rstrip(std::string_view s);
 std::string py_capitalize(std::string_view s);
 int64_t py_len(std::string_view s);
